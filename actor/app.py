@@ -1,0 +1,109 @@
+"""Wires one actor together: robot, weight client, sender and the control loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from actor.loop import ActorLoop, LoopConfig
+from actor.sender import Sender, SenderConfig
+from actor.weights import WeightClient
+from common import metrics
+from common.protocol import Hello
+from common.transport import parse_address
+from robots.base import ROBOTS, Robot
+
+log = logging.getLogger("actor")
+HANDSHAKE_WAIT_S = 3.0  # how long to wait for the learner's verdict before moving the robot anyway
+EXIT_REFUSED = 3
+
+
+@dataclass
+class ActorOptions:
+    """Everything `actor` needs."""
+
+    robot: str  # registered robot name
+    learner: str  # learner HOST:PORT
+    actor_id: str  # stable name of this actor
+    robot_options: dict[str, str] = field(default_factory=dict)  # robot factory options, as text
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    sender: SenderConfig = field(default_factory=SenderConfig)
+    metrics_port: int = 9401  # Prometheus /metrics (0: off)
+
+
+def make_robot(name: str, options: dict[str, str]) -> Robot:
+    """Build a registered robot; option values are converted from text to int/float/bool when they look like one."""
+    import robots  # noqa: F401  (registers every robot)
+
+    return ROBOTS.get(name)(**{key: _literal(value) for key, value in options.items()})
+
+
+def _literal(text: str) -> object:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], None]], None]) -> int:
+    """Run until the episodes are done or a signal arrives; returns the process exit code."""
+    robot = make_robot(options.robot, options.robot_options)
+    spec = robot.spec
+    if options.loop.time_scale != 1.0 and spec.metadata.get("simulated") != "true":
+        raise ValueError("--time-scale other than 1 is only for simulated robots")
+    task = getattr(robot, "task", None)
+    if task is None:
+        raise ValueError(f"robot {options.robot} has no task to run")
+    host, port = parse_address(options.learner)
+    metrics.serve(options.metrics_port)
+    weights = WeightClient(host, port, spec).start()
+    hello = Hello(options.actor_id, spec.name, spec.spec_hash, spec.to_json())
+    sender = Sender(host, port, hello, options.sender, on_weights=weights.offer).start()
+    loop = ActorLoop(robot, task, sender.submit, weights.take_newer, options.loop, options.actor_id)
+    install_signals(loop.request_stop)
+    try:
+        if _refused(sender):
+            return EXIT_REFUSED
+        threading.Thread(target=_stop_on_refusal, args=(sender, loop), daemon=True).start()
+        with robot:
+            robot.enable()
+            summaries = loop.run()
+        _report(summaries)
+    finally:
+        flushed = sender.close()
+        weights.close()
+        log.info("sender closed: %s", "everything acked" if flushed else f"{sender.outstanding()} unacked")
+    return EXIT_REFUSED if sender.refused_reason else 0
+
+
+def _refused(sender: Sender) -> bool:
+    """Wait briefly for the handshake so a refused actor never moves its robot."""
+    deadline = time.monotonic() + HANDSHAKE_WAIT_S
+    while time.monotonic() < deadline and not (sender.connected.is_set() or sender.refused.is_set()):
+        sender.refused.wait(timeout=0.05)
+    if sender.refused_reason:
+        log.error("the learner refused this actor: %s", sender.refused_reason)
+        return True
+    if not sender.connected.is_set():
+        log.warning("learner not answering yet; acting with the random policy and sending when it appears")
+    return False
+
+
+def _stop_on_refusal(sender: Sender, loop: ActorLoop) -> None:
+    sender.refused.wait()
+    loop.request_stop()
+
+
+def _report(summaries: list) -> None:
+    if not summaries:
+        return
+    successes = sum(s.success for s in summaries)
+    log.info("%d episodes, %d successes (%.0f%%)", len(summaries), successes, 100.0 * successes / len(summaries))

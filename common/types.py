@@ -1,0 +1,157 @@
+"""Transitions as the actor records them, and the column layout shared by the wire, replay and demo files.
+
+A *column* is one named array per transition (`action`, `reward`, `observation/image`, ...). Replay
+storage, the demo file format and the learner's decoding all use `transition_columns(spec)`, so the
+layout is defined exactly once.
+
+On the wire an observation is sent once per step: a batch carries the distinct observation rows
+(`rows/<key>`) and two index arrays saying which row is each transition's observation and next
+observation. `pack_transitions` / `unpack_transitions` convert between the two layouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from common.specs import ArraySpec, RobotSpec, SpecError
+
+Observation = dict[str, np.ndarray]
+
+# Per-transition scalar columns: name -> dtype.
+SCALAR_COLUMNS: dict[str, str] = {
+    "reward": "float32",
+    "terminated": "bool",  # a true end of the task (no bootstrap)
+    "truncated": "bool",  # the episode was cut (step limit, operator reset): bootstrap through it
+    "episode": "int64",  # the actor's episode counter
+    "step": "int32",  # step index inside the episode
+    "policy_version": "int32",  # weights version that chose the action; -1 = before any weights
+    "intervention": "bool",  # the operator, not the policy, chose the action
+    "evaluation": "bool",  # a deterministic evaluation episode
+}
+OBS_PREFIX = "observation/"
+NEXT_OBS_PREFIX = "next_observation/"
+ROW_PREFIX = "rows/"
+
+
+@dataclass
+class Transition:
+    """One control step as the actor saw it. `action` is the executed action, normalised to [-1, 1]."""
+
+    observation: Observation
+    action: np.ndarray
+    reward: float
+    terminated: bool
+    truncated: bool
+    next_observation: Observation
+    episode: int = 0
+    step: int = 0
+    policy_version: int = -1
+    intervention: bool = False
+    evaluation: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
+
+
+@dataclass
+class Batch:
+    """A training batch (torch tensors or numpy arrays), built by the learner's samplers."""
+
+    observation: dict
+    action: object
+    reward: object
+    terminated: object
+    next_observation: dict
+    is_demo: object  # 1.0 for rows drawn from the demonstration buffer
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.reward.shape[0])
+
+
+def transition_columns(spec: RobotSpec) -> dict[str, ArraySpec]:
+    """Every stored column for one transition of a robot with `spec`, with its per-row shape and dtype."""
+    columns: dict[str, ArraySpec] = {}
+    for key, obs_spec in spec.observation.items():
+        for prefix in (OBS_PREFIX, NEXT_OBS_PREFIX):
+            columns[prefix + key] = ArraySpec(prefix + key, obs_spec.shape, obs_spec.dtype)
+    columns["action"] = ArraySpec("action", spec.action.shape, "float32")
+    for name, dtype in SCALAR_COLUMNS.items():
+        columns[name] = ArraySpec(name, (), dtype)
+    return columns
+
+
+def split_observations(columns: Mapping[str, np.ndarray], prefix: str) -> Observation:
+    """The observation dict stored under `prefix` in a column mapping."""
+    return {k[len(prefix):]: v for k, v in columns.items() if k.startswith(prefix)}
+
+
+def pack_transitions(transitions: Sequence[Transition]) -> dict[str, np.ndarray]:
+    """Wire layout: distinct observation rows plus indexes, so consecutive steps share their frames."""
+    if not transitions:
+        raise ValueError("cannot pack an empty batch")
+    rows: list[Observation] = []
+    obs_index = np.empty(len(transitions), dtype=np.int32)
+    next_index = np.empty(len(transitions), dtype=np.int32)
+    for i, tr in enumerate(transitions):
+        if not rows or rows[-1] is not tr.observation:
+            rows.append(tr.observation)
+        obs_index[i] = len(rows) - 1
+        rows.append(tr.next_observation)
+        next_index[i] = len(rows) - 1
+    arrays: dict[str, np.ndarray] = {
+        ROW_PREFIX + key: np.stack([row[key] for row in rows]) for key in transitions[0].observation
+    }
+    arrays["obs_index"] = obs_index
+    arrays["next_obs_index"] = next_index
+    arrays["action"] = np.stack([np.asarray(tr.action, dtype=np.float32) for tr in transitions])
+    for name, dtype in SCALAR_COLUMNS.items():
+        arrays[name] = np.asarray([getattr(tr, name) for tr in transitions], dtype=dtype)
+    return arrays
+
+
+def unpack_transitions(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dict[str, np.ndarray]:
+    """Validate a packed batch against `spec` and expand it to per-transition columns.
+
+    Raises SpecError naming the first problem (missing or extra arrays, wrong shapes or dtypes,
+    indexes out of range, non-finite floats).
+    """
+    row_keys = {ROW_PREFIX + key for key in spec.observation}
+    expected = row_keys | {"obs_index", "next_obs_index", "action"} | set(SCALAR_COLUMNS)
+    if set(arrays) != expected:
+        raise SpecError(f"batch arrays {sorted(arrays)} != expected {sorted(expected)}")
+    count = arrays["action"].shape[0] if arrays["action"].ndim else 0
+    if count == 0:
+        raise SpecError("empty batch")
+    ArraySpec("action", (count,) + spec.action.shape, "float32").validate(arrays["action"])
+    if np.any(np.abs(arrays["action"]) > 1.0 + 1e-6):
+        raise SpecError("normalised actions must lie in [-1, 1]")
+    for name, dtype in SCALAR_COLUMNS.items():
+        ArraySpec(name, (count,), dtype).validate(arrays[name])
+    num_rows = _validate_rows(arrays, spec)
+    for name in ("obs_index", "next_obs_index"):
+        index = arrays[name]
+        ArraySpec(name, (count,), "int32").validate(index)
+        if index.min() < 0 or index.max() >= num_rows:
+            raise SpecError(f"{name} out of range [0, {num_rows})")
+    columns = {name: arrays[name] for name in ("action", *SCALAR_COLUMNS)}
+    for key in spec.observation:
+        rows = arrays[ROW_PREFIX + key]
+        columns[OBS_PREFIX + key] = rows[arrays["obs_index"]]
+        columns[NEXT_OBS_PREFIX + key] = rows[arrays["next_obs_index"]]
+    return columns
+
+
+def _validate_rows(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> int:
+    num_rows = None
+    for key, obs_spec in spec.observation.items():
+        rows = arrays[ROW_PREFIX + key]
+        if num_rows is None:
+            num_rows = rows.shape[0] if rows.ndim else 0
+        ArraySpec(key, (max(num_rows, 1),) + obs_spec.shape, obs_spec.dtype).validate(rows)
+    return int(num_rows or 0)

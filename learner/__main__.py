@@ -1,0 +1,106 @@
+"""`learner --algo NAME`: train from actors' transitions and publish weights back to them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+import torch
+
+from common.registry import UnknownNameError
+from common.transport import DEFAULT_PORT
+from learner.app import Learner, LearnerConfig, LocalRunConfig, install_signal_handlers
+from learner.train_loop import TrainConfig
+
+
+def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--set")
+        overrides[key] = value
+    return overrides
+
+
+def _algorithm_names() -> str:
+    from learner.algorithms import ALGORITHMS
+
+    return ", ".join(ALGORITHMS.names())
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--algo", default="sac", help="Algorithm to train (an unknown name lists all).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change an algorithm config field.")
+@click.option("--demo", default="", help="Demonstration file (.npz) for the demo buffer; also fixes the robot spec.")
+@click.option("--bind", default="127.0.0.1", help="Address to listen on; 0.0.0.0 to accept robots on the network.")
+@click.option("--port", default=DEFAULT_PORT, help="Transitions port; weights go out on PORT+1.")
+@click.option("--run-dir", default="runs/latest", help="Checkpoints, learning curve and logs.")
+@click.option("--device", default="auto", help="auto (CUDA if present), cpu, or cuda:N.")
+@click.option("--threads", default=2, help="Torch CPU threads.")
+@click.option("--seed", default=0)
+@click.option("--utd", default=1.0, help="Gradient updates per online transition received.")
+@click.option("--learning-starts", default=200, help="Online transitions before the first update.")
+@click.option("--publish-every", default=25, help="Updates between weight publications.")
+@click.option("--checkpoint-every", default=5000, help="Updates between checkpoints (0: only at the end).")
+@click.option("--max-updates", default=0, help="Stop after this many updates (0: no limit).")
+@click.option("--max-minutes", default=0.0, help="Stop training after this much wall time (0: no limit).")
+@click.option("--metrics-port", default=9400, help="Prometheus /metrics port (0: off).")
+@click.option("--local-actor", default="", metavar="ROBOT", help="Also start a simulated actor of ROBOT on this machine.")
+@click.option("--actor-arg", "actor_args", multiple=True, help="Extra argument for the local actor (repeatable).")
+@click.option("--stop-at-success", default=0.0, help="With --local-actor: stop once eval success reaches this.")
+@click.option("--stop-window", default=10, help="Evaluation episodes the stop rule looks at.")
+@click.option("--final-eval", default=20, help="With --local-actor: deterministic episodes evaluated at the end.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
+         checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, stop_at_success,
+         stop_window, final_eval, verbose) -> None:  # fmt: skip
+    """Receive transitions from actors, train ALGO, and publish policy weights to them.
+
+    One-machine example:  learner --demo robots/sim/demos/limo_ball_to_goal.npz --local-actor limo_sim
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s learner %(levelname)s %(message)s")  # fmt: skip
+    torch.set_num_threads(threads)
+    try:
+        config = LearnerConfig(
+            algo=algo, overrides=_parse_overrides(overrides), demo=demo, bind=bind, port=port, run_dir=run_dir,
+            device=device, threads=threads, seed=seed, max_minutes=max_minutes, metrics_port=metrics_port,
+            train=TrainConfig(utd, learning_starts, publish_every, checkpoint_every, max_updates),
+            local=LocalRunConfig(local_actor, list(actor_args), stop_at_success, stop_window, final_eval),
+        )  # fmt: skip
+        _check_algorithm(config)
+        learner = Learner(config)
+    except (UnknownNameError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    install_signal_handlers(learner)
+    summary = learner.run()
+    click.echo(format_summary(summary))
+    sys.exit(0)
+
+
+def _check_algorithm(config: LearnerConfig) -> None:
+    """Fail before listening if the algorithm or its overrides are unknown."""
+    from learner.algorithms import config_from_overrides
+
+    config_from_overrides(config.algo, config.overrides)
+
+
+def format_summary(summary: dict) -> str:
+    lines = ["", "=== Tandem run summary ==="]
+    if "final_eval_episodes" in summary:
+        lines.append(
+            f"final evaluation: {summary['final_eval_successes']}/{summary['final_eval_episodes']} successes "
+            f"({100 * summary['final_eval_success_rate']:.0f}%), mean {summary['final_eval_mean_steps']:.1f} steps"
+        )
+    for key in ("wall_time_s", "total_time_s", "env_steps", "updates", "policy_version", "curve_png", "episodes_csv"):
+        if key in summary:
+            lines.append(f"{key}: {summary[key]}")
+    lines.append(json.dumps(summary))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Wires the learner together: server, replay, algorithm, training loop, progress, optional local actors.
+
+The robot spec comes from the demonstration file when one is given, otherwise from the first actor
+that says Hello; replay and the algorithm are built from it then. Every later actor must match it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from common import metrics
+from common.episodes import load_episodes
+from common.protocol import EpisodeSummary
+from common.specs import RobotSpec
+from learner.algorithms import config_from_overrides, config_to_dict, make_algorithm
+from learner.checkpoint import save_checkpoint
+from learner.local_actors import LocalActor
+from learner.progress import EpisodeStats, live_line, write_curve
+from learner.replay.buffer import ReplayBuffer
+from learner.replay.demos import load_demo_columns
+from learner.server import LearnerServer
+from learner.train_loop import TrainConfig, TrainLoop, select_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalRunConfig:
+    """Simulated actors this learner starts itself (the one-machine default)."""
+
+    robot: str = ""  # robot name for `actor --robot` (empty: start none)
+    actor_args: list[str] = field(default_factory=list)  # extra `actor` arguments (task, time scale, eval blocks)
+    stop_at_success: float = 0.0  # end training once evaluation success reaches this (0: never)
+    stop_window: int = 10  # over this many most recent evaluation episodes
+    final_eval_episodes: int = 20  # deterministic episodes run by a fresh actor after training
+
+
+@dataclass
+class LearnerConfig:
+    """Everything `learner` needs; saved with every checkpoint."""
+
+    algo: str = "sac"  # registered algorithm name
+    overrides: dict = field(default_factory=dict)  # algorithm config fields to change (from --set)
+    demo: str = ""  # demonstration file loaded into the demo buffer
+    bind: str = "127.0.0.1"  # address to listen on (0.0.0.0 for robots on the network)
+    port: int = 5555  # transitions port; weights are published on port + 1
+    run_dir: str = "runs/latest"  # checkpoints, curves and logs go here
+    device: str = "auto"  # auto, cpu or cuda[:N]
+    threads: int = 2  # torch CPU threads
+    seed: int = 0  # seeds torch, numpy sampling and the algorithm
+    replay_capacity: int = 1_000_000  # online transitions kept
+    max_minutes: float = 0.0  # stop training after this much wall time (0: no limit)
+    metrics_port: int = 9400  # Prometheus /metrics port (0: off)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    local: LocalRunConfig = field(default_factory=LocalRunConfig)
+
+
+class Learner:
+    """The learner process's state; built lazily once the robot spec is known."""
+
+    def __init__(self, config: LearnerConfig) -> None:
+        self.config = config
+        self.run_dir = Path(config.run_dir)
+        self.device = select_device(config.device)
+        self.stats = EpisodeStats()
+        self.spec_ready = threading.Event()
+        self.stop = threading.Event()
+        self.replay: ReplayBuffer | None = None
+        self.loop: TrainLoop | None = None
+        self.server: LearnerServer | None = None
+        self._robot_of: dict[str, str] = {}
+
+    # ---- construction --------------------------------------------------------------------------
+    def build(self, spec: RobotSpec) -> None:
+        """Create replay, algorithm and training loop for `spec` (once)."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        self.replay = ReplayBuffer(spec, cfg.replay_capacity)
+        algorithm = make_algorithm(cfg.algo, spec, cfg.overrides, self.device, cfg.seed)
+        policy_config = config_to_dict(config_from_overrides(cfg.algo, cfg.overrides))
+        self.loop = TrainLoop(
+            algorithm, cfg.algo, policy_config, self.replay, self._publish, cfg.train, self.checkpoint, cfg.seed
+        )
+        if cfg.demo:
+            columns = load_demo_columns(cfg.demo, spec)
+            self.replay.add_demo(columns)
+            log.info("loaded %d demonstration transitions from %s", len(columns["reward"]), cfg.demo)
+        metrics.LEARNER_REPLAY_SIZE.labels("demo").set(self.replay.demo_size)
+        self.spec_ready.set()
+
+    def _publish(self, weights) -> None:
+        self.server.publish(weights)
+
+    def store(self, actor_id: str, columns: dict) -> None:
+        """Receive-thread callback: a validated batch goes into online replay."""
+        self.replay.add_online(columns)
+        self.loop.note_received(len(columns["reward"]))
+        self.stats.env_steps = self.loop.received
+        metrics.LEARNER_REPLAY_SIZE.labels("online").set(self.replay.online_size)
+
+    def on_episode(self, actor_id: str, summary: EpisodeSummary) -> None:
+        self.stats.add(actor_id, summary)
+
+    def start_server(self) -> None:
+        cfg = self.config
+        spec = None
+        if cfg.demo:
+            spec, _ = load_episodes(cfg.demo)
+            self.build(spec)
+        self.server = LearnerServer(cfg.bind, cfg.port, spec, self.store, self.on_episode, self.build).start()
+        log.info("listening on %s:%d (weights on %d)", cfg.bind, self.server.port, self.server.weights_port)
+
+    def checkpoint(self, loop: TrainLoop | None = None) -> Path | None:
+        if self.loop is None:
+            return None
+        state = {"algorithm": self.loop.algorithm.state_dict(), "train_loop": self.loop.state_dict(),
+                 "sequences": self.server.sequences.snapshot()}  # fmt: skip
+        return save_checkpoint(self.run_dir, self.loop.updates, state, config_as_dict(self.config))
+
+    # ---- running -------------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Serve, train until a stop condition, evaluate locally if asked, write results. Returns the summary."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(config_as_dict(self.config), indent=2))
+        metrics.serve(self.config.metrics_port)
+        self.start_server()
+        local = self._start_local_actor("train", self.config.local.actor_args)
+        started = time.monotonic()
+        try:
+            self._train(started, local)
+        finally:
+            if local:
+                local.stop()
+        summary = self._finish(started)
+        self.server.close()
+        return summary
+
+    def _start_local_actor(self, actor_id: str, args: list[str]) -> LocalActor | None:
+        if not self.config.local.robot:
+            return None
+        return LocalActor(actor_id, self.config.local.robot, self.server.port, self.run_dir / "logs", args)
+
+    def _train(self, started: float, local: LocalActor | None) -> None:
+        budget_s = self.config.max_minutes * 60 or None
+        with tqdm(total=budget_s, unit="s", bar_format=_BAR, mininterval=1 if sys.stderr.isatty() else 30) as bar:
+
+            def on_progress() -> None:
+                now = time.monotonic()
+                if now - getattr(on_progress, "last", 0.0) < 1.0:
+                    return
+                on_progress.last = now
+                bar.n = min(now - started, budget_s or now - started)
+                bar.set_postfix_str(self.progress_line(), refresh=True)
+                self._check_stop(started, local)
+
+            while not self.stop.is_set() and not self.spec_ready.wait(timeout=0.5):
+                on_progress()
+            if self.loop is not None:
+                self.loop.run(self.stop, on_progress)
+            bar.set_postfix_str(self.progress_line(), refresh=True)
+
+    def progress_line(self) -> str:
+        if self.loop is None:
+            return "waiting for the first actor"
+        return live_line(self.stats, self.loop.updates, self.loop.policy_version, self.replay.online_size)
+
+    def _check_stop(self, started: float, local: LocalActor | None) -> None:
+        cfg = self.config
+        if cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60:
+            log.info("time budget of %.1f minutes reached", cfg.max_minutes)
+            self.stop.set()
+        target, window = cfg.local.stop_at_success, cfg.local.stop_window
+        recent = self.stats.episodes(evaluation=True)[-window:]
+        if target and len(recent) >= window and sum(p.success for p in recent) / window >= target:
+            log.info("evaluation success %.0f%% over the last %d episodes: stopping", 100 * target, window)
+            self.stop.set()
+        if local and not local.alive():
+            log.error("local actor exited with %s:\n%s", local.process.returncode, local.tail())
+            self.stop.set()
+
+    def _finish(self, started: float) -> dict:
+        summary = {"wall_time_s": round(time.monotonic() - started, 1)}
+        if self.loop is not None:
+            self.loop.publish()  # the evaluated policy is exactly the final one
+            summary.update(self._final_evaluation())
+            summary.update(env_steps=self.loop.received, updates=self.loop.updates, policy_version=self.loop.policy_version)
+            self.checkpoint()
+        summary["total_time_s"] = round(time.monotonic() - started, 1)
+        csv_path, png_path = write_curve(self.stats, self.run_dir, f"{self.config.algo} on {self.config.local.robot or 'robots'}")
+        summary.update(curve_png=str(png_path), episodes_csv=str(csv_path))
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def _final_evaluation(self) -> dict:
+        episodes = self.config.local.final_eval_episodes
+        if not self.config.local.robot or episodes <= 0:
+            return {}
+        args = [*self.config.local.actor_args, "--eval-only", "--episodes", str(episodes)]
+        evaluator = self._start_local_actor("final-eval", args)
+        self.stats.wait_for_episodes(episodes, "final-eval", timeout_s=60.0 + 30.0 * episodes)
+        evaluator.stop()
+        results = self.stats.episodes(actor_id="final-eval")[:episodes]
+        successes = sum(p.success for p in results)
+        mean_steps = sum(p.steps for p in results) / max(len(results), 1)
+        return {"final_eval_episodes": len(results), "final_eval_successes": successes,
+                "final_eval_success_rate": successes / max(len(results), 1), "final_eval_mean_steps": mean_steps}  # fmt: skip
+
+
+_BAR = "{elapsed}<{remaining} {bar:20} {postfix}"
+
+
+def config_as_dict(config: LearnerConfig) -> dict:
+    return json.loads(json.dumps(asdict(config), default=str))
+
+
+def install_signal_handlers(learner: Learner) -> None:
+    """SIGINT/SIGTERM end training gracefully (a checkpoint is written on the way out)."""
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("received %s: finishing", signal.Signals(signum).name)
+        learner.stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,136 @@
+"""Episode statistics from the actors: success rates, the live progress line, and the learning curve."""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import metrics
+from common.protocol import EpisodeSummary
+
+WINDOW = 20  # episodes in a rolling success rate
+
+
+@dataclass
+class CurvePoint:
+    """One finished episode, as plotted."""
+
+    wall_s: float
+    env_steps: int
+    actor_id: str
+    evaluation: bool
+    success: bool
+    steps: int
+    policy_version: int
+
+
+class EpisodeStats:
+    """Thread-safe record of every finished episode (the receive thread adds, the main thread reads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self.points: list[CurvePoint] = []
+        self._recent: dict[tuple[str, bool], deque] = {}
+        self.env_steps = 0  # filled in by the caller from the replay counter
+        self._new_eval = threading.Condition(self._lock)
+
+    def add(self, actor_id: str, summary: EpisodeSummary, robot: str = "") -> None:
+        with self._lock:
+            point = CurvePoint(
+                time.monotonic() - self._start, self.env_steps, actor_id, summary.evaluation,
+                summary.success, summary.steps, summary.policy_version,
+            )  # fmt: skip
+            self.points.append(point)
+            recent = self._recent.setdefault((actor_id, summary.evaluation), deque(maxlen=WINDOW))
+            recent.append(summary.success)
+            mode = "eval" if summary.evaluation else "train"
+            metrics.LEARNER_EPISODE_SUCCESS.labels(actor_id, robot, mode).set(sum(recent) / len(recent))
+            self._new_eval.notify_all()
+
+    def success_rate(self, evaluation: bool, last: int = WINDOW, actor_id: str | None = None) -> float | None:
+        """Success over the last `last` episodes of that mode (None before the first one)."""
+        with self._lock:
+            chosen = [p.success for p in self.points if p.evaluation == evaluation and actor_id in (None, p.actor_id)]
+        chosen = chosen[-last:]
+        return sum(chosen) / len(chosen) if chosen else None
+
+    def episodes(self, evaluation: bool | None = None, actor_id: str | None = None) -> list[CurvePoint]:
+        with self._lock:
+            return [
+                p
+                for p in self.points
+                if evaluation in (None, p.evaluation) and actor_id in (None, p.actor_id)
+            ]
+
+    def wait_for_episodes(self, count: int, actor_id: str, timeout_s: float) -> bool:
+        """Block until `actor_id` has finished `count` episodes (or the timeout passes)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while sum(p.actor_id == actor_id for p in self.points) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._new_eval.wait(timeout=remaining):
+                    return sum(p.actor_id == actor_id for p in self.points) >= count
+        return True
+
+
+def live_line(stats: EpisodeStats, updates: int, version: int, replay_size: int) -> str:
+    """One-line progress summary for the terminal."""
+    train = stats.success_rate(evaluation=False)
+    evaluation = stats.success_rate(evaluation=True)
+
+    def pct(value: float | None) -> str:
+        return "  - " if value is None else f"{100 * value:3.0f}%"
+
+    return (
+        f"env steps {stats.env_steps:>7} | updates {updates:>7} | success train {pct(train)} "
+        f"eval {pct(evaluation)} | policy v{version} | replay {replay_size}"
+    )
+
+
+def write_curve(stats: EpisodeStats, run_dir: Path, title: str) -> tuple[Path, Path]:
+    """Write every episode to episodes.csv and the success curves to learning_curve.png."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = run_dir / "episodes.csv", run_dir / "learning_curve.png"
+    points = stats.episodes()
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["wall_s", "env_steps", "actor_id", "evaluation", "success", "steps", "policy_version"])
+        for p in points:
+            writer.writerow([f"{p.wall_s:.2f}", p.env_steps, p.actor_id, int(p.evaluation), int(p.success),
+                             p.steps, p.policy_version])  # fmt: skip
+    _plot(points, png_path, title)
+    return csv_path, png_path
+
+
+def _plot(points: list[CurvePoint], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for evaluation, label, style in ((False, "training episodes", "-"), (True, "evaluation episodes", "o-")):
+        chosen = [p for p in points if p.evaluation == evaluation]
+        if not chosen:
+            continue
+        window: deque = deque(maxlen=WINDOW)
+        xs, ys = [], []
+        for p in chosen:
+            window.append(p.success)
+            xs.append(p.env_steps)
+            ys.append(100.0 * sum(window) / len(window))
+        ax.plot(xs, ys, style, label=f"{label} (rolling {WINDOW})", markersize=3)
+    ax.set_xlabel("environment steps received by the learner")
+    ax.set_ylabel("success rate (%)")
+    ax.set_ylim(-5, 105)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

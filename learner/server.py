@@ -1,0 +1,256 @@
+"""The learner's network side: one thread owning the ROUTER (actors in) and the PUB (weights out).
+
+Per message from an actor: decode (never trusting the peer) -> handshake or session lookup ->
+validate against the spec -> exactly-once check by (actor_id, seq) -> replay -> ack. Anything bad is
+counted by reason and dropped; the thread itself never dies of a bad message.
+
+Weights are handed over by the training thread through an inproc socket (`publish`), so the PUB
+socket is only touched by this thread and the training thread never waits on the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import zmq
+
+from common import metrics
+from common.codec import DecodeError, decode, encode
+from common.protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    EpisodeSummary,
+    Heartbeat,
+    Hello,
+    TransitionBatch,
+    Weights,
+    WeightsRequest,
+    Welcome,
+)
+from common.specs import RobotSpec, SpecError
+from common.transport import Liveness, SequenceTracker, configure, tcp
+from common.types import unpack_transitions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Session:
+    """One connected actor, keyed by its socket identity."""
+
+    actor_id: str
+    robot: str
+    liveness: Liveness
+
+
+class LearnerServer:
+    """Accepts actors, stores their transitions exactly once and publishes weights.
+
+    `spec` may be None until the first actor says Hello (then that actor's spec is adopted and
+    `on_spec` is called); `store(actor_id, columns)` writes a validated batch into replay;
+    `on_episode(actor_id, summary)` receives episode summaries.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        spec: RobotSpec | None,
+        store: Callable[[str, dict], None],
+        on_episode: Callable[[str, EpisodeSummary], None] = lambda *_: None,
+        on_spec: Callable[[RobotSpec], None] = lambda _spec: None,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.spec = spec
+        self._store, self._on_episode, self._on_spec = store, on_episode, on_spec
+        self._context = context or zmq.Context.instance()
+        self._router = configure(self._context.socket(zmq.ROUTER), hwm=10_000)
+        self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self._pub = configure(self._context.socket(zmq.PUB), hwm=4)
+        self.port = self._bind(self._router, host, port)
+        self.weights_port = self._bind(self._pub, host, self.port + 1)
+        self._inbox_address = f"inproc://tandem-publish-{id(self)}"
+        self._inbox = self._context.socket(zmq.PAIR)
+        self._inbox.bind(self._inbox_address)
+        self._outbox = self._context.socket(zmq.PAIR)
+        self._outbox.connect(self._inbox_address)
+        self._outbox_lock = threading.Lock()
+        self.sequences = SequenceTracker()
+        self.sessions: dict[bytes, Session] = {}
+        self._latest_weights: list | None = None
+        self.latest_version = -1
+        self._last_reject_log: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tandem-server", daemon=True)
+
+    @staticmethod
+    def _bind(sock: zmq.Socket, host: str, port: int) -> int:
+        if port == 0:
+            return sock.bind_to_random_port(tcp(host, 0).rsplit(":", 1)[0])
+        sock.bind(tcp(host, port))
+        return port
+
+    # ---- called from other threads -------------------------------------------------------------
+    def start(self) -> "LearnerServer":
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5.0)
+        for sock in (self._outbox, self._inbox, self._router, self._pub):
+            sock.close(linger=0)
+
+    def publish(self, weights: Weights) -> None:
+        """Queue `weights` for publication to every actor (latest wins). Called by the training thread."""
+        frames = encode(weights)
+        with self._outbox_lock:
+            self._outbox.send_multipart(frames, copy=False)
+
+    # ---- the server thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._inbox, zmq.POLLIN)
+        while not self._stopping.is_set():
+            ready = dict(poller.poll(timeout=100))
+            if self._inbox in ready:
+                self._publish_pending()
+            if self._router in ready:
+                self._receive_all()
+            self._expire_sessions(time.monotonic())
+
+    def _publish_pending(self) -> None:
+        while True:
+            try:
+                frames = self._inbox.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._latest_weights = frames
+            header = decode(frames)
+            self.latest_version = header.version
+            self._pub.send_multipart(frames, copy=False)
+            metrics.LEARNER_POLICY_VERSION.set(header.version)
+            metrics.LEARNER_WEIGHTS_BYTES.set(sum(len(f.buffer) for f in frames))
+
+    def _receive_all(self, budget: int = 1000) -> None:
+        for _ in range(budget):  # bounded, so publishing and expiry still get their turn
+            try:
+                identity, *frames = self._router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue
+            self._handle_frames(identity.bytes, frames)
+
+    def _handle_frames(self, identity: bytes, frames: list) -> None:
+        try:
+            message = decode(frames)
+        except DecodeError as exc:
+            self._reject(exc.reason, f"from {identity.hex()}: {exc}")
+            return
+        if isinstance(message, Hello):
+            self._on_hello(identity, message)
+            return
+        session = self.sessions.get(identity)
+        if session is None:
+            self._reject("unknown_actor", f"{type(message).__name__} before Hello")
+            self._send(identity, Welcome(accepted=False, reason="no session; send Hello", rehello=True))
+            return
+        session.liveness.heard()
+        if isinstance(message, TransitionBatch):
+            self._on_batch(identity, session, message, sum(len(f.buffer) for f in frames))
+        elif isinstance(message, Heartbeat):
+            self._send(identity, Heartbeat(sent_at=time.time()))
+        elif isinstance(message, EpisodeSummary):
+            self._on_episode(session.actor_id, message)
+        elif isinstance(message, WeightsRequest):
+            if self._latest_weights is not None and self.latest_version > message.have_version:
+                self._router.send_multipart([identity, *self._latest_weights], copy=False)
+        else:
+            self._reject("unexpected_kind", type(message).__name__)
+
+    def _on_hello(self, identity: bytes, hello: Hello) -> None:
+        refusal = self._refusal(hello)
+        if refusal:
+            self._reject("handshake_refused", refusal)
+            learner_hash = self.spec.spec_hash if self.spec else ""
+            self._send(identity, Welcome(accepted=False, reason=refusal, learner_spec_hash=learner_hash))
+            return
+        for other, session in list(self.sessions.items()):
+            if session.actor_id == hello.actor_id and other != identity:
+                del self.sessions[other]  # a restarted actor takes over its id
+        self.sessions[identity] = Session(hello.actor_id, hello.robot, Liveness())
+        self.sessions[identity].liveness.heard()
+        if hello.first_unacked_seq > 0:
+            skipped = self.sequences.resume(hello.actor_id, hello.first_unacked_seq)
+            if skipped:
+                log.warning("actor %s: %d batches were never seen by this learner", hello.actor_id, skipped)
+        acked = self.sequences.acked(hello.actor_id)
+        self._send(identity, Welcome(True, "", acked, self.spec.spec_hash, self.latest_version))
+        metrics.LEARNER_ACTORS_CONNECTED.set(len(self.sessions))
+        log.info("actor %s (%s) connected; resumes after batch %d", hello.actor_id, hello.robot, acked)
+
+    def _refusal(self, hello: Hello) -> str:
+        if hello.protocol_version != PROTOCOL_VERSION:
+            return f"protocol version mismatch: actor {hello.protocol_version}, learner {PROTOCOL_VERSION}"
+        if self.spec is None:
+            try:
+                self.spec = RobotSpec.from_json(hello.spec_json)
+            except (SpecError, ValueError, KeyError, TypeError) as exc:
+                return f"unreadable robot spec: {exc}"
+            self._on_spec(self.spec)
+        if hello.spec_hash != self.spec.spec_hash:
+            return (
+                f"spec hash mismatch: actor {hello.robot} has {hello.spec_hash}, "
+                f"learner trains {self.spec.name} with {self.spec.spec_hash}"
+            )
+        return ""
+
+    def _on_batch(self, identity: bytes, session: Session, batch: TransitionBatch, size: int) -> None:
+        labels = (session.actor_id, session.robot)
+        verdict = self.sequences.classify(session.actor_id, batch.seq)
+        if verdict == "duplicate":
+            metrics.LEARNER_DUPLICATES.labels(*labels).inc()
+            self._send(identity, Ack(batch.seq))
+            return
+        if verdict == "gap":
+            self._reject("sequence_gap", f"{session.actor_id}: got {batch.seq}, "
+                                         f"expected {self.sequences.acked(session.actor_id) + 1}")  # fmt: skip
+            return
+        try:
+            columns = unpack_transitions(batch.arrays, self.spec)
+        except SpecError as exc:
+            self._reject("invalid_batch", f"{session.actor_id}: {exc}")
+            columns = None  # acked anyway: resending a batch that can never be valid helps nobody
+        if columns is not None:
+            self._store(session.actor_id, columns)
+            count = len(columns["reward"])
+            metrics.LEARNER_TRANSITIONS_RECEIVED.labels(*labels).inc(count)
+            metrics.LEARNER_BYTES_RECEIVED.labels(*labels).inc(size)
+            staleness = self.latest_version - columns["policy_version"]
+            for value in staleness[staleness >= 0]:
+                metrics.LEARNER_STALENESS.labels(*labels).observe(float(value))
+        self.sequences.commit(session.actor_id, batch.seq)
+        self._send(identity, Ack(batch.seq))
+
+    def _send(self, identity: bytes, message: object) -> None:
+        self._router.send_multipart([identity, *encode(message)], copy=False)
+
+    def _reject(self, reason: str, detail: str) -> None:
+        metrics.LEARNER_REJECTED.labels(reason).inc()
+        now = time.monotonic()
+        if now - self._last_reject_log.get(reason, -1e9) >= 1.0:  # a flood must not become a log flood
+            self._last_reject_log[reason] = now
+            log.warning("rejected message (%s): %s", reason, detail)
+
+    def _expire_sessions(self, now: float) -> None:
+        gone = [identity for identity, session in self.sessions.items() if session.liveness.is_gone(now)]
+        for identity in gone:
+            log.info("actor %s went silent; session closed", self.sessions.pop(identity).actor_id)
+        if gone:
+            metrics.LEARNER_ACTORS_CONNECTED.set(len(self.sessions))

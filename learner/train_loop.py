@@ -1,0 +1,147 @@
+"""The learner's training loop: sample per the algorithm's SamplingSpec, update, publish weights, checkpoint.
+
+The update rate follows the data: at most `utd_ratio` gradient updates per online transition received
+(so a slow robot is not over-fitted and a fast simulator is not starved), starting once
+`learning_starts` online transitions are in replay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from common import metrics
+from common.protocol import Weights
+from learner.algorithms.base import Algorithm
+from learner.replay.batches import to_torch
+from learner.replay.buffer import ReplayBuffer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """How often the learner updates, publishes and checkpoints."""
+
+    utd_ratio: float = 1.0  # gradient updates per online transition received
+    learning_starts: int = 200  # online transitions in replay before the first update
+    publish_every: int = 25  # updates between weight publications
+    checkpoint_every: int = 5000  # updates between checkpoints (0: only at the end)
+    max_updates: int = 0  # stop after this many updates (0: no limit)
+
+    def __post_init__(self) -> None:
+        if self.utd_ratio <= 0 or self.publish_every < 1:
+            raise ValueError("utd_ratio must be positive and publish_every at least 1")
+        if self.learning_starts < 0 or self.checkpoint_every < 0 or self.max_updates < 0:
+            raise ValueError("learning_starts, checkpoint_every and max_updates must be >= 0")
+
+
+class TrainLoop:
+    """Drives one algorithm from one replay buffer; `publish` sends weights to the actors."""
+
+    def __init__(
+        self,
+        algorithm: Algorithm,
+        algorithm_name: str,
+        policy_config: dict,
+        replay: ReplayBuffer,
+        publish: Callable[[Weights], None],
+        config: TrainConfig,
+        checkpoint: Callable[["TrainLoop"], None] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.algorithm, self.replay, self.config = algorithm, replay, config
+        self._publish = publish
+        self._checkpoint = checkpoint or (lambda _loop: None)
+        self._algorithm_name = algorithm_name
+        self._policy_config_json = json.dumps(policy_config, sort_keys=True)
+        self._rng = np.random.default_rng(seed)
+        self.updates = 0
+        self.policy_version = 0
+        self.last_metrics: dict[str, float] = {}
+        self.received = 0  # online transitions received (not capped by the replay capacity)
+        self.data_arrived = threading.Event()
+
+    def note_received(self, count: int) -> None:
+        """Called by the receive thread after storing `count` online transitions."""
+        self.received += count
+        self.data_arrived.set()
+
+    def updates_allowed(self) -> int:
+        """How many updates the data received so far permits."""
+        if self.received < self.config.learning_starts:
+            return 0
+        return int(self.received * self.config.utd_ratio)
+
+    def step(self) -> bool:
+        """Do one update if the data allows it; returns whether it did."""
+        if self.updates >= self.updates_allowed():
+            return False
+        batch = to_torch(self.replay.sample(self.algorithm.sampling, self._rng), self.algorithm.device)
+        start = time.perf_counter()
+        self.last_metrics = self.algorithm.update(batch)
+        metrics.LEARNER_UPDATE_SECONDS.observe(time.perf_counter() - start)
+        metrics.LEARNER_UPDATES.inc()
+        self.updates += 1
+        if self.updates == 1 or self.updates % self.config.publish_every == 0:
+            self.publish()
+        if self.config.checkpoint_every and self.updates % self.config.checkpoint_every == 0:
+            self._checkpoint(self)
+        return True
+
+    def publish(self) -> None:
+        """Send the current policy weights to every actor as the next version."""
+        self.policy_version += 1
+        tensors = {k: v.detach().to("cpu", copy=True).numpy() for k, v in self.algorithm.policy_state_dict().items()}
+        self._publish(
+            Weights(
+                version=self.policy_version,
+                algorithm=self._algorithm_name,
+                policy_config_json=self._policy_config_json,
+                spec_hash=self.algorithm.spec.spec_hash,
+                tensors=tensors,
+            )
+        )
+        for name, value in self.last_metrics.items():
+            metrics.LEARNER_TRAIN_METRIC.labels(name).set(value)
+
+    def run(self, stop: threading.Event, on_progress: Callable[[], None] = lambda: None) -> None:
+        """Update until `stop` is set or max_updates is reached; waits (on an event) when data is short."""
+        while not stop.is_set():
+            if self.config.max_updates and self.updates >= self.config.max_updates:
+                return
+            if not self.step():
+                self.data_arrived.wait(timeout=0.1)
+                self.data_arrived.clear()
+            on_progress()
+
+    def state_dict(self) -> dict:
+        return {
+            "updates": self.updates,
+            "policy_version": self.policy_version,
+            "received": self.received,
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = int(state["updates"])
+        self.policy_version = int(state["policy_version"])
+        self.received = int(state["received"])
+        self._rng.bit_generator.state = state["rng"]
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA when present, else CPU; never assume a GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but no CUDA device is available")
+    return device

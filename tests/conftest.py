@@ -1,0 +1,65 @@
+"""Shared fixtures: free ports, polling with a deadline (never sleeping to synchronise), metric reads."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Callable
+
+import pytest
+from prometheus_client import REGISTRY
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def free_port_pair() -> int:
+    """A port P such that P and P+1 are both free on loopback right now."""
+    for _ in range(200):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            if port >= 65534:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no free port pair found")
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float = 10.0, what: str = "condition") -> object:
+    """Poll `condition` until it returns something truthy; fail the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.01)  # poll interval, not synchronisation: the deadline decides
+
+
+def metric(name: str, **labels: str) -> float:
+    """Current value of a Prometheus sample (0.0 if it was never set)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port_pair()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--hardware", action="store_true", help="run tests that need a real robot")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--hardware"):
+        return
+    skip = pytest.mark.skip(reason="needs real hardware; run with --hardware")
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)

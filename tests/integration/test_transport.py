@@ -1,0 +1,201 @@
+"""Actor <-> learner over real ZeroMQ sockets on loopback: exactly-once delivery, restarts, weights, refusals."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import zmq
+
+from actor.sender import Sender, SenderConfig
+from actor.weights import WeightClient
+from common.codec import decode, encode
+from common.protocol import Ack, Hello, TransitionBatch, Weights, Welcome
+from common.transport import transitions_endpoint
+from common.types import Transition, pack_transitions
+from learner.algorithms import ALGORITHMS, config_from_overrides, config_to_dict
+from learner.server import LearnerServer
+from robots.fake import FakeRobot
+from tests.conftest import metric, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+SPEC = FakeRobot().spec
+
+
+class Store:
+    """What the learner put into replay, per actor, in arrival order."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.columns: dict[str, list[dict]] = {}
+
+    def __call__(self, actor_id: str, columns: dict) -> None:
+        with self.lock:
+            self.columns.setdefault(actor_id, []).append({k: np.array(v) for k, v in columns.items()})
+
+    def markers(self, actor_id: str) -> list[int]:
+        with self.lock:
+            return [int(x) for c in self.columns.get(actor_id, []) for x in c["observation/state"][:, 0]]
+
+
+def transitions(start: int, count: int) -> list[Transition]:
+    """Transitions whose observation carries a unique marker in its first element."""
+    out = []
+    for i in range(start, start + count):
+        obs = np.array([i, 0, 0, 0], np.float32)
+        out.append(Transition({"state": obs}, np.zeros(2, np.float32), 0.0, False, False, {"state": obs + 0.5}, step=i))
+    return out
+
+
+def hello(actor_id: str = "a1", spec=SPEC) -> Hello:
+    return Hello(actor_id, spec.name, spec.spec_hash, spec.to_json())
+
+
+@pytest.fixture
+def server(port):
+    store = Store()
+    srv = LearnerServer("127.0.0.1", port, SPEC, store).start()
+    srv.store_log = store
+    yield srv
+    srv.close()
+
+
+def send_all(port: int, actor_id: str, items: list[Transition], batch_size: int = 16) -> Sender:
+    sender = Sender("127.0.0.1", port, hello(actor_id), SenderConfig(batch_size=batch_size)).start()
+    for item in items:
+        assert sender.submit(item)
+    assert sender.close(flush_timeout_s=20.0), f"{sender.outstanding()} transitions never acked"
+    return sender
+
+
+def test_every_transition_arrives_exactly_once_with_its_content(server, port):
+    items = transitions(0, 500)
+    send_all(port, "a1", items)
+    assert server.store_log.markers("a1") == list(range(500))
+    first = server.store_log.columns["a1"][0]
+    assert np.allclose(first["next_observation/state"][0], items[0].next_observation["state"])
+
+
+def test_a_restarted_actor_resumes_its_sequence_without_loss_or_duplicates(server, port):
+    send_all(port, "a1", transitions(0, 200))
+    acked_before = server.sequences.acked("a1")
+    send_all(port, "a1", transitions(200, 150))  # a new process with the same actor id
+    assert server.store_log.markers("a1") == list(range(350))
+    assert server.sequences.acked("a1") > acked_before
+
+
+def test_two_actors_at_once_each_arrive_exactly_once(server, port):
+    threads = [threading.Thread(target=send_all, args=(port, name, transitions(0, 300))) for name in ("left", "right")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert server.store_log.markers("left") == list(range(300))
+    assert server.store_log.markers("right") == list(range(300))
+
+
+def raw_dealer(port: int) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 5000)
+    sock.connect(transitions_endpoint("127.0.0.1", port))
+    return sock
+
+
+def test_a_resent_batch_is_acked_but_stored_once(server, port):
+    sock = raw_dealer(port)
+    sock.send_multipart(encode(hello("dup")))
+    assert decode(sock.recv_multipart()).accepted
+    before = metric("tandem_learner_duplicate_batches_total", actor_id="dup", robot=SPEC.name)
+    batch = encode(TransitionBatch(1, pack_transitions(transitions(0, 4))))
+    for _ in range(3):
+        sock.send_multipart(batch)
+        assert decode(sock.recv_multipart()) == Ack(1)
+    assert server.store_log.markers("dup") == [0, 1, 2, 3]
+    assert metric("tandem_learner_duplicate_batches_total", actor_id="dup", robot=SPEC.name) == before + 2
+    sock.close()
+
+
+def test_a_different_spec_is_refused_naming_both_hashes(server, port):
+    other = FakeRobot(max_steps=20).spec
+    other = type(other)(other.name, other.observation, other.action, other.control_hz * 2)
+    sender = Sender("127.0.0.1", port, hello("wrong", other)).start()
+    assert sender.refused.wait(timeout=10)
+    assert other.spec_hash in sender.refused_reason and SPEC.spec_hash in sender.refused_reason
+    sender.close(flush_timeout_s=0.5)
+
+
+def test_another_protocol_version_is_refused_naming_both(server, port):
+    sock = raw_dealer(port)
+    sock.send_multipart(encode(Hello("old", SPEC.name, SPEC.spec_hash, SPEC.to_json(), protocol_version=99)))
+    welcome = decode(sock.recv_multipart())
+    assert isinstance(welcome, Welcome) and not welcome.accepted
+    assert "actor 99" in welcome.reason and "learner 1" in welcome.reason
+    sock.close()
+
+
+def test_hostile_messages_are_counted_and_the_server_lives_on(server, port):
+    sock = raw_dealer(port)
+    before = {r: metric("tandem_learner_rejected_messages_total", reason=r)
+              for r in ("malformed_header", "unknown_kind", "unknown_actor", "size_mismatch")}  # fmt: skip
+    sock.send_multipart([b"\x80\x03cposix\nsystem\n"])  # a pickle payload
+    sock.send_multipart([b"\x81\xa4kind\xa6pickle"])  # valid msgpack, not our header
+    sock.send_multipart(encode(Ack(3)))  # valid message, but no Hello first
+    header, _payload = encode(TransitionBatch(1, {"x": np.zeros(16, np.uint8)}))
+    sock.send_multipart([header, b"short"])  # truncated array frame
+    wait_until(lambda: metric("tandem_learner_rejected_messages_total", reason="size_mismatch")
+               > before["size_mismatch"], what="the truncated frame to be counted")  # fmt: skip
+    assert metric("tandem_learner_rejected_messages_total", reason="malformed_header") >= before["malformed_header"] + 2
+    assert metric("tandem_learner_rejected_messages_total", reason="unknown_actor") == before["unknown_actor"] + 1
+    send_all(port, "after", transitions(0, 20))  # still serving
+    assert server.store_log.markers("after") == list(range(20))
+    sock.close()
+
+
+def make_weights(version: int) -> Weights:
+    config = config_from_overrides("sac", {})
+    policy = ALGORITHMS.get("sac").make_policy(config, SPEC)
+    tensors = {k: v.detach().numpy().copy() for k, v in policy.state_dict().items()}
+    import json
+
+    return Weights(version, "sac", json.dumps(config_to_dict(config)), SPEC.spec_hash, tensors)
+
+
+def test_published_weights_reach_a_subscribed_actor(server, port):
+    client = WeightClient("127.0.0.1", port, SPEC).start()
+    sender = Sender("127.0.0.1", port, hello("w"), on_weights=client.offer).start()
+    assert sender.connected.wait(timeout=10)
+    for version in range(1, 50):  # PUB drops until the subscription lands; keep publishing until one arrives
+        server.publish(make_weights(version))
+        if client.take_newer(-1) is not None:
+            break
+        wait_until(lambda: server.latest_version == version, what="publication")
+    policy = wait_until(lambda: client.take_newer(-1), what="weights at the actor")
+    assert policy.version >= 1
+    action = policy.act({"state": np.zeros(4, np.float32)}, deterministic=True)
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1)
+    sender.close(flush_timeout_s=1)
+    client.close()
+
+
+def test_a_late_actor_gets_the_latest_weights_at_connect(server, port):
+    server.publish(make_weights(7))
+    wait_until(lambda: server.latest_version == 7, what="publication")
+    client = WeightClient("127.0.0.1", port, SPEC).start()
+    sender = Sender("127.0.0.1", port, hello("late"), on_weights=client.offer).start()
+    policy = wait_until(lambda: client.take_newer(-1), what="the 'latest please' answer")
+    assert policy.version == 7
+    sender.close(flush_timeout_s=1)
+    client.close()
+
+
+def test_weights_with_the_wrong_schema_are_refused_by_the_actor(server, port):
+    bad = make_weights(3)
+    name = next(iter(bad.tensors))
+    bad.tensors[name] = np.zeros((1, 1), np.float32)
+    client = WeightClient("127.0.0.1", port, SPEC).start()
+    client.offer(bad)
+    wait_until(lambda: client.rejected == 1, what="the refusal")
+    assert client.take_newer(-1) is None
+    client.close()

@@ -1,0 +1,130 @@
+"""Specs (hash, validation, action normalisation) and the packed wire layout of transitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.episodes import episode_bounds, load_episodes, save_episodes
+from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec, SpecError
+from common.types import Transition, pack_transitions, unpack_transitions
+
+
+def make_spec(low=(-0.5, -1.5), high=(0.5, 1.5), hz=10.0) -> RobotSpec:
+    return RobotSpec(
+        "limo_sim",
+        {"state": ArraySpec("state", (3,)), "image": ImageSpec("image", (8, 8, 1))},
+        BoundedSpec("action", (2,), "float32", low, high),
+        hz,
+        {"simulated": "true"},
+    )
+
+
+def make_transitions(spec: RobotSpec, count: int, episode_end: int | None = None) -> list[Transition]:
+    rng = np.random.default_rng(0)
+
+    def obs(i: int) -> dict:
+        return {"state": np.full(3, i, np.float32), "image": rng.integers(0, 255, (8, 8, 1), dtype=np.uint8)}
+
+    current, out = obs(0), []
+    for i in range(count):
+        nxt = obs(i + 1)
+        done = i == episode_end
+        out.append(Transition(current, rng.uniform(-1, 1, 2).astype(np.float32), float(done), done, False, nxt, step=i))
+        current = obs(1000 + i) if done else nxt
+    return out
+
+
+def test_spec_hash_is_stable_and_sensitive_to_what_matters():
+    spec = make_spec()
+    assert spec.spec_hash == RobotSpec.from_json(spec.to_json()).spec_hash
+    assert spec.spec_hash != make_spec(high=(0.6, 1.5)).spec_hash
+    assert spec.spec_hash != make_spec(hz=20.0).spec_hash
+    relabelled = RobotSpec(spec.name, spec.observation, spec.action, spec.control_hz, {"note": "x"})
+    assert relabelled.spec_hash == spec.spec_hash  # metadata does not change compatibility
+
+
+def test_action_normalisation_round_trips_and_clips():
+    spec = make_spec()
+    physical = np.array([0.25, -0.75], np.float32)
+    assert np.allclose(spec.denormalize_action(spec.normalize_action(physical)), physical)
+    assert np.allclose(spec.denormalize_action(np.array([5.0, -5.0])), [0.5, -1.5])
+    assert np.allclose(spec.normalize_action(np.array([0.5, -1.5])), [1.0, -1.0])
+
+
+def test_observation_validation_names_the_problem():
+    spec = make_spec()
+    good = {"state": np.zeros(3, np.float32), "image": np.zeros((8, 8, 1), np.uint8)}
+    spec.validate_observation(good)
+    with pytest.raises(SpecError, match="state"):
+        spec.validate_observation({**good, "state": np.zeros(4, np.float32)})
+    with pytest.raises(SpecError, match="NaN"):
+        spec.validate_observation({**good, "state": np.array([0, np.nan, 0], np.float32)})
+    with pytest.raises(SpecError, match="keys"):
+        spec.validate_observation({"state": good["state"]})
+
+
+def test_bad_specs_are_refused():
+    with pytest.raises(SpecError):
+        BoundedSpec("a", (2,), "float32", (1.0, 0.0), (0.0, 1.0))
+    with pytest.raises(SpecError):
+        ImageSpec("img", (8, 8), "uint8")
+    with pytest.raises(SpecError):
+        ArraySpec("x", (2,), "object")
+
+
+def test_packing_sends_each_observation_once_within_a_batch():
+    spec = make_spec()
+    transitions = make_transitions(spec, 10)
+    packed = pack_transitions(transitions)
+    assert packed["rows/image"].shape[0] == 11  # 10 steps share 11 frames
+    columns = unpack_transitions(packed, spec)
+    for i, tr in enumerate(transitions):
+        assert np.array_equal(columns["observation/image"][i], tr.observation["image"])
+        assert np.array_equal(columns["next_observation/image"][i], tr.next_observation["image"])
+        assert np.array_equal(columns["action"][i], tr.action)
+
+
+def test_packing_across_an_episode_end_keeps_both_observations():
+    spec = make_spec()
+    transitions = make_transitions(spec, 6, episode_end=2)
+    columns = unpack_transitions(pack_transitions(transitions), spec)
+    assert columns["terminated"].tolist() == [False, False, True, False, False, False]
+    assert np.array_equal(columns["observation/state"][3], transitions[3].observation["state"])
+    assert np.array_equal(columns["next_observation/state"][2], transitions[2].next_observation["state"])
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda a: a.pop("reward"), "expected"),
+        (lambda a: a.update(obs_index=a["obs_index"] + 100), "out of range"),
+        (lambda a: a.update(action=a["action"] * 5), r"\[-1, 1\]"),
+        (lambda a: a.update({"rows/state": a["rows/state"].astype(np.float64)}), "state"),
+        (lambda a: a.update(reward=a["reward"][:-1]), "reward"),
+    ],
+)
+def test_unpack_rejects_inconsistent_batches(corrupt, message):
+    spec = make_spec()
+    arrays = dict(pack_transitions(make_transitions(spec, 4)))
+    corrupt(arrays)
+    with pytest.raises(SpecError, match=message):
+        unpack_transitions(arrays, spec)
+
+
+def test_demo_file_round_trip(tmp_path):
+    spec = make_spec()
+    transitions = make_transitions(spec, 5, episode_end=4)
+    path = save_episodes(tmp_path / "demo.npz", spec, transitions)
+    loaded_spec, columns = load_episodes(path)
+    assert loaded_spec.spec_hash == spec.spec_hash
+    assert columns["terminated"].tolist() == [False] * 4 + [True]
+    assert np.array_equal(columns["observation/image"][2], transitions[2].observation["image"])
+    assert episode_bounds(np.array([3, 3, 4, 4, 4, 9])) == [(0, 2), (2, 5), (5, 6)]
+
+
+def test_a_non_tandem_npz_is_refused(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, x=np.zeros(3))
+    with pytest.raises(SpecError, match="format version"):
+        load_episodes(path)
