@@ -1,0 +1,103 @@
+"""A dependency-free, deterministic robot for tests and CLI smoke runs.
+
+A point in the plane whose velocity is the action: `state = [x, y, vx, vy]`, and each `send_action`
+integrates one control period (1 / control_hz seconds), independent of wall time. `FakeTask` rewards
+reaching a small disc ahead of the start. Same seed, same actions -> same observations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from common.specs import ArraySpec, BoundedSpec, RobotSpec
+from common.types import Observation
+from robots.base import ROBOTS, Robot, Task
+from robots.lifecycle import Lifecycle
+from robots.safety import ActionSafety
+
+FAKE_CONTROL_HZ = 50.0
+
+
+class FakeTask(Task):
+    """Reward 1 and terminate when the fake robot's position is inside the goal disc."""
+
+    def __init__(self, goal=(0.3, 0.0), goal_radius: float = 0.1, max_steps: int = 20) -> None:
+        if max_steps <= 0:
+            raise ValueError(f"max_steps must be positive, got {max_steps}")
+        self.goal = np.asarray(goal, dtype=np.float32)
+        self.goal_radius = float(goal_radius)
+        self.max_steps = int(max_steps)
+
+    def reset(self, robot: Robot) -> Observation:
+        return robot.reset()
+
+    def reward(self, observation: Observation) -> tuple[float, bool]:
+        position = observation["state"][:2]
+        reached = float(np.linalg.norm(position - self.goal)) <= self.goal_radius
+        return (1.0, True) if reached else (0.0, False)
+
+
+@ROBOTS.register("fake")
+class FakeRobot(Robot):
+    """A seeded point robot: observation {"state": float32[4]}, action 2-d velocity in [-1, 1]."""
+
+    def __init__(self, *, seed: int = 0, max_steps: int = 20, start_jitter: float = 0.05) -> None:
+        self._spec = RobotSpec(
+            name="fake",
+            observation={"state": ArraySpec("state", (4,), "float32")},
+            action=BoundedSpec("action", (2,), "float32", low=(-1.0, -1.0), high=(1.0, 1.0)),
+            control_hz=FAKE_CONTROL_HZ,
+            metadata={"simulated": "true"},
+        )
+        self.task = FakeTask(max_steps=max_steps)
+        self.safety = ActionSafety(self._spec.action)
+        self._lifecycle = Lifecycle("fake")
+        self._rng = np.random.default_rng(seed)
+        self._start_jitter = float(start_jitter)
+        self._position = np.zeros(2, dtype=np.float32)
+        self._velocity = np.zeros(2, dtype=np.float32)
+        self.stop_count = 0  # how many times stop() halted motion (tests read it)
+
+    @property
+    def spec(self) -> RobotSpec:
+        return self._spec
+
+    def connect(self) -> None:
+        self._lifecycle.connect()
+
+    def enable(self) -> None:
+        self._lifecycle.enable()
+
+    def reset(self) -> Observation:
+        with self._lifecycle.lock:
+            self._lifecycle.require_connected("reset")
+            jitter = self._rng.uniform(-self._start_jitter, self._start_jitter, size=2)
+            self._position = jitter.astype(np.float32)
+            self._velocity = np.zeros(2, dtype=np.float32)
+            return self._observe()
+
+    def get_observation(self) -> Observation:
+        with self._lifecycle.lock:
+            self._lifecycle.require_connected("get_observation")
+            return self._observe()
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        with self._lifecycle.lock:
+            self._lifecycle.require_enabled("send_action")
+            executed, _ = self.safety.apply(action)
+            self._velocity = executed.astype(np.float32)
+            self._position = (self._position + self._velocity / FAKE_CONTROL_HZ).astype(np.float32)
+            return executed
+
+    def stop(self) -> None:
+        with self._lifecycle.lock:
+            self._velocity = np.zeros(2, dtype=np.float32)
+            self.stop_count += 1
+
+    def disconnect(self) -> None:
+        with self._lifecycle.lock:
+            self.stop()
+            self._lifecycle.disconnect()
+
+    def _observe(self) -> Observation:
+        return {"state": np.concatenate([self._position, self._velocity]).astype(np.float32)}
