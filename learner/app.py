@@ -75,6 +75,7 @@ class Learner:
         self.stats = EpisodeStats()
         self.spec_ready = threading.Event()
         self.stop = threading.Event()
+        self.interrupted = threading.Event()  # stopped by a signal: checkpoint and exit, skip the final evaluation
         self.replay: ReplayBuffer | None = None
         self.loop: TrainLoop | None = None
         self.server: LearnerServer | None = None
@@ -203,7 +204,7 @@ class Learner:
 
     def _final_evaluation(self) -> dict:
         episodes = self.config.local.final_eval_episodes
-        if not self.config.local.robot or episodes <= 0:
+        if not self.config.local.robot or episodes <= 0 or self.interrupted.is_set():
             return {}
         args = [*self.config.local.actor_args, "--eval-only", "--episodes", str(episodes)]
         evaluator = self._start_local_actor("final-eval", args)
@@ -227,7 +228,8 @@ def install_signal_handlers(learner: Learner) -> None:
     """SIGINT/SIGTERM end training gracefully (a checkpoint is written on the way out)."""
 
     def handler(signum: int, _frame: object) -> None:
-        log.info("received %s: finishing", signal.Signals(signum).name)
+        log.info("received %s: checkpointing and exiting", signal.Signals(signum).name)
+        learner.interrupted.set()
         learner.stop.set()
 
     signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,249 @@
+"""SigEnt-SAC (Wu, Hu, Zhang): sigmoid-bounded entropy, gated behaviour cloning and a simplified CQL term.
+
+Equations of §4 of the paper, under its names:
+  Eq. 1  s_i = -log pi_i(a_i|s)  (per-dimension surprisal of the tanh-Gaussian, tanh Jacobian included)
+         h_i = h_max * sigmoid((s_i - m) / t),   H_sig = sum_i h_i   in (0, d * h_max)
+  Eq. 5  y = r + gamma (1 - d) [min_k Q'_k(s', a') + alpha H_sig(s', a')],  a' ~ pi(.|s') sampled fresh
+  Eq. 6  L_TD = sum_k (Q_k(s, a) - y)^2
+  Eq. 7  R_CQL = logsumexp_j Q_k(s, a~_j) - Q_k(s, a)   (beta = 1)
+  Eq. 8  L_Q = L_TD + lambda_ood * R_CQL
+  Eq. 4  L_pi = E_s[-min_k Q_k(s, a~) - alpha H_sig(s, a~)] + lambda * L_BC
+  Eq. 3, 9  L_BC = g * (1/d) ||tanh(mu(s_e)) - a_e||^2 over expert rows,  g = 1[(1/d)||.||^2 > eps^2], no gradient
+
+Choices the paper leaves open (see ../shared/reference/algorithms.md §1):
+  * The data action IS inside the log-sum-exp, so R_CQL >= 0 and its pull on Q(s, a) vanishes once the
+    data action dominates: the regulariser can only lower out-of-distribution values relative to the
+    data, never push the data value up without bound (dropping it made CQL diverge for og-marl).
+  * Actions sampled at s' are scored at s, like the sampled-at-s ones: the log-sum-exp is over actions
+    at one state; the s' samples only widen the proposal set (the reference CQL does the same).
+  * alpha is fixed: H_sig is bounded, so there is no target entropy to tune towards; `m` is set from a
+    target standard deviation (the follow-up paper's parameterisation).
+  * Rewards are shifted to -1/0 by default (reward_bias = -1): with a strictly positive entropy bonus
+    and success ending the episode, a +1/0 reward lets "never finish, keep collecting the bonus"
+    outvalue success once alpha * d * h_max / (1 - gamma) exceeds the success reward.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from common.specs import RobotSpec
+from common.types import Batch
+from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
+from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
+from learner.networks.distributions import TanhGaussian
+from learner.networks.policies import TanhGaussianPolicy
+
+
+@dataclass(frozen=True)
+class SigEntSACConfig:
+    """Hyper-parameters of SigEnt-SAC. The paper publishes none of them; each choice is explained here."""
+
+    h_max: float = 1.0
+    """Upper bound of each dimension's entropy bonus h_i (Eq. 1); with alpha it sets the bonus scale."""
+    target_std: float = 0.1
+    """Policy std at which h_i = h_max / 2; m = 0.5 log(2 pi e target_std^2) (SCQ sweeps 0.03-0.10)."""
+    temperature_t: float = 1.0
+    """Sigmoid temperature t of Eq. 1 (nats of surprisal per unit of the sigmoid's argument)."""
+    alpha: float = 0.05
+    """Fixed bonus weight; alpha * d * h_max stays well below the -1 step reward so success still pays."""
+    bc_weight: float = 2.5
+    """lambda of Eq. 4: weight of the gated BC term (comparable to the Q term at |Q| ~ tens)."""
+    bc_epsilon: float = 0.1
+    """epsilon of Eq. 3: BC is off for an expert row once the RMS mean-action error is within it."""
+    ood_weight: float = 0.1
+    """lambda_ood of Eq. 8: weight of the simplified CQL regulariser."""
+    ood_actions: int = 1
+    """n of Eq. 7: actions sampled from pi at s and again at s' (2n in the LSE); each costs a critic pass."""
+    reward_scale: float = 1.0
+    """Rewards are r * reward_scale + reward_bias before use."""
+    reward_bias: float = -1.0
+    """-1 turns the sparse 1/0 reward into 0/-1 so that finishing the task is always worth it."""
+    batch_size: int = 256
+    """Transitions per update."""
+    demo_ratio: float = 0.5
+    """Fraction of each batch from the demo buffer (Algorithm 1: expert batch + online batch)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak step of the target critics after every update."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics and the observation encoder."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden widths of the actor and every critic."""
+    num_critics: int = 2
+    """Twin critics (the paper's min over i of Q'_i)."""
+    critic_layer_norm: bool = True
+    """LayerNorm in the critics: keeps Q bounded off the data, as in RLPD."""
+    log_std_min: float = -10.0
+    """Lower clamp of the actor's log std (exp(-10) is already deterministic for the robot)."""
+    log_std_max: float = 2.0
+    """Upper clamp of the actor's log std."""
+    max_grad_norm: float = 0.0
+    """Clip each optimiser's gradient norm to this; 0 = off."""
+    image_feature_dim: int = 50
+    """Features from the conv encoder per camera."""
+
+    def __post_init__(self) -> None:
+        positive = ("h_max", "target_std", "temperature_t", "bc_epsilon", "reward_scale", "actor_lr", "critic_lr")
+        bad = [name for name in positive if getattr(self, name) <= 0]
+        bad += [name for name in ("alpha", "bc_weight", "ood_weight", "max_grad_norm") if getattr(self, name) < 0]
+        if self.ood_actions < 1 or self.batch_size < 1 or self.num_critics < 1:
+            bad.append("ood_actions/batch_size/num_critics must be >= 1")
+        if not (0 <= self.demo_ratio <= 1 and 0 <= self.gamma < 1 and 0 < self.tau <= 1):
+            bad.append("demo_ratio in [0,1], gamma in [0,1), tau in (0,1]")
+        if bad:
+            raise ValueError(f"invalid SigEnt-SAC config: {', '.join(bad)}")
+
+    @property
+    def surprisal_midpoint(self) -> float:
+        """m of Eq. 1: the expected per-dimension surprisal of a Gaussian with std target_std."""
+        return 0.5 * math.log(2 * math.pi * math.e * self.target_std**2)
+
+
+# --- losses, named after the paper's equations -----------------------------------------------------
+
+
+def sigmoid_bounded_entropy(log_prob_per_dim: torch.Tensor, h_max: float, m: float, t: float) -> torch.Tensor:
+    """Eq. 1: H_sig = sum_i h_max * sigmoid((s_i - m) / t) with s_i = -log pi_i; shape (..., d) -> (...)."""
+    surprisal = -log_prob_per_dim
+    return (h_max * torch.sigmoid((surprisal - m) / t)).sum(-1)
+
+
+def sigent_target(reward, terminated, next_q_min, next_h_sig, alpha: float, gamma: float) -> torch.Tensor:
+    """Eq. 5: y = r + gamma (1 - d)(min_k Q'_k(s', a') + alpha H_sig(s', a')); d is the TRUE termination."""
+    return reward + gamma * (1.0 - terminated) * (next_q_min + alpha * next_h_sig)
+
+
+def td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 6: squared TD error summed over critics (E, B), averaged over the batch."""
+    return (q - target).square().sum(0).mean()
+
+
+def cql_regularizer(q_sampled: torch.Tensor, q_data: torch.Tensor) -> torch.Tensor:
+    """Eq. 7 with beta = 1, data action inside the LSE: LSE([Q(s, a~_1..n), Q(s, a)]) - Q(s, a) >= 0.
+
+    q_sampled: (E, n, B) values of sampled actions at s; q_data: (E, B). Summed over critics, batch mean.
+    """
+    stacked = torch.cat([q_sampled, q_data.unsqueeze(1)], dim=1)
+    return (torch.logsumexp(stacked, dim=1) - q_data).sum(0).mean()
+
+
+def gated_bc_loss(mean_action: torch.Tensor, expert_action: torch.Tensor, is_expert: torch.Tensor, epsilon: float):
+    """Eqs. 3 and 9: per-row (1/d)||tanh(mu) - a_e||^2, kept only where it exceeds eps^2, expert rows only.
+
+    Returns (loss averaged over expert rows, gate as a float mask). The gate carries no gradient.
+    """
+    error = (mean_action - expert_action).square().mean(-1)
+    gate = ((error.detach() > epsilon**2) & (is_expert > 0.5)).float()
+    experts = is_expert.sum().clamp(min=1.0)
+    return (gate * error).sum() / experts, gate
+
+
+def policy_loss(q_min: torch.Tensor, h_sig: torch.Tensor, alpha: float, bc: torch.Tensor, bc_weight: float):
+    """Eq. 4: E[-min_k Q_k(s, a~) - alpha H_sig(s, a~)] + lambda * L_BC."""
+    return (-q_min - alpha * h_sig).mean() + bc_weight * bc
+
+
+# --- the algorithm -----------------------------------------------------------------------------------
+
+
+class SigEntSAC(Algorithm):
+    """Algorithm 1 of the paper: expert and online rows in one batch; critic with Eq. 8, actor with Eq. 4."""
+
+    Config = SigEntSACConfig
+
+    def __init__(self, config: SigEntSACConfig, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
+        super().__init__(config, spec, device, seed)
+        self.nets = ActorCritic(config, spec, self.device, seed)
+        self.m = config.surprisal_midpoint
+        self.num_updates = 0
+
+    @staticmethod
+    def make_policy(config: SigEntSACConfig, spec: RobotSpec) -> TanhGaussianPolicy:
+        return make_tanh_policy(config, spec)
+
+    @property
+    def sampling(self) -> SamplingSpec:
+        return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
+
+    def h_sig(self, log_prob_per_dim: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        return sigmoid_bounded_entropy(log_prob_per_dim, cfg.h_max, self.m, cfg.temperature_t)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        cfg, nets = self.config, self.nets
+        action = batch.action.reshape(batch.size, -1)
+        reward = batch.reward * cfg.reward_scale + cfg.reward_bias
+        target = self._target(batch.next_observation, reward, batch.terminated)
+
+        features = nets.encoder(batch.observation)
+        q_data = nets.critic(features, action)
+        loss_ood = cql_regularizer(self._q_of_sampled_actions(features, batch.next_observation), q_data)
+        loss_critic = td_loss(q_data, target) + cfg.ood_weight * loss_ood
+
+        # The actor trains neither the encoder (detached features) nor the critics (detached weights).
+        dist = nets.policy.distribution(features.detach())
+        new_action, log_prob_per_dim = dist.rsample(nets.generator)
+        h_sig = self.h_sig(log_prob_per_dim)
+        q_new = nets.critic(features.detach(), new_action, detach_params=True).min(0).values
+        loss_bc, gate = gated_bc_loss(dist.deterministic_action(), action, batch.is_demo, cfg.bc_epsilon)
+        loss_actor = policy_loss(q_new, h_sig, cfg.alpha, loss_bc, cfg.bc_weight)
+
+        nets.optimize(loss_critic + loss_actor)
+        nets.soft_update(cfg.tau)
+        self.num_updates += 1
+        return self._metrics(loss_critic, loss_ood, loss_actor, loss_bc, gate, batch.is_demo, q_data, target, h_sig, dist)
+
+    @torch.no_grad()
+    def _target(self, next_observation: Mapping[str, torch.Tensor], reward, terminated) -> torch.Tensor:
+        nets = self.nets
+        next_action, next_log_prob = nets.policy(next_observation).rsample(nets.generator)
+        next_q = nets.target_critic(nets.target_encoder(next_observation), next_action).min(0).values
+        return sigent_target(reward, terminated, next_q, self.h_sig(next_log_prob), self.config.alpha, self.config.gamma)
+
+    def _q_of_sampled_actions(self, features: torch.Tensor, next_observation) -> torch.Tensor:
+        """Q(s, a~) for n actions from pi(.|s) and n from pi(.|s'), all scored at s: shape (E, 2n, B)."""
+        n, nets = self.config.ood_actions, self.nets
+        with torch.no_grad():
+            next_features = nets.encoder(next_observation)
+            actions = torch.cat([self._sample_actions(f, n) for f in (features.detach(), next_features)])
+        batch = features.shape[0]
+        repeated = features.unsqueeze(0).expand(2 * n, *features.shape).reshape(2 * n * batch, -1)
+        q = nets.critic(repeated, actions.reshape(2 * n * batch, -1))
+        return q.reshape(q.shape[0], 2 * n, batch)
+
+    def _sample_actions(self, features: torch.Tensor, n: int) -> torch.Tensor:
+        """n policy actions per row: (n, B, A)."""
+        expanded = features.unsqueeze(0).expand(n, *features.shape)
+        return self.nets.policy.distribution(expanded).rsample(self.nets.generator)[0]
+
+    def _metrics(self, loss_critic, loss_ood, loss_actor, loss_bc, gate, is_demo, q, target, h_sig, dist: TanhGaussian):
+        q = q.detach()
+        experts = is_demo.sum().clamp(min=1.0)
+        values = torch.stack([
+            loss_critic.detach(), loss_ood.detach(), loss_actor.detach(), loss_bc.detach(), gate.sum() / experts,
+            q.mean(), q.std(), target.mean(), h_sig.detach().mean(), dist.log_std.detach().exp().mean(),
+        ]).tolist()  # fmt: skip
+        names = ("critic_loss", "cql_loss", "actor_loss", "bc_loss", "gate_open_fraction",
+                 "q_mean", "q_std", "target_q_mean", "h_sig", "policy_std")  # fmt: skip
+        return dict(zip(names, values))
+
+    def policy_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.nets.policy_state_dict()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": config_to_dict(self.config), "nets": self.nets.state_dict(), "num_updates": self.num_updates}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        self.num_updates = int(state["num_updates"])
+
+
+ALGORITHMS.register("sigent_sac")(SigEntSAC)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install everything, then run the main job: a learner plus one simulated LIMO actor on this machine,
+# trained from the bundled single demonstration, evaluated over 20 episodes. Extra arguments go to `learner`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+export MUJOCO_GL=${MUJOCO_GL:-egl} TORCHINDUCTOR_COMPILE_THREADS=1
+exec .venv/bin/learner \
+  --demo robots/sim/demos/limo_ball_to_goal.npz \
+  --local-actor limo_sim \
+  --actor-arg=--time-scale --actor-arg=2 \
+  --actor-arg=--eval-every --actor-arg=10 --actor-arg=--eval-episodes --actor-arg=5 \
+  --threads 1 --max-minutes 13 --stop-at-success 1.0 --stop-window 10 --final-eval 20 \
+  --run-dir runs/demo "$@"

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install Tandem into ./.venv (idempotent; safe to run again).
+#   - Debian packages for headless MuJoCo rendering (EGL, OSMesa fallback), when run as root with apt.
+#   - torch pinned to 2.13.0 (constraints/cpu.txt) so pip takes the CPU build on our machines.
+#     On a GPU box, install the CUDA build of torch into .venv first (see README); the pin then only
+#     applies if you keep constraints/cpu.txt — set TANDEM_TORCH_CONSTRAINTS= to skip it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6)
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "[install] apt: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[install] creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+CONSTRAINTS=${TANDEM_TORCH_CONSTRAINTS-constraints/cpu.txt}
+echo "[install] pip install -e .[dev] ${CONSTRAINTS:+(constraints: $CONSTRAINTS)}"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[dev]"
+echo "[install] done: $(.venv/bin/python -c 'import torch, mujoco; print("torch", torch.__version__, "| mujoco", mujoco.__version__)')"
