@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -66,7 +67,7 @@ class Sender:
         self._context = context or zmq.Context.instance()
         self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
         self._unacked = UnackedBatches()
-        self._sent_at: dict[int, float] = {}
+        self._sent_at: OrderedDict[int, float] = OrderedDict()  # seq -> send time, oldest first
         self._pending: list[Transition] = []
         self._pending_since = 0.0
         self._next_seq = 1
@@ -127,7 +128,8 @@ class Sender:
         self._open_socket()
         try:
             while not self._finished():
-                if self._sock.poll(timeout=10):
+                idle_ms = 0 if (self._queue.qsize() and self._can_send()) else 10
+                if self._sock.poll(timeout=idle_ms):
                     self._receive_all()
                 if self.refused_reason:
                     return
@@ -184,8 +186,8 @@ class Sender:
             self._on_welcome(message)
         elif isinstance(message, Ack):
             released = self._unacked.ack(message.seq)
-            for seq in [s for s in self._sent_at if s <= message.seq]:
-                del self._sent_at[seq]
+            while self._sent_at and next(iter(self._sent_at)) <= message.seq:
+                self._sent_at.popitem(last=False)
             self.acked_transitions += released
             self._m["acked"].inc(released)
             self._m["unacked"].set(self._unacked.transitions)
@@ -215,36 +217,45 @@ class Sender:
         log.info("connected to learner (acked up to batch %d)", welcome.acked_seq)
 
     def _collect(self) -> None:
+        """Move queued items into batches of exactly `batch_size`, sending each as soon as the window allows.
+
+        While nothing can be sent (no learner, or the in-flight window is full) at most one batch is
+        held here; the rest stays in the bounded queue, whose overflow is counted.
+        """
         while True:
+            if len(self._pending) >= self.config.batch_size and not self._flush_pending():
+                break
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if isinstance(item, EpisodeSummary):
-                self._flush_pending()  # keep order: the episode's transitions go first
+                self._flush_pending()  # the episode's transitions go first when they can
                 if self.connected.is_set():
                     self._send(item)
                 continue
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.append(item)
-            if len(self._pending) >= self.config.batch_size:
-                self._flush_pending()
         self._m["queue"].set(self._queue.qsize())
 
-    def _flush_pending(self) -> None:
-        if not self._pending or not self.connected.is_set():
-            return
-        if len(self._unacked) >= self.config.max_unacked_batches:
-            return
+    def _can_send(self) -> bool:
+        return self.connected.is_set() and len(self._unacked) < self.config.max_unacked_batches
+
+    def _flush_pending(self) -> bool:
+        """Send up to `batch_size` pending transitions as one batch; False if sending is not possible now."""
+        if not self._pending or not self._can_send():
+            return False
+        batch, self._pending = self._pending[: self.config.batch_size], self._pending[self.config.batch_size :]
+        self._pending_since = time.monotonic()
         seq, self._next_seq = self._next_seq, self._next_seq + 1
-        frames = encode(TransitionBatch(seq=seq, arrays=pack_transitions(self._pending)))
-        self._unacked.add(seq, frames, len(self._pending))
+        frames = encode(TransitionBatch(seq=seq, arrays=pack_transitions(batch)))
+        self._unacked.add(seq, frames, len(batch))
         self._sent_at[seq] = time.monotonic()
         self._m["bytes"].inc(self._send(None, frames))
-        self._m["sent"].inc(len(self._pending))
+        self._m["sent"].inc(len(batch))
         self._m["unacked"].set(self._unacked.transitions)
-        self._pending = []
+        return True
 
     def _send_ready_batches(self) -> None:
         stale = self._pending and time.monotonic() - self._pending_since >= self.config.flush_interval_s
@@ -252,7 +263,10 @@ class Sender:
             self._flush_pending()
 
     def _keep_alive(self, now: float) -> None:
-        broken = self._sent_at and now - min(self._sent_at.values()) > self.config.ack_timeout_s
+        if self._liveness.is_gone(now) and self._sock.poll(timeout=0):
+            self._receive_all()  # a busy sender thread must not mistake unread replies for silence
+        oldest_sent = next(iter(self._sent_at.values()), now)
+        broken = now - oldest_sent > self.config.ack_timeout_s
         if self._liveness.is_gone(now) or broken:
             if self.connected.is_set() or now - self._hello_sent_at >= self._backoff_s:
                 self._reconnect(now)

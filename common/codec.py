@@ -13,6 +13,7 @@ There is no pickle anywhere.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -22,6 +23,7 @@ import numpy as np
 from common.protocol import ARRAY_FIELDS, KIND_OF, MESSAGE_TYPES, PROTOCOL_VERSION
 from common.specs import ALLOWED_DTYPES
 
+_DTYPES = {name: np.dtype(name) for name in ALLOWED_DTYPES}  # looked up per array: keep it a dict hit
 _SCALAR_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
@@ -61,7 +63,7 @@ def encode(message: Any) -> list:
         if f.name in ARRAY_FIELDS:
             for name, array in value.items():
                 array = np.ascontiguousarray(array)
-                descriptors.append([name, array.dtype.name, list(array.shape)])
+                descriptors.append([name, array.dtype.name, list(array.shape)])  # names are cached by numpy
                 buffers.append(memoryview(array).cast("B") if array.size else b"")
         else:
             scalars[f.name] = value
@@ -155,7 +157,7 @@ def _decode_arrays(descriptors: list, buffers: list, limits: Limits) -> dict[str
         name, dtype, shape = _check_descriptor(descriptor, limits)
         if name in arrays:
             raise DecodeError("bad_shape", f"array {name!r} twice")
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        expected = math.prod(shape) * dtype.itemsize
         if expected > limits.max_array_bytes:
             raise DecodeError("too_large", f"array {name!r}")
         if len(buffer) != expected:
@@ -178,4 +180,4 @@ def _check_descriptor(descriptor: Any, limits: Limits) -> tuple[str, np.dtype, t
         or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape)
     ):
         raise DecodeError("bad_shape", f"{name}: {shape!r}"[:80])
-    return name, np.dtype(dtype), tuple(shape)
+    return name, _DTYPES[dtype], tuple(shape)

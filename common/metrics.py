@@ -58,7 +58,7 @@ LEARNER_POLICY_VERSION = Gauge("tandem_learner_policy_version", "Latest publishe
 LEARNER_WEIGHTS_BYTES = Gauge("tandem_learner_weights_bytes", "Size of one published weights message")
 LEARNER_STALENESS = Histogram(
     "tandem_learner_transition_staleness_versions",
-    "Published version minus the version that acted, per received transition",
+    "Published version minus the oldest version that acted in a received batch",
     ACTOR,
     buckets=(0, 1, 2, 5, 10, 20, 50, 100, 1000),
 )

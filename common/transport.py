@@ -114,15 +114,18 @@ class UnackedBatches:
 
     def __init__(self) -> None:
         self._batches: OrderedDict[int, tuple[list, int]] = OrderedDict()
+        self.transitions = 0  # running total, so metrics never sum over the whole window
 
     def add(self, seq: int, frames: list, transitions: int) -> None:
         self._batches[seq] = (frames, transitions)
+        self.transitions += transitions
 
     def ack(self, seq: int) -> int:
         """Drop every batch up to and including `seq` (acks are cumulative); returns transitions released."""
         released = 0
         while self._batches and next(iter(self._batches)) <= seq:
             released += self._batches.popitem(last=False)[1][1]
+        self.transitions -= released
         return released
 
     def in_order(self) -> Sequence[tuple[int, list]]:
@@ -133,10 +136,6 @@ class UnackedBatches:
 
     def __len__(self) -> int:
         return len(self._batches)
-
-    @property
-    def transitions(self) -> int:
-        return sum(count for _, count in self._batches.values())
 
 
 @dataclass

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import zmq
 
 from common import metrics
@@ -232,11 +233,15 @@ class LearnerServer:
             count = len(columns["reward"])
             metrics.LEARNER_TRANSITIONS_RECEIVED.labels(*labels).inc(count)
             metrics.LEARNER_BYTES_RECEIVED.labels(*labels).inc(size)
-            staleness = self.latest_version - columns["policy_version"]
-            for value in staleness[staleness >= 0]:
-                metrics.LEARNER_STALENESS.labels(*labels).observe(float(value))
+            self._observe_staleness(labels, columns["policy_version"])
         self.sequences.commit(session.actor_id, batch.seq)
         self._send(identity, Ack(batch.seq))
+
+    def _observe_staleness(self, labels: tuple[str, str], versions: np.ndarray) -> None:
+        """One observation per batch: how many versions behind its oldest policy-chosen transition is."""
+        acted = versions[versions >= 0]
+        if self.latest_version >= 0 and acted.size:
+            metrics.LEARNER_STALENESS.labels(*labels).observe(float(self.latest_version - acted.min()))
 
     def _send(self, identity: bytes, message: object) -> None:
         self._router.send_multipart([identity, *encode(message)], copy=False)

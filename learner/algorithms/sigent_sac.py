@@ -20,7 +20,9 @@ Choices the paper leaves open (see ../shared/reference/algorithms.md §1):
     target standard deviation (the follow-up paper's parameterisation).
   * Rewards are shifted to -1/0 by default (reward_bias = -1): with a strictly positive entropy bonus
     and success ending the episode, a +1/0 reward lets "never finish, keep collecting the bonus"
-    outvalue success once alpha * d * h_max / (1 - gamma) exceeds the success reward.
+    outvalue success once alpha * d * h_max / (1 - gamma) exceeds the success reward. A termination
+    without success (the ball left the arena) then becomes an absorbing failure worth
+    bias / (1 - gamma); a plain -1 there would teach the robot to end episodes by failing fast.
 """
 
 from __future__ import annotations
@@ -121,6 +123,12 @@ def sigent_target(reward, terminated, next_q_min, next_h_sig, alpha: float, gamm
     return reward + gamma * (1.0 - terminated) * (next_q_min + alpha * next_h_sig)
 
 
+def shaped_reward(reward, terminated, scale: float, bias: float, gamma: float) -> torch.Tensor:
+    """r * scale + bias, except that a failed termination (reward <= 0) is absorbing: bias / (1 - gamma)."""
+    failure = (terminated > 0.5) & (reward <= 0)
+    return torch.where(failure, torch.full_like(reward, bias / (1.0 - gamma)), reward * scale + bias)
+
+
 def td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Eq. 6: squared TD error summed over critics (E, B), averaged over the batch."""
     return (q - target).square().sum(0).mean()
@@ -180,7 +188,7 @@ class SigEntSAC(Algorithm):
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, nets = self.config, self.nets
         action = batch.action.reshape(batch.size, -1)
-        reward = batch.reward * cfg.reward_scale + cfg.reward_bias
+        reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
         target = self._target(batch.next_observation, reward, batch.terminated)
 
         features = nets.encoder(batch.observation)

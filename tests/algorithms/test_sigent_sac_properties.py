@@ -17,6 +17,7 @@ from learner.algorithms.sigent_sac import (
     SigEntSACConfig,
     cql_regularizer,
     gated_bc_loss,
+    shaped_reward,
     sigent_target,
     sigmoid_bounded_entropy,
 )
@@ -132,3 +133,13 @@ def test_reward_is_shifted_so_finishing_beats_collecting_the_bonus():
     assert finish_now > never_finish
     assert math.isclose(config.surprisal_midpoint, 0.5 * math.log(2 * math.pi * math.e * 0.01))
     assert np.isfinite(never_finish)
+
+
+def test_failing_is_never_a_shortcut_once_rewards_are_shifted():
+    config = SigEntSACConfig()
+    reward = torch.tensor([1.0, 0.0, 0.0])  # success, failed termination, ordinary step
+    terminated = torch.tensor([1.0, 1.0, 0.0])
+    shaped = shaped_reward(reward, terminated, config.reward_scale, config.reward_bias, config.gamma)
+    assert shaped.tolist() == pytest.approx([0.0, config.reward_bias / (1 - config.gamma), -1.0])
+    worst_case_episode = config.reward_bias * (1 - config.gamma**100) / (1 - config.gamma)
+    assert float(shaped[1]) <= worst_case_episode  # failing now is no better than failing slowly

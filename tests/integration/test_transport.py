@@ -199,3 +199,29 @@ def test_weights_with_the_wrong_schema_are_refused_by_the_actor(server, port):
     wait_until(lambda: client.rejected == 1, what="the refusal")
     assert client.take_newer(-1) is None
     client.close()
+
+
+def test_an_actor_started_before_the_learner_delivers_everything_in_batches_of_its_size(port):
+    sender = Sender("127.0.0.1", port, hello("early"), SenderConfig(batch_size=32, queue_size=1000)).start()
+    for item in transitions(0, 300):
+        assert sender.submit(item)
+    assert not sender.connected.wait(timeout=0.3)  # nobody is listening yet
+    store = Store()
+    server = LearnerServer("127.0.0.1", port, SPEC, store).start()
+    try:
+        assert sender.close(flush_timeout_s=20.0), f"{sender.outstanding()} never acked"
+        assert store.markers("early") == list(range(300))
+        sizes = [len(c["reward"]) for c in store.columns["early"]]
+        assert max(sizes) <= 32 and sum(sizes) == 300
+    finally:
+        server.close()
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(port):
+    sender = Sender("127.0.0.1", port, hello("flood"), SenderConfig(batch_size=8, queue_size=50)).start()
+    before = metric("tandem_actor_transitions_dropped_total", actor_id="flood", robot=SPEC.name)
+    accepted = sum(sender.submit(item) for item in transitions(0, 500))  # no learner: nothing drains
+    dropped = metric("tandem_actor_transitions_dropped_total", actor_id="flood", robot=SPEC.name) - before
+    assert accepted + dropped == 500
+    assert accepted <= 50 + 8 + 8  # the queue plus at most one batch held by the sender thread
+    sender.close(flush_timeout_s=0.2)
