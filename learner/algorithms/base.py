@@ -1,0 +1,179 @@
+"""The Algorithm interface, its registry, and building configs from `key=value` overrides.
+
+Every algorithm module defines a `Config` dataclass (one docstring line under each field, checked in
+`__post_init__`), loss functions at module level, the `Algorithm` subclass, and registers it with
+`@ALGORITHMS.register("name")`. The training loop only ever talks to this interface.
+"""
+
+from __future__ import annotations
+
+import abc
+import ast
+import dataclasses
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from common.registry import Registry
+from common.specs import RobotSpec
+from common.types import Batch
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """What one `update` call consumes from replay."""
+
+    batch_size: int
+    horizon: int = 1
+    demo_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {self.horizon}")
+        if not 0.0 <= self.demo_ratio <= 1.0:
+            raise ValueError(f"demo_ratio must be in [0, 1], got {self.demo_ratio}")
+
+
+class Algorithm(abc.ABC):
+    """An off-policy learner: consumes torch batches, produces policy weights for the actors.
+
+    One `update` call is one gradient step (the training loop handles the update-to-data ratio).
+    """
+
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(config).__name__}")
+        self.config = config
+        self.spec = spec
+        self.device = torch.device(device)
+        self.seed = seed
+
+    @property
+    @abc.abstractmethod
+    def sampling(self) -> SamplingSpec:
+        """How the training loop should sample batches for `update`."""
+
+    @abc.abstractmethod
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One gradient step on a batch already on `self.device`; returns named scalar metrics."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def make_policy(config: Any, spec: RobotSpec) -> nn.Module:
+        """The policy network the actor runs; has `act(observation, deterministic) -> actions in [-1, 1]`."""
+
+    @abc.abstractmethod
+    def policy_state_dict(self) -> dict[str, torch.Tensor]:
+        """A copy of the weights actors need; loads strictly into `make_policy(config, spec)`."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume bit-identically (nets, targets, optimisers, counters, RNG)."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore from `state_dict()` output."""
+
+    def pretrain(self, demo_batch_fn: Callable[[], Batch], steps: int) -> dict[str, float]:
+        """Optional offline phase on demonstration batches before online training; default: nothing."""
+        return {}
+
+
+ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm")
+
+
+def make_algorithm(
+    name: str,
+    spec: RobotSpec,
+    overrides: Mapping[str, str | float | int | bool] | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> Algorithm:
+    """Build the registered algorithm `name` with its default config changed by `overrides`."""
+    cls = ALGORITHMS.get(name)
+    return cls(config_from_overrides(name, overrides or {}), spec, torch.device(device), seed)
+
+
+def config_from_overrides(name: str, overrides: Mapping[str, str | float | int | bool]) -> Any:
+    """The algorithm's Config with `overrides` applied; strings are converted to each field's type."""
+    config_cls = ALGORITHMS.get(name).Config
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown {name} config field(s) {unknown}; fields: {', '.join(sorted(fields))}")
+    values = {}
+    for key, value in overrides.items():
+        try:
+            values[key] = convert_value(value, hints[key])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name} config field {key}: {error}") from None
+    return config_cls(**values)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config as a plain dict (tuples become lists), ready for JSON next to a checkpoint."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def config_docs(config_cls: type) -> dict[str, str]:
+    """Field name -> the one-line docstring written under it in the dataclass body (for `--help`)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(config_cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                docs[node.target.id] = str(following.value.value).strip()
+    return docs
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def convert_value(value: Any, annotation: Any) -> Any:
+    """Convert a CLI value to `annotation` (bool, int, float, str, tuple[T, ...], Optional[T])."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            if type(None) in args:
+                return None
+        return convert_value(value, next(a for a in args if a is not type(None)))
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        items = [item.strip() if isinstance(item, str) else item for item in items]
+        return tuple(convert_value(item, args[0]) for item in items if item != "")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in _TRUE | _FALSE:
+            raise ValueError(f"expected a boolean, got {value!r}")
+        return text in _TRUE
+    if annotation is int:
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                value = float(value)  # accept "1e4"
+        if isinstance(value, bool) or int(value) != value:
+            raise ValueError(f"expected an integer, got {value!r}")
+        return int(value)
+    if annotation is float:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        return str(value)
+    raise TypeError(f"cannot convert to {annotation!r}")

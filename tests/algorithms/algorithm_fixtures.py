@@ -1,0 +1,45 @@
+"""Builders shared by the algorithm tests: small robot specs and random torch batches that fit them."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec
+from common.types import Batch
+
+
+def state_spec(obs_dim: int = 6, action_dim: int = 2) -> RobotSpec:
+    action = BoundedSpec("action", (action_dim,), low=(-1.0,) * action_dim, high=(1.0,) * action_dim)
+    return RobotSpec("toy", {"state": ArraySpec("state", (obs_dim,))}, action, 10.0)
+
+
+def image_spec() -> RobotSpec:
+    observation = {"state": ArraySpec("state", (3,)), "wrist": ImageSpec("wrist", (24, 24, 3))}
+    return RobotSpec("toy_cam", observation, BoundedSpec("action", (2,), low=(-1.0, -1.0), high=(1.0, 1.0)), 10.0)
+
+
+def random_observation(spec: RobotSpec, size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    observation = {}
+    for key, obs_spec in spec.observation.items():
+        if obs_spec.dtype == "uint8":
+            value = rng.integers(0, 256, (size,) + obs_spec.shape, dtype=np.uint8)
+        else:
+            value = rng.standard_normal((size,) + obs_spec.shape).astype(obs_spec.dtype)
+        observation[key] = torch.from_numpy(value)
+    return observation
+
+
+def random_batch(spec: RobotSpec, size: int = 32, seed: int = 0) -> Batch:
+    """A torch batch on CPU with random observations, in-range actions and some terminations."""
+    rng = np.random.default_rng(seed)
+    return Batch(
+        observation=random_observation(spec, size, rng),
+        action=torch.from_numpy(rng.uniform(-1, 1, (size, spec.action_dim)).astype(np.float32)),
+        reward=torch.from_numpy(rng.standard_normal(size).astype(np.float32)),
+        terminated=torch.from_numpy((rng.random(size) < 0.2).astype(np.float32)),
+        next_observation=random_observation(spec, size, rng),
+        is_demo=torch.from_numpy((rng.random(size) < 0.5).astype(np.float32)),
+    )

@@ -1,0 +1,122 @@
+"""The Algorithm contract, checked for every registered algorithm on state and image observations."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from algorithm_fixtures import random_batch, random_observation
+
+from learner.algorithms import ALGORITHMS, Algorithm, SamplingSpec, config_docs, make_algorithm
+
+NAMES = ALGORITHMS.names()
+
+
+def flat_tensors(state, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor inside a nested state dict, keyed by its path."""
+    found = {}
+    if isinstance(state, torch.Tensor):
+        found[prefix] = state
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            found.update(flat_tensors(value, f"{prefix}/{key}"))
+    elif isinstance(state, (list, tuple)):
+        for index, value in enumerate(state):
+            found.update(flat_tensors(value, f"{prefix}/{index}"))
+    return found
+
+
+@pytest.fixture(params=NAMES)
+def name(request) -> str:
+    return request.param
+
+
+def test_at_least_sac_is_registered():
+    assert "sac" in NAMES
+
+
+def test_every_config_field_has_a_one_line_doc(name):
+    config_cls = ALGORITHMS.get(name).Config
+    docs = config_docs(config_cls)
+    for field in dataclasses.fields(config_cls):
+        assert docs.get(field.name), f"{name}.{field.name} has no docstring"
+        assert "\n" not in docs[field.name]
+
+
+def test_sampling_is_a_valid_single_step_spec(name, spec):
+    sampling = make_algorithm(name, spec).sampling
+    assert isinstance(sampling, SamplingSpec) and sampling.batch_size > 0 and sampling.horizon == 1
+
+
+def test_update_returns_finite_floats_and_changes_parameters(name, spec):
+    algorithm = make_algorithm(name, spec, device="cpu", seed=0)
+    before = {k: v.clone() for k, v in flat_tensors(algorithm.state_dict()).items()}
+    policy_before = algorithm.policy_state_dict()
+    metrics = algorithm.update(random_batch(spec))
+    assert metrics and all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), metrics
+    after = flat_tensors(algorithm.state_dict())
+    changed = [k for k in before if k in after and not torch.equal(before[k], after[k])]
+    # Something beyond the policy (critics, encoder, temperature, optimiser moments) must move too.
+    assert any("policy" not in k for k in changed), changed
+    policy_after = algorithm.policy_state_dict()
+    assert any(not torch.equal(policy_before[k], policy_after[k]) for k in policy_before)
+
+
+def test_policy_state_dict_loads_strictly_into_make_policy_and_acts_in_range(name, spec):
+    algorithm = make_algorithm(name, spec, device="cpu", seed=0)
+    algorithm.update(random_batch(spec))
+    weights = algorithm.policy_state_dict()
+    policy = type(algorithm).make_policy(algorithm.config, spec)
+    policy.load_state_dict(weights, strict=True)
+    observation = random_observation(spec, 16, np.random.default_rng(5))
+    deterministic = policy.act(observation, deterministic=True)
+    stochastic = policy.act(observation, deterministic=False)
+    assert deterministic.shape == stochastic.shape == (16, spec.action_dim)
+    assert deterministic.abs().max() <= 1 and stochastic.abs().max() <= 1
+    torch.testing.assert_close(policy.act(observation, deterministic=True), deterministic, rtol=0, atol=0)
+    # A copy: further updates must not reach into weights already handed to an actor.
+    snapshot = {k: v.clone() for k, v in weights.items()}
+    algorithm.update(random_batch(spec, seed=1))
+    assert all(torch.equal(weights[k], snapshot[k]) for k in weights)
+
+
+def test_state_dict_round_trip_resumes_bit_identically(name, spec):
+    original = make_algorithm(name, spec, device="cpu", seed=0)
+    for seed in range(2):
+        original.update(random_batch(spec, seed=seed))
+    # Through bytes, as a checkpoint would go; weights_only proves no pickled objects are needed.
+    buffer = io.BytesIO()
+    torch.save(original.state_dict(), buffer)
+    buffer.seek(0)
+    resumed: Algorithm = make_algorithm(name, spec, device="cpu", seed=123)
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    for seed in (7, 8):
+        batch = random_batch(spec, seed=seed)
+        assert original.update(batch) == resumed.update(copy.deepcopy(batch))
+    a, b = flat_tensors(original.state_dict()), flat_tensors(resumed.state_dict())
+    assert a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+def test_same_seed_same_initial_policy_different_seed_different(name):
+    from algorithm_fixtures import state_spec
+
+    spec = state_spec()
+    first, second, other = (make_algorithm(name, spec, seed=s).policy_state_dict() for s in (0, 0, 1))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+def test_building_an_algorithm_leaves_the_global_torch_rng_alone(name):
+    from algorithm_fixtures import state_spec
+
+    torch.manual_seed(42)
+    expected = torch.rand(3)
+    torch.manual_seed(42)
+    make_algorithm(name, state_spec(), seed=0)
+    assert torch.equal(torch.rand(3), expected)
