@@ -6,23 +6,22 @@ RLPD's learner. Terminated rows (true task ends) do not bootstrap; truncated one
 
 All three losses are computed from the same pre-update parameters and applied with ONE backward pass
 (as in the original softlearning implementation); they touch disjoint parameters, so the gradients
-are identical to three separate backward passes at roughly two thirds of the CPU cost.
+are identical to three separate backward passes at roughly two thirds of the CPU cost. Networks,
+optimiser and targets are the shared `ActorCritic` component.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
-from torch import nn
 
 from common.specs import RobotSpec
 from common.types import Batch
+from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
-from learner.networks.encoders import ObservationEncoder, random_shift
-from learner.networks.ensemble import CriticEnsemble
+from learner.networks.encoders import random_shift
 from learner.networks.policies import TanhGaussianPolicy
 
 
@@ -140,86 +139,46 @@ class SAC(Algorithm):
 
     def __init__(self, config: SACConfig, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
         super().__init__(config, spec, device, seed)
-        # Seed the initial weights without disturbing the caller's global torch RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.policy = self.make_policy(config, spec)
-            self.encoder = self.policy.encoder  # shared: trained by the critic loss only
-            self.critic = CriticEnsemble(
-                config.num_critics,
-                self.encoder.out_dim,
-                spec.action_dim,
-                config.hidden_dims,
-                config.critic_layer_norm,
-            )
-        self.policy.to(self.device)
-        self.critic.to(self.device)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(float(config.init_temperature), device=self.device).log().requires_grad_()
-        self.target_entropy = (
-            -spec.action_dim / 2.0 if config.target_entropy is None else float(config.target_entropy)
-        )
-        # One Adam with a parameter group per loss: the three losses touch disjoint parameters, and one
-        # fused optimiser step costs a third of three (Python overhead dominates small nets on CPU).
-        self.optimizer = torch.optim.Adam(
-            [
-                {"params": [*self.critic.parameters(), *self.encoder.parameters()], "lr": config.critic_lr},
-                {"params": self.policy.head_parameters(), "lr": config.actor_lr},
-                {"params": [self.log_alpha], "lr": config.temperature_lr},
-            ],
-            fused=self.device.type in ("cpu", "cuda"),
-        )
-        self._online_params = [*self.encoder.parameters(), *self.critic.parameters()]
-        self._target_params = [*self.target_encoder.parameters(), *self.target_critic.parameters()]
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
+        temperature_group = {"params": [self.log_alpha], "lr": config.temperature_lr}
+        self.nets = ActorCritic(config, spec, self.device, seed, extra_groups=(temperature_group,))
+        self.target_entropy = -spec.action_dim / 2.0 if config.target_entropy is None else float(config.target_entropy)
         self.num_updates = 0
 
     @staticmethod
     def make_policy(config: SACConfig, spec: RobotSpec) -> TanhGaussianPolicy:
-        encoder = ObservationEncoder(spec.observation, config.image_feature_dim)
-        return TanhGaussianPolicy(
-            encoder, spec.action_dim, config.hidden_dims, config.log_std_min, config.log_std_max
-        )
+        return make_tanh_policy(config, spec)
 
     @property
     def sampling(self) -> SamplingSpec:
         return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
 
     def update(self, batch: Batch) -> dict[str, float]:
-        cfg = self.config
+        cfg, nets = self.config, self.nets
         observation, next_observation = self._augment(batch.observation), self._augment(batch.next_observation)
         action = batch.action.reshape(batch.action.shape[0], -1)
         alpha = self.log_alpha.exp().detach()
 
         with torch.no_grad():
-            next_action, next_log_prob = self.policy(next_observation).sample(self.generator)
-            next_q = self.target_critic(self.target_encoder(next_observation), next_action)
-            next_q = self._target_min(next_q)
+            next_action, next_log_prob = nets.policy(next_observation).sample(nets.generator)
+            next_q = self._target_min(nets.target_critic(nets.target_encoder(next_observation), next_action))
             target = soft_q_target(
                 batch.reward, batch.terminated, next_q, next_log_prob, alpha, cfg.gamma, cfg.backup_entropy
             )
 
-        features = self.encoder(observation)
-        q = self.critic(features, action)
+        features = nets.encoder(observation)
+        q = nets.critic(features, action)
         loss_critic = critic_loss(q, target)
 
         # The actor neither trains the encoder (detached features) nor the critics (detached weights).
-        new_action, log_prob = self.policy.distribution(features.detach()).sample(self.generator)
-        q_new = self.critic(features.detach(), new_action, detach_params=True)
+        new_action, log_prob = nets.policy.distribution(features.detach()).sample(nets.generator)
+        q_new = nets.critic(features.detach(), new_action, detach_params=True)
         loss_actor = actor_loss(log_prob, reduce_critics(q_new, cfg.actor_q_reduction), alpha)
         entropy = -log_prob.detach().mean()
         loss_temperature = temperature_loss(self.log_alpha, entropy, self.target_entropy)
 
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss_critic + loss_actor + loss_temperature).backward()
-        if cfg.max_grad_norm > 0:  # critic and actor groups are clipped separately
-            for group in self.optimizer.param_groups[:2]:
-                nn.utils.clip_grad_norm_(group["params"], cfg.max_grad_norm)
-        self.optimizer.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._online_params, cfg.tau)
+        nets.optimize(loss_critic + loss_actor + loss_temperature)
+        nets.soft_update(cfg.tau)
         self.num_updates += 1
 
         q = q.detach()
@@ -240,43 +199,33 @@ class SAC(Algorithm):
         """Min over all target critics, or over a fresh random subset of them (RLPD)."""
         subset = self.config.target_min_subset
         if 0 < subset < next_q.shape[0]:
-            index = torch.randperm(next_q.shape[0], generator=self.generator, device=self.device)[:subset]
+            index = torch.randperm(next_q.shape[0], generator=self.nets.generator, device=self.device)[:subset]
             next_q = next_q[index]
         return next_q.min(dim=0).values
 
     def _augment(self, observation: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
         pad = self.config.image_shift_pad
-        if pad == 0 or not self.encoder.image_keys:
+        if pad == 0 or not self.nets.encoder.image_keys:
             return observation
-        images = set(self.encoder.image_keys)
-        return {k: random_shift(v, pad, self.generator) if k in images else v for k, v in observation.items()}
+        images = set(self.nets.encoder.image_keys)
+        return {k: random_shift(v, pad, self.nets.generator) if k in images else v for k, v in observation.items()}
 
     def policy_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+        return self.nets.policy_state_dict()
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "config": config_to_dict(self.config),
-            "policy": self.policy.state_dict(),  # includes the shared encoder
-            "critic": self.critic.state_dict(),
-            "target_encoder": self.target_encoder.state_dict(),
-            "target_critic": self.target_critic.state_dict(),
+            "nets": self.nets.state_dict(),  # includes the optimiser, whose third group is log_alpha's
             "log_alpha": self.log_alpha.detach().clone(),
-            "optimizer": self.optimizer.state_dict(),
             "num_updates": self.num_updates,
-            "generator": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.critic.load_state_dict(state["critic"])
-        self.target_encoder.load_state_dict(state["target_encoder"])
-        self.target_critic.load_state_dict(state["target_critic"])
+        self.nets.load_state_dict(state["nets"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.optimizer.load_state_dict(state["optimizer"])
         self.num_updates = int(state["num_updates"])
-        self.generator.set_state(state["generator"])
 
 
 ALGORITHMS.register("sac")(SAC)

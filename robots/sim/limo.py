@@ -58,13 +58,13 @@ class LimoSim(Robot):
     """AgileX LIMO twin: differential-drive base with a U-shaped pusher, a ball, a goal and an obstacle."""
 
     def __init__(self, *, observation: str = "state", image_size: int = 64, task: str = "ball_to_goal",
-                 seed: int = 0) -> None:
+                 seed: int = 0, **task_options: float) -> None:
         if observation not in OBSERVATION_MODES:
             raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
         if image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size}")
         self._spec = make_limo_spec(observation, image_size, task)
-        self.task = TASKS.get(task)()
+        self.task = TASKS.get(task)(**task_options)  # e.g. -o lateral_spread=0.5
         self.safety = ActionSafety(self._spec.action)
         self.rng = np.random.default_rng(seed)  # tasks draw episode layouts from here
         self._lifecycle = Lifecycle("limo_sim")

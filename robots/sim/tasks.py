@@ -34,12 +34,15 @@ def distance_to_segment(point: np.ndarray, start: np.ndarray, end: np.ndarray) -
     return float(np.linalg.norm(point - (start + t * direction)))
 
 
-def sample_ball_to_goal_layout(rng: np.random.Generator) -> SceneLayout:
-    """A randomised start: LIMO near the origin facing +x, ball ahead, goal further ahead, obstacle aside."""
+def sample_ball_to_goal_layout(rng: np.random.Generator, lateral_spread: float = 1.0) -> SceneLayout:
+    """A randomised start: LIMO near the origin facing +x, ball ahead, goal further ahead, obstacle aside.
+
+    `lateral_spread` scales the sideways randomisation of ball and goal (1.0: ball +-0.12 m, goal +-0.3 m).
+    """
     robot_xy = rng.uniform(-0.05, 0.05, size=2)
     robot_yaw = rng.uniform(-0.1, 0.1)
-    ball_xy = np.array([rng.uniform(0.4, 0.6), rng.uniform(-0.12, 0.12)])
-    goal_xy = np.array([rng.uniform(1.2, 1.5), rng.uniform(-0.3, 0.3)])
+    ball_xy = np.array([rng.uniform(0.4, 0.6), lateral_spread * rng.uniform(-0.12, 0.12)])
+    goal_xy = np.array([rng.uniform(1.2, 1.5), lateral_spread * rng.uniform(-0.3, 0.3)])
     obstacle_xy = _sample_obstacle(rng, robot_xy, ball_xy, goal_xy)
     return SceneLayout(tuple(robot_xy), float(robot_yaw), tuple(ball_xy), tuple(goal_xy), tuple(obstacle_xy))
 
@@ -68,15 +71,19 @@ class BallToGoalTask(Task):
     """Push the ball into the goal disc. Sparse: 1.0 and terminated when the ball centre is in the disc;
     terminated with 0.0 if the ball or the robot leaves the arena; otherwise 0.0. 100 steps (10 s)."""
 
-    def __init__(self, max_steps: int = 100, goal_radius: float = limo_scene.GOAL_RADIUS) -> None:
+    def __init__(self, max_steps: int = 100, goal_radius: float = limo_scene.GOAL_RADIUS,
+                 lateral_spread: float = 1.0) -> None:
+        if max_steps < 1 or goal_radius <= 0 or lateral_spread < 0:
+            raise ValueError("max_steps >= 1, goal_radius > 0 and lateral_spread >= 0 are required")
         self.max_steps = int(max_steps)
         self.goal_radius = float(goal_radius)
+        self.lateral_spread = float(lateral_spread)
         self._robot: LimoSim | None = None
 
     def reset(self, robot: "LimoSim") -> Observation:
         """Draw a layout from the robot's seeded RNG and start the episode there."""
         self._robot = robot
-        return robot.reset(sample_ball_to_goal_layout(robot.rng))
+        return robot.reset(sample_ball_to_goal_layout(robot.rng, self.lateral_spread))
 
     def reward(self, observation: Observation) -> tuple[float, bool]:
         # Privileged: the outcome is read from the simulator, not from the (possibly image) observation.

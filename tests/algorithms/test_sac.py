@@ -56,11 +56,11 @@ def test_default_target_entropy_is_minus_half_the_action_dimension():
 @pytest.mark.parametrize("tau", [1.0, 0.005])
 def test_polyak_update_moves_targets_by_tau(tau):
     algorithm = make_algorithm("sac", image_spec(), {**SMALL, "tau": tau})
-    target_before = [p.clone() for p in algorithm._target_params]
+    target_before = [p.clone() for p in algorithm.nets._targets]
     algorithm.update(random_batch(image_spec()))
-    for old, target, online in zip(target_before, algorithm._target_params, algorithm._online_params):
+    for old, target, online in zip(target_before, algorithm.nets._targets, algorithm.nets._online):
         torch.testing.assert_close(target, old + tau * (online - old), rtol=1e-6, atol=1e-7)
-    assert not any(p.requires_grad for p in algorithm._target_params)
+    assert not any(p.requires_grad for p in algorithm.nets._targets)
 
 
 def _params(module: torch.nn.Module) -> list[torch.Tensor]:
@@ -75,19 +75,19 @@ def test_actor_loss_trains_neither_the_critics_nor_the_shared_encoder(monkeypatc
     # With the critic loss switched off, only the actor and temperature losses produce gradients.
     monkeypatch.setattr(sac_module, "critic_loss", lambda q, target: 0.0 * q.sum())
     algorithm = make_algorithm("sac", image_spec(), SMALL)
-    critic, encoder, head = _params(algorithm.critic), _params(algorithm.encoder), algorithm.policy_state_dict()
+    critic, encoder, head = _params(algorithm.nets.critic), _params(algorithm.nets.encoder), algorithm.policy_state_dict()
     algorithm.update(random_batch(image_spec()))
-    assert not _changed(critic, algorithm.critic) and not _changed(encoder, algorithm.encoder)
-    assert not torch.equal(head["head.weight"], algorithm.policy.head.weight)
+    assert not _changed(critic, algorithm.nets.critic) and not _changed(encoder, algorithm.nets.encoder)
+    assert not torch.equal(head["head.weight"], algorithm.nets.policy.head.weight)
 
 
 def test_critic_loss_trains_the_critics_and_the_shared_encoder_but_not_the_actor(monkeypatch):
     monkeypatch.setattr(sac_module, "actor_loss", lambda log_prob, q, alpha: 0.0 * (log_prob.sum() + q.sum()))
     algorithm = make_algorithm("sac", image_spec(), SMALL)
-    critic, encoder, head = _params(algorithm.critic), _params(algorithm.encoder), _params(algorithm.policy.head)
+    critic, encoder, head = _params(algorithm.nets.critic), _params(algorithm.nets.encoder), _params(algorithm.nets.policy.head)
     algorithm.update(random_batch(image_spec()))
-    assert _changed(critic, algorithm.critic) and _changed(encoder, algorithm.encoder)
-    assert not _changed(head, algorithm.policy.head)
+    assert _changed(critic, algorithm.nets.critic) and _changed(encoder, algorithm.nets.encoder)
+    assert not _changed(head, algorithm.nets.policy.head)
 
 
 def test_learner_policy_and_actor_copy_act_identically():
@@ -98,7 +98,7 @@ def test_learner_policy_and_actor_copy_act_identically():
     actor_policy.load_state_dict(algorithm.policy_state_dict())
     observation = random_batch(spec, size=8, seed=3).observation
     torch.testing.assert_close(
-        actor_policy.act(observation, deterministic=True), algorithm.policy.act(observation, deterministic=True)
+        actor_policy.act(observation, deterministic=True), algorithm.nets.policy.act(observation, deterministic=True)
     )
 
 
@@ -128,12 +128,12 @@ def test_sac_solves_a_one_step_bandit():
         if step < 50:
             action = rng.uniform(-1, 1, (1, 1)).astype(np.float32)
         else:
-            action = algorithm.policy.act({"state": torch.from_numpy(observation)}, deterministic=False).numpy()
+            action = algorithm.nets.policy.act({"state": torch.from_numpy(observation)}, deterministic=False).numpy()
         reward = -((action[:, 0] - 0.5) ** 2).astype(np.float32)
         replay.add_online(_columns(spec, observation, action, reward, np.ones(1, bool), observation))
         if step >= 50:
             algorithm.update(to_torch(replay.sample(algorithm.sampling, rng), "cpu"))
-    greedy = algorithm.policy.act({"state": torch.from_numpy(observation)}, deterministic=True).item()
+    greedy = algorithm.nets.policy.act({"state": torch.from_numpy(observation)}, deterministic=True).item()
     assert abs(greedy - 0.5) < 0.1, greedy
 
 
@@ -157,7 +157,7 @@ def test_sac_values_a_chain_by_bootstrapping_only_through_non_terminal_steps():
     with torch.no_grad():
         probe = torch.linspace(-0.9, 0.9, 5)[:, None]
         q = {
-            name: algorithm.critic(torch.from_numpy(state).expand(5, 3), probe).mean().item()
+            name: algorithm.nets.critic(torch.from_numpy(state).expand(5, 3), probe).mean().item()
             for name, state in (("A", a), ("B", b), ("C", c))
         }
     assert q["B"] == pytest.approx(1.0, abs=0.05) and q["C"] == pytest.approx(0.0, abs=0.05)
