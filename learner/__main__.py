@@ -32,7 +32,7 @@ def _algorithm_names() -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--algo", default="sac", help="Algorithm to train (an unknown name lists all).")
+@click.option("--algo", default="sigent_sac", help="Algorithm to train (an unknown name lists all).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change an algorithm config field.")
 @click.option("--demo", default="", help="Demonstration file (.npz) for the demo buffer; also fixes the robot spec.")
 @click.option("--bind", default="127.0.0.1", help="Address to listen on; 0.0.0.0 to accept robots on the network.")

@@ -49,7 +49,7 @@ class LocalRunConfig:
 class LearnerConfig:
     """Everything `learner` needs; saved with every checkpoint."""
 
-    algo: str = "sac"  # registered algorithm name
+    algo: str = "sigent_sac"  # registered algorithm name
     overrides: dict = field(default_factory=dict)  # algorithm config fields to change (from --set)
     demo: str = ""  # demonstration file loaded into the demo buffer
     bind: str = "127.0.0.1"  # address to listen on (0.0.0.0 for robots on the network)
@@ -154,12 +154,14 @@ class Learner:
     def _train(self, started: float, local: LocalActor | None) -> None:
         budget_s = self.config.max_minutes * 60 or None
         with tqdm(total=budget_s, unit="s", bar_format=_BAR, mininterval=1 if sys.stderr.isatty() else 30) as bar:
+            last_refresh = 0.0
 
-            def on_progress() -> None:
+            def on_progress() -> None:  # called between updates; refreshes at most once a second
+                nonlocal last_refresh
                 now = time.monotonic()
-                if now - getattr(on_progress, "last", 0.0) < 1.0:
+                if now - last_refresh < 1.0:
                     return
-                on_progress.last = now
+                last_refresh = now
                 bar.n = min(now - started, budget_s or now - started)
                 bar.set_postfix_str(self.progress_line(), refresh=True)
                 self._check_stop(started, local)

@@ -10,5 +10,6 @@ exec .venv/bin/learner \
   --local-actor limo_sim \
   --actor-arg=--time-scale --actor-arg=2 \
   --actor-arg=--eval-every --actor-arg=10 --actor-arg=--eval-episodes --actor-arg=5 \
+  --algo sigent_sac --set batch_size=128 --utd 2 \
   --threads 1 --max-minutes 13 --stop-at-success 1.0 --stop-window 10 --final-eval 20 \
   --run-dir runs/demo "$@"

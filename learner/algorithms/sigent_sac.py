@@ -85,8 +85,9 @@ class SigEntSACConfig:
     """LayerNorm in the critics: keeps Q bounded off the data, as in RLPD."""
     log_std_min: float = -10.0
     """Lower clamp of the actor's log std (exp(-10) is already deterministic for the robot)."""
-    log_std_max: float = 2.0
-    """Upper clamp of the actor's log std."""
+    log_std_max: float = 0.0
+    """Upper clamp of the actor's log std: the bounded bonus saturates for wide policies, so nothing else
+    stops the std drifting to bang-bang noise while Q is still uninformed (seen: std 5 at log_std_max=2)."""
     max_grad_norm: float = 0.0
     """Clip each optimiser's gradient norm to this; 0 = off."""
     image_feature_dim: int = 50

@@ -81,8 +81,11 @@ def record_successful_episodes(robot: Robot, expert, episodes: int, max_attempts
               help="Observation mode of the recorded episodes.")
 @click.option("--image-size", default=64, show_default=True, type=int, help="Image side in pixels (image mode).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Robot RNG seed (episode layouts).")
-def main(robot: str, task: str, out: str, episodes: int, observation: str, image_size: int, seed: int) -> None:
-    options = {"task": task, "observation": observation, "seed": seed}
+@click.option("--lateral-spread", default=1.0, show_default=True, type=float,
+              help="Sideways randomisation of ball and goal (ball-to-goal), as for `actor -o lateral_spread=`.")
+def main(robot: str, task: str, out: str, episodes: int, observation: str, image_size: int, seed: int,
+         lateral_spread: float) -> None:
+    options = {"task": task, "observation": observation, "seed": seed, "lateral_spread": lateral_spread}
     if observation == "image":
         options["image_size"] = image_size
     twin = ROBOTS.get(robot)(**options)
