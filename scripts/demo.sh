@@ -8,8 +8,8 @@ export MUJOCO_GL=${MUJOCO_GL:-egl} TORCHINDUCTOR_COMPILE_THREADS=1
 exec .venv/bin/learner \
   --demo robots/sim/demos/limo_ball_to_goal.npz \
   --local-actor limo_sim \
-  --actor-arg=--time-scale --actor-arg=2 \
+  --actor-arg=--time-scale --actor-arg=4 \
   --actor-arg=--eval-every --actor-arg=10 --actor-arg=--eval-episodes --actor-arg=5 \
-  --algo sigent_sac --set batch_size=128 --utd 2 \
+  --algo sigent_sac --set batch_size=128 --set hidden_dims=128,128 --utd 2 \
   --threads 1 --max-minutes 13 --stop-at-success 1.0 --stop-window 10 --final-eval 20 \
   --run-dir runs/demo "$@"
