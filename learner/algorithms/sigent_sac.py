@@ -86,8 +86,7 @@ class SigEntSACConfig:
     log_std_min: float = -10.0
     """Lower clamp of the actor's log std (exp(-10) is already deterministic for the robot)."""
     log_std_max: float = 0.0
-    """Upper clamp of the actor's log std: the bounded bonus saturates for wide policies, so nothing else
-    stops the std drifting to bang-bang noise while Q is still uninformed (seen: std 5 at log_std_max=2)."""
+    """Upper clamp of log std: the saturating bonus cannot stop std drifting to noise (std 5 seen at 2)."""
     max_grad_norm: float = 0.0
     """Clip each optimiser's gradient norm to this; 0 = off."""
     image_feature_dim: int = 50
