@@ -66,7 +66,9 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     metrics.serve(options.metrics_port)
     weights = WeightClient(host, port, spec).start()
     hello = Hello(options.actor_id, spec.name, spec.spec_hash, spec.to_json())
-    sender = Sender(host, port, hello, options.sender, on_weights=weights.offer).start()
+    sender = Sender(
+        host, port, hello, options.sender, on_weights=weights.offer, have_version=lambda: weights.latest_version
+    ).start()
     loop = ActorLoop(robot, task, sender.submit, weights.take_newer, options.loop, options.actor_id)
     install_signals(loop.request_stop)
     try:

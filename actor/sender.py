@@ -59,11 +59,13 @@ class Sender:
         config: SenderConfig | None = None,
         on_weights: Callable[[Weights], None] | None = None,
         context: zmq.Context | None = None,
+        have_version: Callable[[], int] = lambda: -1,
     ) -> None:
         self.config = config or SenderConfig()
         self._endpoint = transitions_endpoint(host, port)
         self._hello = hello
         self._on_weights = on_weights or (lambda _w: None)
+        self._have_version = have_version  # the weight client's newest version, for "latest please"
         self._context = context or zmq.Context.instance()
         self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
         self._unacked = UnackedBatches()
@@ -80,7 +82,6 @@ class Sender:
         self.connected = threading.Event()
         self.refused_reason: str | None = None
         self.refused = threading.Event()
-        self.policy_version_seen = -1
         self.acked_transitions = 0
         labels = (hello.actor_id, hello.robot)
         self._m = {
@@ -211,7 +212,7 @@ class Sender:
         for seq, frames in self._unacked.in_order():  # resend in order; the learner drops duplicates
             self._sent_at[seq] = now
             self._m["bytes"].inc(self._send(None, frames))
-        self._send(WeightsRequest(have_version=self.policy_version_seen))
+        self._send(WeightsRequest(have_version=self._have_version()))
         self.connected.set()
         self._m["connected"].set(1)
         log.info("connected to learner (acked up to batch %d)", welcome.acked_seq)

@@ -24,6 +24,7 @@ from common.protocol import ARRAY_FIELDS, KIND_OF, MESSAGE_TYPES, PROTOCOL_VERSI
 from common.specs import ALLOWED_DTYPES
 
 _DTYPES = {name: np.dtype(name) for name in ALLOWED_DTYPES}  # looked up per array: keep it a dict hit
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}  # dtype.name costs ~4 us per call in numpy 2
 _SCALAR_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
@@ -63,7 +64,7 @@ def encode(message: Any) -> list:
         if f.name in ARRAY_FIELDS:
             for name, array in value.items():
                 array = np.ascontiguousarray(array)
-                descriptors.append([name, array.dtype.name, list(array.shape)])  # names are cached by numpy
+                descriptors.append([name, _DTYPE_NAMES.get(array.dtype, array.dtype.name), list(array.shape)])
                 buffers.append(memoryview(array).cast("B") if array.size else b"")
         else:
             scalars[f.name] = value

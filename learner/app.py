@@ -79,7 +79,6 @@ class Learner:
         self.replay: ReplayBuffer | None = None
         self.loop: TrainLoop | None = None
         self.server: LearnerServer | None = None
-        self._robot_of: dict[str, str] = {}
 
     # ---- construction --------------------------------------------------------------------------
     def build(self, spec: RobotSpec) -> None:

@@ -37,7 +37,7 @@ class EpisodeStats:
         self.points: list[CurvePoint] = []
         self._recent: dict[tuple[str, bool], deque] = {}
         self.env_steps = 0  # filled in by the caller from the replay counter
-        self._new_eval = threading.Condition(self._lock)
+        self._episode_added = threading.Condition(self._lock)
 
     def add(self, actor_id: str, summary: EpisodeSummary, robot: str = "") -> None:
         with self._lock:
@@ -50,7 +50,7 @@ class EpisodeStats:
             recent.append(summary.success)
             mode = "eval" if summary.evaluation else "train"
             metrics.LEARNER_EPISODE_SUCCESS.labels(actor_id, robot, mode).set(sum(recent) / len(recent))
-            self._new_eval.notify_all()
+            self._episode_added.notify_all()
 
     def success_rate(self, evaluation: bool, last: int = WINDOW, actor_id: str | None = None) -> float | None:
         """Success over the last `last` episodes of that mode (None before the first one)."""
@@ -73,7 +73,7 @@ class EpisodeStats:
         with self._lock:
             while sum(p.actor_id == actor_id for p in self.points) < count:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._new_eval.wait(timeout=remaining):
+                if remaining <= 0 or not self._episode_added.wait(timeout=remaining):
                     return sum(p.actor_id == actor_id for p in self.points) >= count
         return True
 

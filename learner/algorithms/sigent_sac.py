@@ -189,11 +189,13 @@ class SigEntSAC(Algorithm):
         cfg, nets = self.config, self.nets
         action = batch.action.reshape(batch.size, -1)
         reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
-        target = self._target(batch.next_observation, reward, batch.terminated)
+        with torch.no_grad():
+            next_features = nets.encoder(batch.next_observation)  # once, for the target and the CQL proposals
+        target = self._target(next_features, batch.next_observation, reward, batch.terminated)
 
         features = nets.encoder(batch.observation)
         q_data = nets.critic(features, action)
-        loss_ood = cql_regularizer(self._q_of_sampled_actions(features, batch.next_observation), q_data)
+        loss_ood = cql_regularizer(self._q_of_sampled_actions(features, next_features), q_data)
         loss_critic = td_loss(q_data, target) + cfg.ood_weight * loss_ood
 
         # The actor trains neither the encoder (detached features) nor the critics (detached weights).
@@ -210,17 +212,17 @@ class SigEntSAC(Algorithm):
         return self._metrics(loss_critic, loss_ood, loss_actor, loss_bc, gate, batch.is_demo, q_data, target, h_sig, dist)
 
     @torch.no_grad()
-    def _target(self, next_observation: Mapping[str, torch.Tensor], reward, terminated) -> torch.Tensor:
+    def _target(self, next_features, next_observation: Mapping[str, torch.Tensor], reward, terminated):
+        """Eq. 5 with a' sampled from the online policy at s' and scored by the target critics."""
         nets = self.nets
-        next_action, next_log_prob = nets.policy(next_observation).rsample(nets.generator)
+        next_action, next_log_prob = nets.policy.distribution(next_features).rsample(nets.generator)
         next_q = nets.target_critic(nets.target_encoder(next_observation), next_action).min(0).values
         return sigent_target(reward, terminated, next_q, self.h_sig(next_log_prob), self.config.alpha, self.config.gamma)
 
-    def _q_of_sampled_actions(self, features: torch.Tensor, next_observation) -> torch.Tensor:
+    def _q_of_sampled_actions(self, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
         """Q(s, a~) for n actions from pi(.|s) and n from pi(.|s'), all scored at s: shape (E, 2n, B)."""
         n, nets = self.config.ood_actions, self.nets
         with torch.no_grad():
-            next_features = nets.encoder(next_observation)
             actions = torch.cat([self._sample_actions(f, n) for f in (features.detach(), next_features)])
         batch = features.shape[0]
         repeated = features.unsqueeze(0).expand(2 * n, *features.shape).reshape(2 * n * batch, -1)

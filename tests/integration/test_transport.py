@@ -11,7 +11,7 @@ import zmq
 from actor.sender import Sender, SenderConfig
 from actor.weights import WeightClient
 from common.codec import decode, encode
-from common.protocol import Ack, Hello, TransitionBatch, Weights, Welcome
+from common.protocol import Ack, Hello, TransitionBatch, Weights, WeightsRequest, Welcome
 from common.transport import transitions_endpoint
 from common.types import Transition, pack_transitions
 from learner.algorithms import ALGORITHMS, config_from_overrides, config_to_dict
@@ -225,3 +225,20 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(port):
     assert accepted + dropped == 500
     assert accepted <= 50 + 8 + 8  # the queue plus at most one batch held by the sender thread
     sender.close(flush_timeout_s=0.2)
+
+
+def test_latest_please_says_which_version_the_actor_already_has(port):
+    learner = zmq.Context.instance().socket(zmq.ROUTER)
+    learner.setsockopt(zmq.LINGER, 0)
+    learner.setsockopt(zmq.RCVTIMEO, 5000)
+    learner.bind(transitions_endpoint("127.0.0.1", port))
+    sender = Sender("127.0.0.1", port, hello("versioned"), have_version=lambda: 7).start()
+    try:
+        identity, *frames = learner.recv_multipart()
+        assert isinstance(decode(frames), Hello)
+        learner.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash, 7))])
+        request = decode(learner.recv_multipart()[1:])
+        assert request == WeightsRequest(have_version=7)  # so the learner need not resend v7
+    finally:
+        sender.close(flush_timeout_s=0.2)
+        learner.close()
