@@ -1,6 +1,7 @@
 """Learner algorithms. Importing this package registers every algorithm in `ALGORITHMS`."""
 
-from learner.algorithms import sac, sigent_sac  # noqa: F401  (register "sac", "sigent_sac")
+# Importing each module registers its algorithms: sac, rlpd, sigent_sac, cql, cal_ql, awac, iql.
+from learner.algorithms import awac, cql, iql, sac, sigent_sac  # noqa: F401
 from learner.algorithms.base import (
     ALGORITHMS,
     Algorithm,

@@ -3,7 +3,7 @@
 An algorithm composes one `ActorCritic` and writes only its losses; building the networks, the
 Polyak update, the single backward pass, checkpoint state and the actor's weights live here once.
 Config objects passed in need the fields: hidden_dims, num_critics, critic_layer_norm, log_std_min,
-log_std_max, image_feature_dim, actor_lr, critic_lr, max_grad_norm.
+log_std_max, image_feature_dim, image_shift_pad, actor_lr, critic_lr, max_grad_norm.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from common.specs import RobotSpec
-from learner.networks.encoders import ObservationEncoder
+from learner.networks.encoders import ObservationEncoder, random_shift
 from learner.networks.ensemble import CriticEnsemble
 from learner.networks.policies import TanhGaussianPolicy
 
@@ -54,8 +54,16 @@ class ActorCritic:
         self._online = [*self.encoder.parameters(), *self.critic.parameters()]
         self._targets = [*self.target_encoder.parameters(), *self.target_critic.parameters()]
         self.max_grad_norm = config.max_grad_norm
+        self.image_shift_pad = config.image_shift_pad
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
+
+    def augment(self, observation: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        """DrQ random shift of every image key (a fresh shift per row); state keys pass through."""
+        pad, images = self.image_shift_pad, set(self.encoder.image_keys)
+        if pad == 0 or not images:
+            return observation
+        return {k: random_shift(v, pad, self.generator) if k in images else v for k, v in observation.items()}
 
     def optimize(self, loss: torch.Tensor) -> None:
         """One backward pass of the summed losses (disjoint parameters), then one optimiser step."""

@@ -17,6 +17,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -84,6 +85,14 @@ class Algorithm(abc.ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore from `state_dict()` output."""
 
+    #: True if `update` reads `batch.extras["mc_return"]`; the learner then stores whole episodes
+    #: with `episode_returns` of each (Cal-QL's Monte-Carlo lower bound).
+    needs_episode_returns: ClassVar[bool] = False
+
+    def episode_returns(self, reward: np.ndarray, terminated: np.ndarray) -> np.ndarray:
+        """Discounted returns-to-go of ONE complete episode, as this algorithm values its rewards."""
+        raise NotImplementedError(f"{type(self).__name__} does not use Monte-Carlo returns")
+
     def pretrain(self, demo_batch_fn: Callable[[], Batch], steps: int) -> dict[str, float]:
         """Optional offline phase on demonstration batches before online training; default: nothing."""
         return {}
@@ -127,14 +136,19 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_docs(config_cls: type) -> dict[str, str]:
-    """Field name -> the one-line docstring written under it in the dataclass body (for `--help`)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(config_cls)))
-    body = tree.body[0].body
-    docs = {}
-    for node, following in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-                docs[node.target.id] = str(following.value.value).strip()
+    """Field name -> the one-line docstring written under it in the dataclass body (for `--help`).
+
+    Base config classes are read first, so a preset that re-declares a field (to change its default)
+    can document the new default, and the fields it inherits keep their documentation.
+    """
+    docs: dict[str, str] = {}
+    for cls in reversed([c for c in config_cls.__mro__ if dataclasses.is_dataclass(c)]):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        body = tree.body[0].body
+        for node, following in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                    docs[node.target.id] = str(following.value.value).strip()
     return docs
 
 

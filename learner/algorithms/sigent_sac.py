@@ -37,6 +37,7 @@ from common.specs import RobotSpec
 from common.types import Batch
 from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
+from learner.algorithms.rewards import shaped_reward
 from learner.networks.distributions import TanhGaussian
 from learner.networks.policies import TanhGaussianPolicy
 
@@ -91,11 +92,15 @@ class SigEntSACConfig:
     """Clip each optimiser's gradient norm to this; 0 = off."""
     image_feature_dim: int = 50
     """Features from the conv encoder per camera."""
+    image_shift_pad: int = 4
+    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
 
     def __post_init__(self) -> None:
         positive = ("h_max", "target_std", "temperature_t", "bc_epsilon", "reward_scale", "actor_lr", "critic_lr")
         bad = [name for name in positive if getattr(self, name) <= 0]
         bad += [name for name in ("alpha", "bc_weight", "ood_weight", "max_grad_norm") if getattr(self, name) < 0]
+        if self.image_shift_pad < 0:
+            bad.append("image_shift_pad")
         if self.ood_actions < 1 or self.batch_size < 1 or self.num_critics < 1:
             bad.append("ood_actions/batch_size/num_critics must be >= 1")
         if not (0 <= self.demo_ratio <= 1 and 0 <= self.gamma < 1 and 0 < self.tau <= 1):
@@ -121,12 +126,6 @@ def sigmoid_bounded_entropy(log_prob_per_dim: torch.Tensor, h_max: float, m: flo
 def sigent_target(reward, terminated, next_q_min, next_h_sig, alpha: float, gamma: float) -> torch.Tensor:
     """Eq. 5: y = r + gamma (1 - d)(min_k Q'_k(s', a') + alpha H_sig(s', a')); d is the TRUE termination."""
     return reward + gamma * (1.0 - terminated) * (next_q_min + alpha * next_h_sig)
-
-
-def shaped_reward(reward, terminated, scale: float, bias: float, gamma: float) -> torch.Tensor:
-    """r * scale + bias, except that a failed termination (reward <= 0) is absorbing: bias / (1 - gamma)."""
-    failure = (terminated > 0.5) & (reward <= 0)
-    return torch.where(failure, torch.full_like(reward, bias / (1.0 - gamma)), reward * scale + bias)
 
 
 def td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -189,11 +188,12 @@ class SigEntSAC(Algorithm):
         cfg, nets = self.config, self.nets
         action = batch.action.reshape(batch.size, -1)
         reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
+        observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
         with torch.no_grad():
-            next_features = nets.encoder(batch.next_observation)  # once, for the target and the CQL proposals
-        target = self._target(next_features, batch.next_observation, reward, batch.terminated)
+            next_features = nets.encoder(next_observation)  # once, for the target and the CQL proposals
+        target = self._target(next_features, next_observation, reward, batch.terminated)
 
-        features = nets.encoder(batch.observation)
+        features = nets.encoder(observation)
         q_data = nets.critic(features, action)
         loss_ood = cql_regularizer(self._q_of_sampled_actions(features, next_features), q_data)
         loss_critic = td_loss(q_data, target) + cfg.ood_weight * loss_ood

@@ -1,0 +1,147 @@
+"""AWAC (Nair et al. 2020): SAC-style critics and an advantage-weighted regression actor.
+
+  critic  y = r + gamma (1 - d) min_k Q'_k(s', a'),  a' ~ pi(.|s')          (no entropy term)
+  actor   L_pi = -E_(s,a)~replay [ w(s, a) log pi(a|s) ],
+          w = min(exp((Q(s, a) - Q(s, a~)) / lambda), w_max),  a~ ~ pi(.|s),  Q = min_k Q_k, no gradient
+The actor only ever raises the likelihood of actions in the replay (demo and online rows alike),
+weighted by how much better than the policy's own action the critics judge them; the
+`V(s) ~ Q(s, a~)` estimate with one sampled action and the clamp at w_max follow CORL's AWAC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from common.specs import RobotSpec
+from common.types import Batch
+from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
+from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
+from learner.algorithms.rewards import shaped_reward
+from learner.networks.policies import TanhGaussianPolicy
+
+
+@dataclass(frozen=True)
+class AWACConfig:
+    """Hyper-parameters of AWAC (CORL's defaults where the paper and code differ)."""
+
+    awac_lambda: float = 1.0
+    """lambda: temperature of the advantage weights (smaller = greedier)."""
+    max_weight: float = 100.0
+    """Clamp of exp(A / lambda), against single rows dominating the batch."""
+    reward_scale: float = 1.0
+    """Rewards are r * reward_scale + reward_bias before use."""
+    reward_bias: float = -1.0
+    """-1 gives 0 on success and -1 per step; failures are absorbing (see rewards.py)."""
+    batch_size: int = 256
+    """Transitions per update."""
+    demo_ratio: float = 0.5
+    """Fraction of each batch from the demo buffer."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak step of the target critics after every update."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics and the observation encoder."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden widths of the actor and every critic."""
+    num_critics: int = 2
+    """Twin critics."""
+    critic_layer_norm: bool = True
+    """LayerNorm in the critics (as every Tandem critic, so the baselines differ only in their losses)."""
+    log_std_min: float = -20.0
+    """Lower clamp of the actor's log std."""
+    log_std_max: float = 2.0
+    """Upper clamp of the actor's log std."""
+    max_grad_norm: float = 0.0
+    """Clip each optimiser's gradient norm to this; 0 = off."""
+    image_feature_dim: int = 50
+    """Features from the conv encoder per camera."""
+    image_shift_pad: int = 4
+    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
+
+    def __post_init__(self) -> None:
+        bad = [n for n in ("awac_lambda", "max_weight", "reward_scale", "actor_lr", "critic_lr") if getattr(self, n) <= 0]
+        bad += [n for n in ("max_grad_norm", "image_shift_pad") if getattr(self, n) < 0]
+        if min(self.batch_size, self.num_critics) < 1:
+            bad.append("batch_size/num_critics must be >= 1")
+        if not (0 <= self.demo_ratio <= 1 and 0 <= self.gamma < 1 and 0 < self.tau <= 1):
+            bad.append("demo_ratio in [0,1], gamma in [0,1), tau in (0,1]")
+        if bad:
+            raise ValueError(f"invalid AWACConfig: {', '.join(bad)}")
+
+
+def advantage_weights(advantage: torch.Tensor, temperature: float, max_weight: float) -> torch.Tensor:
+    """min(exp(A / temperature), max_weight), without gradient (AWR / AWAC / IQL)."""
+    return torch.exp(advantage.detach() / temperature).clamp(max=max_weight)
+
+
+def weighted_regression_loss(log_prob: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """-E[w log pi(a|s)] over replay actions: weighted maximum likelihood."""
+    return -(weights * log_prob).mean()
+
+
+class AWAC(Algorithm):
+    """AWAC over a robot's dict observation; one `update` = one critic and one actor step."""
+
+    Config = AWACConfig
+
+    def __init__(self, config: AWACConfig, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
+        super().__init__(config, spec, device, seed)
+        self.nets = ActorCritic(config, spec, self.device, seed)
+        self.num_updates = 0
+
+    @staticmethod
+    def make_policy(config: AWACConfig, spec: RobotSpec) -> TanhGaussianPolicy:
+        return make_tanh_policy(config, spec)
+
+    @property
+    def sampling(self) -> SamplingSpec:
+        return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        cfg, nets = self.config, self.nets
+        action = batch.action.reshape(batch.size, -1)
+        reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
+        observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
+        with torch.no_grad():
+            next_action, _ = nets.policy(next_observation).sample(nets.generator)
+            next_q = nets.target_critic(nets.target_encoder(next_observation), next_action).min(0).values
+            target = reward + cfg.gamma * (1.0 - batch.terminated) * next_q
+
+        features = nets.encoder(observation)
+        q_data = nets.critic(features, action)
+        loss_critic = (q_data - target).square().sum(0).mean()
+
+        dist = nets.policy.distribution(features.detach())
+        with torch.no_grad():
+            policy_action, _ = dist.sample(nets.generator)
+            value = nets.critic(features, policy_action).min(0).values
+            advantage = q_data.min(0).values - value
+        weights = advantage_weights(advantage, cfg.awac_lambda, cfg.max_weight)
+        loss_actor = weighted_regression_loss(dist.log_prob(action), weights)
+
+        nets.optimize(loss_critic + loss_actor)
+        nets.soft_update(cfg.tau)
+        self.num_updates += 1
+        q_data = q_data.detach()
+        values = [loss_critic, loss_actor, advantage.mean(), weights.mean(), q_data.mean(), q_data.std(), target.mean()]
+        names = ("critic_loss", "actor_loss", "advantage_mean", "weight_mean", "q_mean", "q_std", "target_q_mean")
+        return dict(zip(names, torch.stack([v.detach() for v in values]).tolist()))
+
+    def policy_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.nets.policy_state_dict()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": config_to_dict(self.config), "nets": self.nets.state_dict(), "num_updates": self.num_updates}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        self.num_updates = int(state["num_updates"])
+
+
+ALGORITHMS.register("awac")(AWAC)

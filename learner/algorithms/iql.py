@@ -1,0 +1,164 @@
+"""IQL (Kostrikov et al. 2021): implicit Q-learning with an expectile value and an AWR actor.
+
+  value   L_V = E[ |tau - 1(u < 0)| u^2 ],  u = min_k Q'_k(s, a) - V(s)      (expectile tau of Q over data)
+  critic  y = r + gamma (1 - d) V(s'),   L_Q = sum_k (Q_k(s, a) - y)^2        (never queries pi: in-sample)
+  actor   L_pi = -E[ min(exp(beta (min_k Q'_k(s, a) - V(s))), w_max) log pi(a|s) ]
+Q' are the Polyak target critics, as in the reference. V reads the shared encoder's features
+detached: like the actor, it never trains the encoder, which only the critic loss does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from common.specs import RobotSpec
+from common.types import Batch
+from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
+from learner.algorithms.awac import advantage_weights, weighted_regression_loss
+from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
+from learner.algorithms.rewards import shaped_reward
+from learner.networks.ensemble import EnsembleMLP
+from learner.networks.policies import TanhGaussianPolicy
+
+
+@dataclass(frozen=True)
+class IQLConfig:
+    """Hyper-parameters of IQL (the reference's AntMaze/Adroit values where they differ from locomotion)."""
+
+    expectile: float = 0.7
+    """tau of the expectile loss: 0.5 = mean (SARSA), towards 1 = max over in-support actions."""
+    beta: float = 3.0
+    """Inverse temperature of the advantage weights exp(beta A)."""
+    max_weight: float = 100.0
+    """Clamp of exp(beta A)."""
+    reward_scale: float = 1.0
+    """Rewards are r * reward_scale + reward_bias before use."""
+    reward_bias: float = -1.0
+    """-1 gives 0 on success and -1 per step (the reference also shifts AntMaze rewards by -1)."""
+    batch_size: int = 256
+    """Transitions per update."""
+    demo_ratio: float = 0.5
+    """Fraction of each batch from the demo buffer."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak step of the target critics after every update."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics and the observation encoder."""
+    value_lr: float = 3e-4
+    """Adam learning rate of the value network V."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden widths of the actor, every critic and V."""
+    num_critics: int = 2
+    """Twin critics."""
+    critic_layer_norm: bool = True
+    """LayerNorm in the critics and V (as every Tandem critic)."""
+    log_std_min: float = -20.0
+    """Lower clamp of the actor's log std."""
+    log_std_max: float = 2.0
+    """Upper clamp of the actor's log std."""
+    max_grad_norm: float = 0.0
+    """Clip each optimiser's gradient norm to this; 0 = off."""
+    image_feature_dim: int = 50
+    """Features from the conv encoder per camera."""
+    image_shift_pad: int = 4
+    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
+
+    def __post_init__(self) -> None:
+        bad = [n for n in ("beta", "max_weight", "reward_scale", "actor_lr", "critic_lr", "value_lr")
+               if getattr(self, n) <= 0]  # fmt: skip
+        bad += [n for n in ("max_grad_norm", "image_shift_pad") if getattr(self, n) < 0]
+        if not 0 < self.expectile < 1:
+            bad.append("expectile must be in (0, 1)")
+        if min(self.batch_size, self.num_critics) < 1:
+            bad.append("batch_size/num_critics must be >= 1")
+        if not (0 <= self.demo_ratio <= 1 and 0 <= self.gamma < 1 and 0 < self.tau <= 1):
+            bad.append("demo_ratio in [0,1], gamma in [0,1), tau in (0,1]")
+        if bad:
+            raise ValueError(f"invalid IQLConfig: {', '.join(bad)}")
+
+
+def expectile_loss(difference: torch.Tensor, expectile: float) -> torch.Tensor:
+    """E[|tau - 1(u < 0)| u^2] with u = Q - V: asymmetric least squares."""
+    weight = torch.where(difference < 0, 1.0 - expectile, expectile)
+    return (weight * difference.square()).mean()
+
+
+class IQL(Algorithm):
+    """IQL over a robot's dict observation; one `update` = one V, one Q and one actor step."""
+
+    Config = IQLConfig
+
+    def __init__(self, config: IQLConfig, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
+        super().__init__(config, spec, device, seed)
+        with torch.random.fork_rng(devices=[]):  # seeded without disturbing the global RNG
+            torch.manual_seed(seed + 1)  # V's init independent of the critics' for the same seed
+            features = make_tanh_policy(config, spec).encoder.out_dim
+            self.value = EnsembleMLP(1, features, config.hidden_dims, 1, config.critic_layer_norm).to(self.device)
+        value_group = {"params": list(self.value.parameters()), "lr": config.value_lr}
+        self.nets = ActorCritic(config, spec, self.device, seed, extra_groups=(value_group,))
+        self.num_updates = 0
+
+    @staticmethod
+    def make_policy(config: IQLConfig, spec: RobotSpec) -> TanhGaussianPolicy:
+        return make_tanh_policy(config, spec)
+
+    @property
+    def sampling(self) -> SamplingSpec:
+        return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
+
+    def v(self, features: torch.Tensor) -> torch.Tensor:
+        """V(s) for encoded observations, shape (B,)."""
+        return self.value(features)[0, :, 0]
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        cfg, nets = self.config, self.nets
+        action = batch.action.reshape(batch.size, -1)
+        reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
+        observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
+        with torch.no_grad():
+            target_q = nets.target_critic(nets.target_encoder(observation), action).min(0).values
+            target = reward + cfg.gamma * (1.0 - batch.terminated) * self.v(nets.encoder(next_observation))
+
+        features = nets.encoder(observation)
+        value = self.v(features.detach())
+        loss_value = expectile_loss(target_q - value, cfg.expectile)
+        q_data = nets.critic(features, action)
+        loss_critic = (q_data - target).square().sum(0).mean()
+
+        weights = advantage_weights(cfg.beta * (target_q - value), 1.0, cfg.max_weight)
+        log_prob = nets.policy.distribution(features.detach()).log_prob(action)
+        loss_actor = weighted_regression_loss(log_prob, weights)
+
+        nets.optimize(loss_value + loss_critic + loss_actor)
+        nets.soft_update(cfg.tau)
+        self.num_updates += 1
+        q_data = q_data.detach()
+        values = [loss_critic, loss_value, loss_actor, value.detach().mean(), weights.mean(), q_data.mean(),
+                  q_data.std(), target.mean()]  # fmt: skip
+        names = ("critic_loss", "value_loss", "actor_loss", "v_mean", "weight_mean", "q_mean", "q_std", "target_q_mean")
+        return dict(zip(names, torch.stack([v.detach() for v in values]).tolist()))
+
+    def policy_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.nets.policy_state_dict()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": config_to_dict(self.config),
+            "nets": self.nets.state_dict(),
+            "value": self.value.state_dict(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        self.value.load_state_dict(state["value"])
+        self.num_updates = int(state["num_updates"])
+
+
+ALGORITHMS.register("iql")(IQL)
