@@ -134,3 +134,15 @@ def _plot(points: list[CurvePoint], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_train_metrics(history: list[tuple[int, int, dict[str, float]]], run_dir: Path) -> Path:
+    """train_metrics.csv: one row per weight publish (updates, env steps, every algorithm metric)."""
+    path = run_dir / "train_metrics.csv"
+    names = sorted({name for _, _, values in history for name in values})
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["updates", "env_steps", *names])
+        for updates, env_steps, values in history:
+            writer.writerow([updates, env_steps, *(f"{values.get(n, float('nan')):.6g}" for n in names)])
+    return path

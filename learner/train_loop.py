@@ -20,6 +20,7 @@ import torch
 from common import metrics
 from common.protocol import Weights
 from learner.algorithms.base import Algorithm
+from learner.diagnostics import Diagnostics
 from learner.replay.batches import to_torch
 from learner.replay.buffer import ReplayBuffer
 
@@ -68,6 +69,9 @@ class TrainLoop:
         self.last_metrics: dict[str, float] = {}
         self.received = 0  # online transitions received (not capped by the replay capacity)
         self.data_arrived = threading.Event()
+        self.diagnostics = Diagnostics()
+        # (updates, online transitions received, metrics) at every publish, for train_metrics.csv.
+        self.history: list[tuple[int, int, dict[str, float]]] = []
 
     def note_received(self, count: int) -> None:
         """Called by the receive thread after storing `count` online transitions."""
@@ -88,6 +92,7 @@ class TrainLoop:
         start = time.perf_counter()
         self.last_metrics = self.algorithm.update(batch)
         metrics.LEARNER_UPDATE_SECONDS.observe(time.perf_counter() - start)
+        self.last_metrics.update(self.diagnostics.measure(self.algorithm, batch, self.last_metrics))
         metrics.LEARNER_UPDATES.inc()
         self.updates += 1
         if self.updates == 1 or self.updates % self.config.publish_every == 0:
@@ -111,6 +116,8 @@ class TrainLoop:
         )
         for name, value in self.last_metrics.items():
             metrics.LEARNER_TRAIN_METRIC.labels(name).set(value)
+        if self.last_metrics:
+            self.history.append((self.updates, self.received, dict(self.last_metrics)))
 
     def run(self, stop: threading.Event, on_progress: Callable[[], None] = lambda: None) -> None:
         """Update until `stop` is set or max_updates is reached; waits (on an event) when data is short."""

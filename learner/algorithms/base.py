@@ -85,6 +85,15 @@ class Algorithm(abc.ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore from `state_dict()` output."""
 
+    @torch.no_grad()
+    def mean_action(self, observation: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """The policy's deterministic actions at these states, for diagnostics; None if it has no such notion.
+
+        Algorithms built on `ActorCritic` (attribute `nets`) answer with tanh(mu(s)).
+        """
+        nets = getattr(self, "nets", None)
+        return None if nets is None else nets.policy(observation).deterministic_action()
+
     #: True if `update` reads `batch.extras["mc_return"]`; the learner then stores whole episodes
     #: with `episode_returns` of each (Cal-QL's Monte-Carlo lower bound).
     needs_episode_returns: ClassVar[bool] = False

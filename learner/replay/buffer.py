@@ -7,7 +7,7 @@ from typing import Mapping
 
 import numpy as np
 
-from common.specs import RobotSpec
+from common.specs import ArraySpec, RobotSpec
 from common.types import NEXT_OBS_PREFIX, OBS_PREFIX, Batch, split_observations, transition_columns
 from learner.algorithms.base import SamplingSpec
 from learner.replay.samplers import MixedSampler, make_sampler
@@ -24,9 +24,16 @@ class ReplayBuffer:
     when full; the demo ring refuses to overwrite demonstrations (raise `demo_capacity` instead).
     """
 
-    def __init__(self, spec: RobotSpec, capacity: int, demo_capacity: int = 100_000) -> None:
+    def __init__(
+        self,
+        spec: RobotSpec,
+        capacity: int,
+        demo_capacity: int = 100_000,
+        extra_columns: Mapping[str, ArraySpec] | None = None,
+    ) -> None:
         self.spec = spec
-        columns = transition_columns(spec)
+        # Learner-computed columns (e.g. Cal-QL's mc_return) ride in Batch.extras.
+        columns = {**transition_columns(spec), **(extra_columns or {})}
         self._online = RingStorage(columns, capacity)
         self._demo = RingStorage(columns, demo_capacity)
         self._lock = threading.Lock()

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from algorithm_fixtures import random_batch, random_observation
+from algorithm_fixtures import random_batch, random_observation, state_spec
 
 from learner.algorithms import ALGORITHMS, Algorithm, SamplingSpec, config_docs, make_algorithm
 
@@ -120,3 +120,11 @@ def test_building_an_algorithm_leaves_the_global_torch_rng_alone(name):
     torch.manual_seed(42)
     make_algorithm(name, state_spec(), seed=0)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_fixed_seed_short_runs_are_identical(name):
+    def run() -> list[dict[str, float]]:
+        algorithm = make_algorithm(name, state_spec(), {"batch_size": 16}, seed=3)
+        return [algorithm.update(random_batch(state_spec(), 16, seed=i)) for i in range(3)]
+
+    assert run() == run()
