@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--algos", default=",".join(ALGORITHMS.names()), help="comma-separated subset")
     parser.add_argument("--settings", default="state,image", help="state, image or both")
+    parser.add_argument("--rounds", type=int, help=argparse.SUPPRESS)  # tests: a tiny smoke run
     args = parser.parse_args(argv)
     device = select_device(args.device)
     if device.type == "cpu" and args.threads > 0:
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     if "sac" not in names:
         names.insert(0, "sac")
     rounds, per_round = (5, 4) if args.quick else (9, 10)
+    if args.rounds:
+        rounds, per_round = args.rounds, 1
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{rounds} rounds x {per_round} updates, median reported")  # fmt: skip
     lines = []

@@ -1,0 +1,186 @@
+"""The one-demonstration benchmark: tasks x algorithms x seeds x demo variants, through the real product.
+
+    python -m benchmarks.one_demo --profile learning_check          # LIMO ball-to-goal, every algorithm, 3 seeds
+    python -m benchmarks.one_demo --profile quick                   # SigEnt-SAC on every task, 1 seed (~30 min)
+    python -m benchmarks.one_demo --profile full                    # 3 seeds, images, variants (a GPU box)
+    python -m benchmarks.one_demo --profile sensitivity             # lambda x epsilon sweep (Fig. 7)
+    python -m benchmarks.one_demo --algos sac,sigent_sac --seeds 1 --minutes 5   # any profile, narrowed
+
+Every run is `learner --local-actor ROBOT`: a real learner process that starts a real actor process
+of the robot's MuJoCo twin and trains over ZeroMQ, with deterministic evaluation blocks of 20
+episodes. Per run (from the learner's episodes.csv and train_metrics.csv): env steps at which an
+evaluation block first reached 100 % success, the success curve, Q-value oscillation, OOD action
+ratio, and the learned policy's mean completion steps beside the demonstration's. Writes
+results.csv and PNG plots into --out. Tasks whose twin or demo is not installed are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.one_demo_report import RunResult, read_run, write_plots, write_results  # noqa: F401  (re-exported)
+
+DEMOS = Path(__file__).resolve().parent.parent / "robots" / "sim" / "demos"
+ALL_ALGOS = ("sigent_sac", "sac", "rlpd", "cql", "cal_ql", "awac", "iql")
+# task -> (robot twin, bundled demonstration)
+TASKS = {
+    "ball_to_goal": ("limo_sim", "limo_ball_to_goal.npz"),
+    "push_cube": ("franka_sim", "franka_push_cube.npz"),
+    "slalom_go2": ("go2_sim", "go2_slalom.npz"),
+    "slalom_g1": ("g1_sim", "g1_slalom.npz"),
+}
+VARIANTS = ("original", "drop50", "action_noise", "state_noise")
+# Small nets and a 4x simulated clock: what the main job measured to learn in minutes on 2 CPU cores.
+FAST = ("batch_size=128", "hidden_dims=128,128")
+
+
+@dataclass
+class Profile:
+    """Which runs a profile makes and how long each may take."""
+
+    tasks: tuple[str, ...]
+    algos: tuple[str, ...]
+    seeds: int
+    minutes: float
+    variants: tuple[str, ...] = ("original",)
+    images: bool = False
+    sweep: dict[str, tuple[str, ...]] = field(default_factory=dict)  # config field -> values (sigent_sac)
+
+
+PROFILES = {
+    "quick": Profile(tuple(TASKS), ("sigent_sac",), seeds=1, minutes=7),
+    "learning_check": Profile(("ball_to_goal",), ALL_ALGOS, seeds=3, minutes=10),
+    "full": Profile(tuple(TASKS), ALL_ALGOS, seeds=3, minutes=60, variants=VARIANTS, images=True),
+    "sensitivity": Profile(("ball_to_goal",), ("sigent_sac",), seeds=3, minutes=10,
+                           sweep={"bc_weight": ("0.5", "2.5", "10"), "bc_epsilon": ("0.03", "0.1", "0.3")}),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    task: str
+    algo: str
+    seed: int
+    variant: str
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        extra = "".join(f"_{o.replace('=', '')}" for o in self.overrides if o not in FAST)
+        return f"{self.task}_{self.algo}_{self.variant}_s{self.seed}{extra}".replace(",", "-")
+
+
+def plan(profile: Profile) -> list[RunSpec]:
+    """Every run of a profile, in an order that spreads algorithms over time (fair under drifting load)."""
+    sweeps = [()]
+    if profile.sweep:
+        names = list(profile.sweep)
+        sweeps = [tuple(f"{n}={v}" for n, v in zip(names, values)) for values in itertools.product(*profile.sweep.values())]
+    runs = []
+    for seed, task, variant, sweep, algo in itertools.product(
+        range(profile.seeds), profile.tasks, profile.variants, sweeps, profile.algos
+    ):
+        runs.append(RunSpec(task, algo, seed, variant, FAST + sweep))
+    return runs
+
+
+def free_port() -> int:
+    """A loopback port P with P + 1 (the weights port) free as well."""
+    for _ in range(200):
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair found")
+
+
+def bundled_demo(task: str, images: bool) -> Path:
+    """The task's bundled demonstration; image runs use its 64x64 camera recording."""
+    name = TASKS[task][1]
+    return DEMOS / (name.replace(".npz", "_image64.npz") if images else name)
+
+
+def demo_for(run: RunSpec, run_dir: Path, images: bool) -> Path:
+    """The bundled demo, or a degraded copy of it written into the run directory."""
+    demo = bundled_demo(run.task, images)
+    if run.variant == "original":
+        return demo
+    from robots.sim.demo_variants import write_variant  # the twins' degraded-demo generator
+
+    return write_variant(demo, run.variant, run_dir / f"demo_{run.variant}.npz", seed=run.seed)
+
+
+def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: bool) -> list[str]:
+    robot = TASKS[run.task][0]
+    args = [
+        sys.executable, "-m", "learner", "--algo", run.algo, "--demo", str(demo), "--run-dir", str(run_dir),
+        "--seed", str(run.seed), "--port", str(free_port()), "--metrics-port", "0", "--threads", "1",
+        "--utd", "2", "--max-minutes", str(minutes), "--stop-at-success", "1.0", "--stop-window", "20",
+        "--final-eval", "0", "--local-actor", robot,
+        "--actor-arg=--time-scale", "--actor-arg=4", "--actor-arg=--seed", f"--actor-arg={run.seed}",
+        "--actor-arg=--eval-every", "--actor-arg=10", "--actor-arg=--eval-episodes", "--actor-arg=20",
+    ]  # fmt: skip
+    if images:
+        args += ["--actor-arg=-o", "--actor-arg=observation=image"]
+    for override in run.overrides:
+        args += ["--set", override]
+    return args
+
+
+def execute(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
+    robot, demo = TASKS[run.task][0], bundled_demo(run.task, profile.images)
+    if not demo.exists():
+        print(f"skip {run.name}: no bundled demo {demo.name} (twin {robot} not installed)", flush=True)
+        return None
+    run_dir = out / run.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    demo = demo_for(run, run_dir, profile.images)
+    started = time.monotonic()
+    with (run_dir / "learner.log").open("w") as log:
+        finished = subprocess.run(command(run, demo, run_dir, profile.minutes, profile.images), stdout=log,
+                                  stderr=subprocess.STDOUT, timeout=profile.minutes * 60 + 300)  # fmt: skip
+    if finished.returncode != 0:
+        print(f"{run.name}: learner exited {finished.returncode}; see {run_dir / 'learner.log'}", flush=True)
+    result = read_run(run, run_dir, demo, time.monotonic() - started)
+    print(result.one_line(), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.one_demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--tasks", help="comma-separated subset of " + ",".join(TASKS))
+    parser.add_argument("--algos", help="comma-separated subset of " + ",".join(ALL_ALGOS))
+    parser.add_argument("--variants", help="comma-separated subset of " + ",".join(VARIANTS))
+    parser.add_argument("--seeds", type=int, help="seeds per configuration")
+    parser.add_argument("--minutes", type=float, help="wall-time budget per run")
+    parser.add_argument("--out", default="runs/one_demo", help="results directory")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    for name, value in (("tasks", args.tasks), ("algos", args.algos), ("variants", args.variants)):
+        if value:
+            setattr(profile, name, tuple(value.split(",")))
+    profile.seeds = args.seeds or profile.seeds
+    profile.minutes = args.minutes or profile.minutes
+    out = Path(args.out)
+    runs = plan(profile)
+    print(f"{len(runs)} runs, at most {profile.minutes:g} min each, results in {out}", flush=True)
+    results = [r for r in (execute(run, out, profile) for run in runs) if r is not None]
+    if results:
+        print(f"wrote {write_results(results, out)} and {', '.join(map(str, write_plots(results, out)))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Reading one benchmark run's directory into figures, and the CSV and plots over all runs."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from common.episodes import episode_bounds, load_episodes
+
+
+@dataclass
+class RunResult:
+    """The figures of one run (NaN where the run produced no such data)."""
+
+    task: str
+    algo: str
+    seed: int
+    variant: str
+    overrides: str
+    env_steps: int
+    wall_s: float
+    steps_to_100: float  # env steps at the start of the first all-success evaluation block; NaN = never
+    best_success: float
+    final_success: float
+    completion_steps: float  # mean steps of the successful episodes in the last evaluation block
+    demo_steps: float  # mean episode length of the demonstration
+    q_oscillation: float  # mean over training of the windowed std of batch-mean Q
+    ood_action_ratio: float  # mean over training
+    curve: list[tuple[int, float]] = field(default_factory=list, repr=False)  # (env steps, block success)
+
+    def one_line(self) -> str:
+        reached = "never" if math.isnan(self.steps_to_100) else f"{int(self.steps_to_100)} steps"
+        return (f"{self.task} {self.algo} s{self.seed} {self.variant} {self.overrides}: 100% at {reached}, "
+                f"best {self.best_success:.0%}, final {self.final_success:.0%}, {self.env_steps} env steps in "
+                f"{self.wall_s / 60:.1f} min, completion {self.completion_steps:.1f} vs demo {self.demo_steps:.1f}, "
+                f"Q osc {self.q_oscillation:.3g}, OOD {self.ood_action_ratio:.2f}")  # fmt: skip
+
+
+def evaluation_blocks(episodes_csv: Path) -> list[tuple[int, list[dict]]]:
+    """Consecutive runs of evaluation episodes: (env steps when the block started, its rows)."""
+    blocks: list[tuple[int, list[dict]]] = []
+    previous_eval = False
+    if not episodes_csv.exists():
+        return blocks
+    with episodes_csv.open() as handle:
+        for row in csv.DictReader(handle):
+            is_eval = row["evaluation"] == "1"
+            if is_eval and not previous_eval:
+                blocks.append((int(row["env_steps"]), []))
+            if is_eval:
+                blocks[-1][1].append(row)
+            previous_eval = is_eval
+    return blocks
+
+
+def column_mean(train_csv: Path, name: str) -> float:
+    if not train_csv.exists():
+        return math.nan
+    with train_csv.open() as handle:
+        values = [float(row[name]) for row in csv.DictReader(handle) if row.get(name) not in (None, "", "nan")]
+    return float(np.mean(values)) if values else math.nan
+
+
+def demo_mean_length(demo: Path) -> float:
+    _, columns = load_episodes(demo)
+    lengths = [b - a for a, b in episode_bounds(columns["episode"])]
+    return float(np.mean(lengths)) if lengths else math.nan
+
+
+def read_run(run, run_dir: Path, demo: Path, wall_s: float) -> RunResult:
+    """Figures of one finished run from its episodes.csv and train_metrics.csv."""
+    blocks = evaluation_blocks(run_dir / "episodes.csv")
+    full = [b for b in blocks if len(b[1]) >= 1]
+    curve = [(start, float(np.mean([r["success"] == "1" for r in rows]))) for start, rows in full]
+    reached = [start for start, success in curve if success >= 1.0]
+    last = full[-1][1] if full else []
+    successes = [int(r["steps"]) for r in last if r["success"] == "1"]
+    train_csv = run_dir / "train_metrics.csv"
+    env_steps = 0
+    if (run_dir / "episodes.csv").exists():
+        with (run_dir / "episodes.csv").open() as handle:
+            env_steps = max((int(r["env_steps"]) for r in csv.DictReader(handle)), default=0)
+    return RunResult(
+        task=run.task, algo=run.algo, seed=run.seed, variant=run.variant,
+        overrides=" ".join(o for o in run.overrides if not o.startswith(("batch_size", "hidden_dims"))),
+        env_steps=env_steps, wall_s=wall_s,
+        steps_to_100=float(reached[0]) if reached else math.nan,
+        best_success=max((s for _, s in curve), default=0.0),
+        final_success=curve[-1][1] if curve else 0.0,
+        completion_steps=float(np.mean(successes)) if successes else math.nan,
+        demo_steps=demo_mean_length(demo),
+        q_oscillation=column_mean(train_csv, "q_oscillation"),
+        ood_action_ratio=column_mean(train_csv, "ood_action_ratio"),
+        curve=curve,
+    )  # fmt: skip
+
+
+def write_results(results: list[RunResult], out: Path) -> Path:
+    path = out / "results.csv"
+    rows = [{k: v for k, v in asdict(r).items() if k != "curve"} for r in results]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_plots(results: list[RunResult], out: Path) -> list[Path]:
+    """success_curves.png (one panel per task, a line per algorithm and seed) and completion_steps.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_task: dict[str, list[RunResult]] = defaultdict(list)
+    for result in results:
+        by_task[result.task].append(result)
+    fig, axes = plt.subplots(1, len(by_task), figsize=(5 * len(by_task), 3.6), squeeze=False)
+    colours: dict[str, str] = {}
+    for ax, (task, runs) in zip(axes[0], sorted(by_task.items())):
+        for run in runs:
+            label = f"{run.algo} {run.overrides}".strip()
+            colour = colours.setdefault(label, f"C{len(colours) % 10}")
+            xs, ys = zip(*run.curve) if run.curve else ((), ())
+            ax.plot(xs, ys, "o-", color=colour, alpha=0.8, markersize=3,
+                    label=label if run.seed == min(r.seed for r in runs if r.algo == run.algo) else None)  # fmt: skip
+        ax.set(title=task, xlabel="env steps", ylabel="eval success (20 episodes)", ylim=(-0.05, 1.05))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    curves = out / "success_curves.png"
+    fig.savefig(curves, dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(results)), 3.6))
+    names = [f"{r.task}\n{r.algo} s{r.seed}" for r in results]
+    ax.bar(np.arange(len(results)) - 0.2, [r.demo_steps for r in results], 0.4, label="demonstration")
+    ax.bar(np.arange(len(results)) + 0.2, [r.completion_steps for r in results], 0.4, label="learned policy")
+    ax.set_xticks(np.arange(len(results)), names, fontsize=7)
+    ax.set(ylabel="steps to complete", title="Completion steps vs the demonstration (Fig. 5b)")
+    ax.legend()
+    fig.tight_layout()
+    steps = out / "completion_steps.png"
+    fig.savefig(steps, dpi=110)
+    plt.close(fig)
+    return [curves, steps]
