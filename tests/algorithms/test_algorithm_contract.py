@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from algorithm_fixtures import random_batch, random_observation, state_spec
+from algorithm_fixtures import image_spec, random_batch, random_observation, state_spec
 
 from learner.algorithms import ALGORITHMS, Algorithm, SamplingSpec, config_docs, make_algorithm
 
@@ -128,3 +128,26 @@ def test_fixed_seed_short_runs_are_identical(name):
         return [algorithm.update(random_batch(state_spec(), 16, seed=i)) for i in range(3)]
 
     assert run() == run()
+
+
+def test_images_train_the_shared_encoder_through_the_critic_only(name):
+    """The actor (and IQL's value net) see the encoder's features detached; the critic loss trains it."""
+    algorithm = make_algorithm(name, image_spec(), {"batch_size": 8}, seed=0)
+    nets = algorithm.nets
+    assert nets.policy.encoder is nets.encoder, "the actor's encoder must be the critic's"
+    seen = []
+    distribution = nets.policy.distribution
+    nets.policy.distribution = lambda features: seen.append(features.requires_grad) or distribution(features)
+    before = [p.detach().clone() for p in nets.encoder.parameters()]
+    algorithm.update(random_batch(image_spec(), 8))
+    assert seen and not any(seen), "a policy head received features that carry gradient into the encoder"
+    assert any(not torch.equal(a, b) for a, b in zip(before, nets.encoder.parameters()))
+
+
+def test_images_enter_the_convolutions_channels_last_without_a_copy():
+    from learner.networks.encoders import ConvEncoder
+
+    encoder, seen = ConvEncoder((16, 16, 3), feature_dim=8), []  # 3 channels: with 1 both layouts coincide
+    encoder.convs[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    encoder(torch.zeros(2, 16, 16, 3, dtype=torch.uint8))
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
