@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import transport as bt
+from benchmarks import transport_payload as bt
+from benchmarks.transport_procs import window_delta
 from common.codec import decode, encode
 from common.protocol import TransitionBatch
 from common.types import pack_transitions, unpack_transitions
@@ -38,9 +39,9 @@ def test_weight_tensors_sum_to_the_requested_size():
 
 def test_window_delta_interpolates_between_samples():
     samples = [(0.0, 0, 0.0), (1.0, 100, 0.5), (2.0, 300, 1.0)]
-    assert bt.window_delta(samples, 0.5, 1.5, 1) == pytest.approx(150.0)
+    assert window_delta(samples, 0.5, 1.5, 1) == pytest.approx(150.0)
     with pytest.raises(RuntimeError):
-        bt.window_delta(samples, 0.5, 3.0, 1)
+        window_delta(samples, 0.5, 3.0, 1)
 
 
 @pytest.mark.slow
