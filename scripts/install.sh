@@ -8,16 +8,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6)
+# Optional: the monitoring/deployment tools the tests run for real (a real Prometheus scraping a run,
+# `docker-compose config` on docker-compose.yml). Failing to get them only skips those tests.
+# TANDEM_APT_OPTIONAL=0 skips them.
+APT_OPTIONAL=(prometheus docker-compose)
+apt_missing() {
+  local pkg
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || echo "$pkg"; done
+}
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  missing=()
-  for pkg in "${APT_PACKAGES[@]}"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-  done
+  mapfile -t missing < <(apt_missing "${APT_PACKAGES[@]}")
+  optional=()
+  if [ "${TANDEM_APT_OPTIONAL:-1}" != 0 ]; then mapfile -t optional < <(apt_missing "${APT_OPTIONAL[@]}"); fi
+  if [ ${#missing[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
+    apt-get update -qq || [ ${#missing[@]} -eq 0 ]  # only a required package makes a failed update fatal
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "[install] apt: ${missing[*]}"
-    apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  for pkg in "${optional[@]}"; do  # one at a time, so one unavailable package does not block the others
+    echo "[install] apt (optional): $pkg"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null \
+      || echo "[install] warning: could not install $pkg; the tests that need it will be skipped"
+  done
 fi
 
 PYTHON=${PYTHON:-python3}

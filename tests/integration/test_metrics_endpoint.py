@@ -25,7 +25,8 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_metrics_endpoint_counts_what_crossed_the_wire(port):
+def test_metrics_endpoint_counts_what_crossed_the_wire(port, monkeypatch):
+    monkeypatch.setattr(metrics, "_roles", set())  # serve every role: this process is learner and actor at once
     http_port = free_port_pair()
     assert metrics.serve(http_port)
     assert not metrics.serve(http_port)  # a busy port is reported, not fatal
@@ -43,3 +44,21 @@ def test_metrics_endpoint_counts_what_crossed_the_wire(port):
     assert samples[("tandem_learner_bytes_received_total", labels)] > 77 * 4 * 4
     for name in ("tandem_learner_updates_total", "tandem_learner_update_seconds_count", "tandem_learner_policy_version"):
         assert any(key[0] == name for key in samples), name
+
+
+def test_an_actor_process_serves_its_own_series_from_zero_and_no_learner_series(monkeypatch):
+    monkeypatch.setattr(metrics, "_roles", set())  # this process plays every role in other tests
+    http_port = free_port_pair()
+    assert metrics.serve(http_port)
+    metrics.init_actor("fresh", "fake")
+    samples = scrape(http_port)
+    labels = (("actor_id", "fresh"), ("robot", "fake"))
+    assert not [name for name, _ in samples if name.startswith("tandem_learner_")]
+    for name in ("tandem_actor_intervention_steps_total", "tandem_actor_reconnects_total",
+                 "tandem_actor_transitions_spooled_total", "tandem_actor_spool_transitions"):  # fmt: skip
+        assert samples[(name, labels)] == 0, name
+    assert samples[("tandem_actor_safety_stops_total", tuple(sorted(labels + (("reason", "watchdog"),))))] == 0
+    metrics.init_learner()  # a process that is both (as in the tests) serves both
+    samples = scrape(http_port)
+    assert samples[("tandem_learner_rejected_messages_total", (("reason", "sequence_gap"),))] >= 0
+    assert any(name == "tandem_learner_updates_total" for name, _ in samples)
