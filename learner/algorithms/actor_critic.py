@@ -1,14 +1,14 @@
 """The parts every SAC-family algorithm owns: policy, shared encoder, critic ensemble, targets, optimisers.
 
 An algorithm composes one `ActorCritic` and writes only its losses; building the networks, the
-Polyak update, the single backward pass, checkpoint state and the actor's weights live here once.
-Config objects passed in need the fields: hidden_dims, num_critics, critic_layer_norm, log_std_min,
-log_std_max, image_feature_dim, image_shift_pad, actor_lr, critic_lr, max_grad_norm.
+Polyak update, the single backward pass, checkpoint state and the actor's weights live here once, and
+so do the config fields they read (`ActorCriticConfig`, which every algorithm's config extends).
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
@@ -18,6 +18,64 @@ from common.specs import RobotSpec
 from learner.networks.encoders import ObservationEncoder, random_shift
 from learner.networks.ensemble import CriticEnsemble
 from learner.networks.policies import TanhGaussianPolicy
+
+
+@dataclass(frozen=True)
+class ActorCriticConfig:
+    """Fields every tanh-Gaussian actor-critic shares; an algorithm's config re-declares a field only
+    to change its default (with a one-line reason under it)."""
+
+    batch_size: int = 256
+    """Transitions per update."""
+    demo_ratio: float = 0.5
+    """Fraction of each batch drawn from the demo buffer when it is non-empty (the rest is online)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak step of the target critics after every update (1.0 = hard copy)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics and the observation encoder."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden widths of the actor and of every critic."""
+    num_critics: int = 2
+    """Critics in the ensemble, each fully independent (twin critics by default)."""
+    critic_layer_norm: bool = True
+    """LayerNorm after every hidden Dense of the critics (RLPD); keeps Q bounded off the data."""
+    log_std_min: float = -20.0
+    """Lower clamp of the actor's log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper clamp of the actor's log standard deviation."""
+    max_grad_norm: float = 0.0
+    """Clip the critic's and the actor's gradient norms to this; 0 = no clipping."""
+    image_feature_dim: int = 50
+    """Features per camera from the conv encoder."""
+    image_shift_pad: int = 4
+    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
+
+    def __post_init__(self) -> None:
+        self.check({})
+
+    def check(self, extra: Mapping[str, bool]) -> None:
+        """Raise one ValueError naming every failed condition: the shared ones and `extra` (message -> ok)."""
+        conditions = {
+            "batch_size must be positive": self.batch_size > 0,
+            "demo_ratio must be in [0, 1]": 0.0 <= self.demo_ratio <= 1.0,
+            "gamma must be in [0, 1)": 0.0 <= self.gamma < 1.0,
+            "tau must be in (0, 1]": 0.0 < self.tau <= 1.0,
+            "actor_lr and critic_lr must be positive": min(self.actor_lr, self.critic_lr) > 0,
+            "hidden_dims must be non-empty and positive": bool(self.hidden_dims) and min(self.hidden_dims) > 0,
+            "num_critics must be >= 1": self.num_critics >= 1,
+            "log_std_min must be below log_std_max": self.log_std_min < self.log_std_max,
+            "max_grad_norm must be >= 0": self.max_grad_norm >= 0,
+            "image_feature_dim must be positive": self.image_feature_dim > 0,
+            "image_shift_pad must be >= 0": self.image_shift_pad >= 0,
+            **extra,
+        }
+        failed = [message for message, ok in conditions.items() if not ok]
+        if failed:
+            raise ValueError(f"invalid {type(self).__name__}: {'; '.join(failed)}")
 
 
 def make_tanh_policy(config: Any, spec: RobotSpec) -> TanhGaussianPolicy:

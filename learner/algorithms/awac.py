@@ -19,60 +19,21 @@ from common.specs import RobotSpec
 from common.types import Batch
 from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
-from learner.algorithms.rewards import shaped_reward
+from learner.algorithms.rewards import ShapedRewardConfig, shaped_reward
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class AWACConfig:
-    """Hyper-parameters of AWAC (CORL's defaults where the paper and code differ)."""
+class AWACConfig(ShapedRewardConfig):
+    """Hyper-parameters of AWAC beyond the shared ones (CORL's defaults where paper and code differ)."""
 
     awac_lambda: float = 1.0
     """lambda: temperature of the advantage weights (smaller = greedier)."""
     max_weight: float = 100.0
     """Clamp of exp(A / lambda), against single rows dominating the batch."""
-    reward_scale: float = 1.0
-    """Rewards are r * reward_scale + reward_bias before use."""
-    reward_bias: float = -1.0
-    """-1 gives 0 on success and -1 per step; failures are absorbing (see rewards.py)."""
-    batch_size: int = 256
-    """Transitions per update."""
-    demo_ratio: float = 0.5
-    """Fraction of each batch from the demo buffer."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Polyak step of the target critics after every update."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critics and the observation encoder."""
-    hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden widths of the actor and every critic."""
-    num_critics: int = 2
-    """Twin critics."""
-    critic_layer_norm: bool = True
-    """LayerNorm in the critics (as every Tandem critic, so the baselines differ only in their losses)."""
-    log_std_min: float = -20.0
-    """Lower clamp of the actor's log std."""
-    log_std_max: float = 2.0
-    """Upper clamp of the actor's log std."""
-    max_grad_norm: float = 0.0
-    """Clip each optimiser's gradient norm to this; 0 = off."""
-    image_feature_dim: int = 50
-    """Features from the conv encoder per camera."""
-    image_shift_pad: int = 4
-    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
 
     def __post_init__(self) -> None:
-        bad = [n for n in ("awac_lambda", "max_weight", "reward_scale", "actor_lr", "critic_lr") if getattr(self, n) <= 0]
-        bad += [n for n in ("max_grad_norm", "image_shift_pad") if getattr(self, n) < 0]
-        if min(self.batch_size, self.num_critics) < 1:
-            bad.append("batch_size/num_critics must be >= 1")
-        if not (0 <= self.demo_ratio <= 1 and 0 <= self.gamma < 1 and 0 < self.tau <= 1):
-            bad.append("demo_ratio in [0,1], gamma in [0,1), tau in (0,1]")
-        if bad:
-            raise ValueError(f"invalid AWACConfig: {', '.join(bad)}")
+        self.check({"awac_lambda and max_weight must be positive": min(self.awac_lambda, self.max_weight) > 0})
 
 
 def advantage_weights(advantage: torch.Tensor, temperature: float, max_weight: float) -> torch.Tensor:

@@ -29,12 +29,12 @@ from common.specs import RobotSpec
 from common.types import Batch
 from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
-from learner.algorithms.rewards import monte_carlo_returns, shaped_reward
+from learner.algorithms.rewards import ShapedRewardConfig, monte_carlo_returns, shaped_reward
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class CQLConfig:
+class CQLConfig(ShapedRewardConfig):
     """Hyper-parameters of CQL; defaults are Cal-QL's Adroit-binary settings (sparse, few demos)."""
 
     cql_weight: float = 1.0
@@ -43,55 +43,21 @@ class CQLConfig:
     """n: actions drawn uniformly, from pi(.|s) and from pi(.|s') each (3n critic passes)."""
     calibrated: bool = False
     """Cal-QL: lower-bound the sampled policy actions' values by the data row's Monte-Carlo return."""
-    reward_scale: float = 1.0
-    """Rewards are r * reward_scale + reward_bias before use (and before Monte-Carlo returns)."""
-    reward_bias: float = -1.0
-    """-1 gives 0 on success and -1 per step; failures are absorbing (see rewards.py)."""
-    batch_size: int = 256
-    """Transitions per update."""
-    demo_ratio: float = 0.5
-    """Fraction of each batch from the demo buffer (Cal-QL's mixing ratio 0.5)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Polyak step of the target critics after every update."""
     actor_lr: float = 1e-4
     """Adam learning rate of the actor (the reference's policy_lr)."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critics and the observation encoder."""
     temperature_lr: float = 1e-4
     """Adam learning rate of log(alpha)."""
     init_temperature: float = 1.0
     """Initial entropy temperature alpha."""
     target_entropy: float | None = None
     """Entropy the temperature tunes towards, in nats; None = -|A| (the reference)."""
-    hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden widths of the actor and every critic."""
-    num_critics: int = 2
-    """Twin critics."""
-    critic_layer_norm: bool = True
-    """LayerNorm in the critics; the SigEnt-SAC paper adds it to Cal-QL against spurious OOD actions."""
-    log_std_min: float = -20.0
-    """Lower clamp of the actor's log std."""
-    log_std_max: float = 2.0
-    """Upper clamp of the actor's log std."""
-    max_grad_norm: float = 0.0
-    """Clip each optimiser's gradient norm to this; 0 = off."""
-    image_feature_dim: int = 50
-    """Features from the conv encoder per camera."""
-    image_shift_pad: int = 4
-    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
 
     def __post_init__(self) -> None:
-        bad = [n for n in ("reward_scale", "actor_lr", "critic_lr", "temperature_lr", "init_temperature")
-               if getattr(self, n) <= 0]  # fmt: skip
-        bad += [n for n in ("cql_weight", "max_grad_norm", "image_shift_pad") if getattr(self, n) < 0]
-        if min(self.cql_actions, self.batch_size, self.num_critics) < 1:
-            bad.append("cql_actions/batch_size/num_critics must be >= 1")
-        if not (0 <= self.demo_ratio <= 1 and 0 <= self.gamma < 1 and 0 < self.tau <= 1):
-            bad.append("demo_ratio in [0,1], gamma in [0,1), tau in (0,1]")
-        if bad:
-            raise ValueError(f"invalid {type(self).__name__}: {', '.join(bad)}")
+        self.check({
+            "cql_weight must be >= 0": self.cql_weight >= 0,
+            "cql_actions must be >= 1": self.cql_actions >= 1,
+            "temperature_lr and init_temperature must be positive": min(self.temperature_lr, self.init_temperature) > 0,
+        })  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ from common.types import Batch
 from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
 from learner.algorithms.awac import advantage_weights, weighted_regression_loss
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
-from learner.algorithms.rewards import shaped_reward
+from learner.algorithms.rewards import ShapedRewardConfig, shaped_reward
 from learner.networks.ensemble import EnsembleMLP
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class IQLConfig:
-    """Hyper-parameters of IQL (the reference's AntMaze/Adroit values where they differ from locomotion)."""
+class IQLConfig(ShapedRewardConfig):
+    """Hyper-parameters of IQL beyond the shared ones (the reference's AntMaze/Adroit values)."""
 
     expectile: float = 0.7
     """tau of the expectile loss: 0.5 = mean (SARSA), towards 1 = max over in-support actions."""
@@ -34,53 +34,14 @@ class IQLConfig:
     """Inverse temperature of the advantage weights exp(beta A)."""
     max_weight: float = 100.0
     """Clamp of exp(beta A)."""
-    reward_scale: float = 1.0
-    """Rewards are r * reward_scale + reward_bias before use."""
-    reward_bias: float = -1.0
-    """-1 gives 0 on success and -1 per step (the reference also shifts AntMaze rewards by -1)."""
-    batch_size: int = 256
-    """Transitions per update."""
-    demo_ratio: float = 0.5
-    """Fraction of each batch from the demo buffer."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Polyak step of the target critics after every update."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critics and the observation encoder."""
     value_lr: float = 3e-4
-    """Adam learning rate of the value network V."""
-    hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden widths of the actor, every critic and V."""
-    num_critics: int = 2
-    """Twin critics."""
-    critic_layer_norm: bool = True
-    """LayerNorm in the critics and V (as every Tandem critic)."""
-    log_std_min: float = -20.0
-    """Lower clamp of the actor's log std."""
-    log_std_max: float = 2.0
-    """Upper clamp of the actor's log std."""
-    max_grad_norm: float = 0.0
-    """Clip each optimiser's gradient norm to this; 0 = off."""
-    image_feature_dim: int = 50
-    """Features from the conv encoder per camera."""
-    image_shift_pad: int = 4
-    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
+    """Adam learning rate of the value network V (which shares hidden_dims and critic_layer_norm)."""
 
     def __post_init__(self) -> None:
-        bad = [n for n in ("beta", "max_weight", "reward_scale", "actor_lr", "critic_lr", "value_lr")
-               if getattr(self, n) <= 0]  # fmt: skip
-        bad += [n for n in ("max_grad_norm", "image_shift_pad") if getattr(self, n) < 0]
-        if not 0 < self.expectile < 1:
-            bad.append("expectile must be in (0, 1)")
-        if min(self.batch_size, self.num_critics) < 1:
-            bad.append("batch_size/num_critics must be >= 1")
-        if not (0 <= self.demo_ratio <= 1 and 0 <= self.gamma < 1 and 0 < self.tau <= 1):
-            bad.append("demo_ratio in [0,1], gamma in [0,1), tau in (0,1]")
-        if bad:
-            raise ValueError(f"invalid IQLConfig: {', '.join(bad)}")
+        self.check({
+            "beta, max_weight and value_lr must be positive": min(self.beta, self.max_weight, self.value_lr) > 0,
+            "expectile must be in (0, 1)": 0 < self.expectile < 1,
+        })  # fmt: skip
 
 
 def expectile_loss(difference: torch.Tensor, expectile: float) -> torch.Tensor:

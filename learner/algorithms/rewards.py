@@ -8,8 +8,26 @@ termination WITHOUT success (the ball left the arena) is an absorbing failure wo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Mapping
+
 import numpy as np
 import torch
+
+from learner.algorithms.actor_critic import ActorCriticConfig
+
+
+@dataclass(frozen=True)
+class ShapedRewardConfig(ActorCriticConfig):
+    """An actor-critic config whose algorithm trains on `shaped_reward`."""
+
+    reward_scale: float = 1.0
+    """Rewards are r * reward_scale + reward_bias before use (and before Monte-Carlo returns)."""
+    reward_bias: float = -1.0
+    """-1 turns the sparse 1/0 reward into 0/-1, so finishing sooner always pays; failures are absorbing."""
+
+    def check(self, extra: Mapping[str, bool]) -> None:
+        super().check({"reward_scale must be positive": self.reward_scale > 0, **extra})
 
 
 def shaped_reward(reward, terminated, scale: float, bias: float, gamma: float) -> torch.Tensor:

@@ -19,27 +19,15 @@ import torch
 
 from common.specs import RobotSpec
 from common.types import Batch
-from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
+from learner.algorithms.actor_critic import ActorCritic, ActorCriticConfig, make_tanh_policy
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class SACConfig:
-    """Hyper-parameters of SAC (defaults follow RLPD where the two differ from SB3)."""
+class SACConfig(ActorCriticConfig):
+    """Hyper-parameters of SAC beyond the shared ones (defaults follow RLPD where it differs from SB3)."""
 
-    batch_size: int = 256
-    """Transitions per update."""
-    demo_ratio: float = 0.5
-    """Fraction of each batch drawn from the demo buffer when it is non-empty."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Polyak step of the target critics after every update (1.0 = hard copy)."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critics and the observation encoder."""
     temperature_lr: float = 3e-4
     """Adam learning rate of log(alpha)."""
     init_temperature: float = 1.0
@@ -48,47 +36,17 @@ class SACConfig:
     """Entropy the temperature tunes towards, in nats; None = -|A|/2."""
     backup_entropy: bool = True
     """Subtract alpha * log pi(a'|s') inside the critic target."""
-    hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden widths of the actor and of every critic."""
-    num_critics: int = 2
-    """Critics in the ensemble (each fully independent)."""
     target_min_subset: int = 0
     """Critics the target takes the minimum over, a fresh random subset each update; 0 = all."""
     actor_q_reduction: str = "min"
     """How the actor combines the critics: "min" (SAC) or "mean" (RLPD)."""
-    critic_layer_norm: bool = True
-    """LayerNorm after every hidden Dense of the critics."""
-    log_std_min: float = -20.0
-    """Lower clamp of the actor's log standard deviation."""
-    log_std_max: float = 2.0
-    """Upper clamp of the actor's log standard deviation."""
-    max_grad_norm: float = 0.0
-    """Clip each optimiser's gradient norm to this; 0 = no clipping."""
-    image_feature_dim: int = 50
-    """Features per camera from the conv encoder."""
-    image_shift_pad: int = 4
-    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "batch_size must be positive": self.batch_size > 0,
-            "demo_ratio must be in [0, 1]": 0.0 <= self.demo_ratio <= 1.0,
-            "gamma must be in [0, 1)": 0.0 <= self.gamma < 1.0,
-            "tau must be in (0, 1]": 0.0 < self.tau <= 1.0,
-            "learning rates must be positive": min(self.actor_lr, self.critic_lr, self.temperature_lr) > 0,
-            "init_temperature must be positive": self.init_temperature > 0,
-            "hidden_dims must be non-empty and positive": bool(self.hidden_dims) and min(self.hidden_dims) > 0,
-            "num_critics must be >= 1": self.num_critics >= 1,
+        self.check({
+            "temperature_lr and init_temperature must be positive": min(self.temperature_lr, self.init_temperature) > 0,
             "target_min_subset must be in [0, num_critics]": 0 <= self.target_min_subset <= self.num_critics,
             "actor_q_reduction must be 'min' or 'mean'": self.actor_q_reduction in ("min", "mean"),
-            "log_std_min must be below log_std_max": self.log_std_min < self.log_std_max,
-            "max_grad_norm must be >= 0": self.max_grad_norm >= 0,
-            "image_feature_dim must be positive": self.image_feature_dim > 0,
-            "image_shift_pad must be >= 0": self.image_shift_pad >= 0,
-        }
-        failed = [message for message, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError(f"invalid SAC config: {'; '.join(failed)}")
+        })  # fmt: skip
 
 
 # --- losses (numbered as in "SAC Algorithms and Applications", Haarnoja et al. 2018, arXiv 1812.05905)

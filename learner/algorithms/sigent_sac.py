@@ -37,13 +37,13 @@ from common.specs import RobotSpec
 from common.types import Batch
 from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
-from learner.algorithms.rewards import shaped_reward
+from learner.algorithms.rewards import ShapedRewardConfig, shaped_reward
 from learner.networks.distributions import TanhGaussian
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class SigEntSACConfig:
+class SigEntSACConfig(ShapedRewardConfig):
     """Hyper-parameters of SigEnt-SAC. The paper publishes none of them; each choice is explained here."""
 
     h_max: float = 1.0
@@ -62,51 +62,18 @@ class SigEntSACConfig:
     """lambda_ood of Eq. 8: weight of the simplified CQL regulariser."""
     ood_actions: int = 1
     """n of Eq. 7: actions sampled from pi at s and again at s' (2n in the LSE); each costs a critic pass."""
-    reward_scale: float = 1.0
-    """Rewards are r * reward_scale + reward_bias before use."""
-    reward_bias: float = -1.0
-    """-1 turns the sparse 1/0 reward into 0/-1 so that finishing the task is always worth it."""
-    batch_size: int = 256
-    """Transitions per update."""
-    demo_ratio: float = 0.5
-    """Fraction of each batch from the demo buffer (Algorithm 1: expert batch + online batch)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Polyak step of the target critics after every update."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critics and the observation encoder."""
-    hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden widths of the actor and every critic."""
-    num_critics: int = 2
-    """Twin critics (the paper's min over i of Q'_i)."""
-    critic_layer_norm: bool = True
-    """LayerNorm in the critics: keeps Q bounded off the data, as in RLPD."""
     log_std_min: float = -10.0
     """Lower clamp of the actor's log std (exp(-10) is already deterministic for the robot)."""
     log_std_max: float = 0.0
     """Upper clamp of log std: the saturating bonus cannot stop std drifting to noise (std 5 seen at 2)."""
-    max_grad_norm: float = 0.0
-    """Clip each optimiser's gradient norm to this; 0 = off."""
-    image_feature_dim: int = 50
-    """Features from the conv encoder per camera."""
-    image_shift_pad: int = 4
-    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
 
     def __post_init__(self) -> None:
-        positive = ("h_max", "target_std", "temperature_t", "bc_epsilon", "reward_scale", "actor_lr", "critic_lr")
-        bad = [name for name in positive if getattr(self, name) <= 0]
-        bad += [name for name in ("alpha", "bc_weight", "ood_weight", "max_grad_norm") if getattr(self, name) < 0]
-        if self.image_shift_pad < 0:
-            bad.append("image_shift_pad")
-        if self.ood_actions < 1 or self.batch_size < 1 or self.num_critics < 1:
-            bad.append("ood_actions/batch_size/num_critics must be >= 1")
-        if not (0 <= self.demo_ratio <= 1 and 0 <= self.gamma < 1 and 0 < self.tau <= 1):
-            bad.append("demo_ratio in [0,1], gamma in [0,1), tau in (0,1]")
-        if bad:
-            raise ValueError(f"invalid SigEnt-SAC config: {', '.join(bad)}")
+        self.check({
+            "h_max, target_std, temperature_t and bc_epsilon must be positive":
+                min(self.h_max, self.target_std, self.temperature_t, self.bc_epsilon) > 0,
+            "alpha, bc_weight and ood_weight must be >= 0": min(self.alpha, self.bc_weight, self.ood_weight) >= 0,
+            "ood_actions must be >= 1": self.ood_actions >= 1,
+        })  # fmt: skip
 
     @property
     def surprisal_midpoint(self) -> float:
