@@ -1,22 +1,31 @@
 """THE control loop: observe, act, wait for the tick, observe again, record. Never waits on the network.
 
 One step:
-  policy (swapped in only here, at the step boundary) -> normalised action -> denormalise ->
-  robot.send_action (safety-clipped, returns what was executed) -> RateLimiter tick ->
-  next observation -> task reward / termination -> recorder (stamps, queues for the sender).
+  operator events (label, reset, pause, e-stop) -> policy (swapped in only here, at the step boundary)
+  or, while the operator intervenes, the teleop action -> denormalise -> robot.send_action (the same
+  safety clipping for both; returns what was executed) -> RateLimiter tick -> next observation ->
+  task reward / termination -> recorder (stamps, queues for the sender).
+
+An episode ends by the task (terminated), the step limit (truncated), an operator label (the task's
+own success/failure reward and termination), an operator reset or e-stop (truncated), or a stop
+request. `EpisodeSummary.outcome_source` says which: task, step_limit, operator, stopped, policy_error.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from actor.operator import Operator
 from actor.policy import PolicyOutputError, RandomPolicy
-from actor.recorder import Recorder
+from actor.recorder import EpisodeRecord, Recorder
+from actor.status import Status
 from common import metrics
 from common.protocol import EpisodeSummary
 from common.timing import RateLimiter, Stopwatch
@@ -42,7 +51,11 @@ class LoopConfig:
 
 
 class ActorLoop:
-    """Runs episodes of `task` on `robot`, acting with the newest policy `take_policy` offers."""
+    """Runs episodes of `task` on `robot`, acting with the newest policy `take_policy` offers.
+
+    `operator` (optional) brings the operator's keys in; `on_status` receives a `Status` every step;
+    `on_episode` receives each finished episode's record (with its transitions when `keep_transitions`).
+    """
 
     def __init__(
         self,
@@ -52,20 +65,31 @@ class ActorLoop:
         take_policy: Callable[[int], object | None],
         config: LoopConfig,
         actor_id: str,
+        operator: Operator | None = None,
+        on_status: Callable[[Status], None] | None = None,
+        on_episode: Callable[[EpisodeRecord, EpisodeSummary], None] | None = None,
+        keep_transitions: bool = False,
     ) -> None:
         self.robot, self.task, self.config = robot, task, config
         self.spec = robot.spec
         self._take_policy = take_policy
-        self._recorder = Recorder(submit)
+        self._recorder = Recorder(submit, keep_transitions)
         self._policy = RandomPolicy(self.spec, config.seed)
+        self._policy_since = time.monotonic()
         self._stop = threading.Event()
+        self.operator = operator or Operator(self.spec, robot.stop)
+        self._on_status = on_status or (lambda _s: None)
+        self._on_episode = on_episode or (lambda _r, _s: None)
         self.summaries: list[EpisodeSummary] = []
+        self.status = Status()
+        self._recent = collections.deque(maxlen=20)
         labels = (actor_id, self.spec.name)
         self._m_period = metrics.ACTOR_CONTROL_PERIOD.labels(*labels)
         self._m_overruns = metrics.ACTOR_CONTROL_OVERRUNS.labels(*labels)
         self._m_inference = metrics.ACTOR_POLICY_INFERENCE.labels(*labels)
         self._m_version = metrics.ACTOR_POLICY_VERSION.labels(*labels)
         self._m_policy_stops = metrics.ACTOR_SAFETY_STOPS.labels(*labels, "policy_output")
+        self._m_interventions = metrics.ACTOR_INTERVENTIONS.labels(*labels)
         self._labels = labels
 
     def request_stop(self) -> None:
@@ -76,13 +100,15 @@ class ActorLoop:
         training_episodes = 0
         while not self._stop.is_set() and not self._enough_episodes():
             evaluation = self.config.eval_only
+            if not self._wait_for_release():
+                break
             self.summaries.append(self.run_episode(evaluation))
             if evaluation:
                 continue
             training_episodes += 1
             if self.config.eval_every and training_episodes % self.config.eval_every == 0:
                 for _ in range(self.config.eval_episodes):
-                    if self._stop.is_set() or self._enough_episodes():
+                    if self._stop.is_set() or self._enough_episodes() or not self._wait_for_release():
                         break
                     self.summaries.append(self.run_episode(evaluation=True))
         return self.summaries
@@ -91,58 +117,119 @@ class ActorLoop:
         return bool(self.config.episodes) and len(self.summaries) >= self.config.episodes
 
     def run_episode(self, evaluation: bool) -> EpisodeSummary:
-        """One episode from task reset to termination, truncation or a stop request."""
+        """One episode from task reset to its end (see the module docstring for the ways it can end)."""
         self._swap_policy()
-        record = self._recorder.start_episode(evaluation)
-        observation = self.task.reset(self.robot)
+        self.operator.begin_episode()  # a label pressed between episodes belongs to none
+        self._recorder.start_episode(evaluation)
+        self.status.episode += 1
+        # An e-stop that raced in after the release check must not be followed by a (moving) task reset.
+        observation = self.robot.get_observation() if self.operator.estopped else self.task.reset(self.robot)
         rate = RateLimiter(self.spec.control_hz, self.config.time_scale)
-        reward, terminated, outcome = 0.0, False, "stopped"
-        for step in range(self.task.max_steps):
-            if self._stop.is_set():
+        outcome, reward, terminated = None, 0.0, False
+        while outcome is None:
+            outcome = "stopped" if self._stop.is_set() else self.operator.take_end()
+            if outcome:
                 break
+            if self.operator.holding():
+                self._hold(rate)
+                observation = self.robot.get_observation()  # the world may have moved while paused
+                continue
             self._swap_policy()
             try:
-                normalized = self._act(observation, evaluation)
+                normalized, intervention = self._choose_action(observation, evaluation)
             except PolicyOutputError as exc:
                 log.error("%s; stopping the robot and ending the episode", exc)
                 self._m_policy_stops.inc()
-                self.robot.stop()
                 outcome = "policy_error"
                 break
-            executed = self.robot.send_action(self.spec.denormalize_action(normalized))
+            with self.operator.motion_gate() as allowed:
+                if not allowed:
+                    continue  # a key arrived after the checks above: it is handled on the next pass
+                executed = self.robot.send_action(self.spec.denormalize_action(normalized))
             self._tick(rate)
             next_observation = self.robot.get_observation()
             reward, terminated = self.task.reward(next_observation)
-            truncated = not terminated and step + 1 >= self.task.max_steps
+            steps = self._recorder.current.steps + 1
+            truncated = not terminated and steps >= self.task.max_steps
             self._recorder.record(
                 observation, self.spec.normalize_action(executed), reward, terminated, truncated,
-                next_observation, self._policy.version,
+                next_observation, self._policy.version, intervention,
             )  # fmt: skip
+            self._m_interventions.inc(int(intervention))
             observation = next_observation
+            self._show(rate)
             if terminated or truncated:
                 outcome = "task" if terminated else "step_limit"
-                break
         self.robot.stop()
-        success = terminated and reward > 0
-        summary = self._recorder.finish_episode(success, outcome)
+        return self._finish(outcome, reward, terminated)
+
+    def _finish(self, outcome: str, reward: float, terminated: bool) -> EpisodeSummary:
+        final = None
+        if outcome in ("success", "failure"):
+            final = self.task.operator_label(outcome == "success")
+            reward, terminated = final
+        elif outcome == "reset" or outcome == "estop":
+            log.info("episode cut by the operator (%s)", outcome)
+        decided = outcome in ("task", "success", "failure")
+        success = decided and self._recorder.current.steps > 0 and terminated and reward > 0
+        source = "operator" if outcome in ("success", "failure", "reset", "estop") else outcome
+        summary = self._recorder.finish_episode(success, source, final)
         self._count_episode(summary)
+        self._on_episode(self._recorder.current, summary)
         return summary
 
-    def _act(self, observation: dict[str, np.ndarray], evaluation: bool) -> np.ndarray:
+    def _choose_action(self, observation: dict[str, np.ndarray], evaluation: bool) -> tuple[np.ndarray, bool]:
+        """(normalised action, chosen by the operator?)."""
+        if self.operator.intervening:
+            return self.operator.teleop_action(), True
         with Stopwatch() as watch:
             action = self._policy.act(observation, deterministic=evaluation)
         self._m_inference.observe(watch.seconds)
-        return action
+        return action, False
+
+    def _hold(self, rate: RateLimiter) -> None:
+        """One control period of holding still (paused or e-stopped): stop again, keep the status fresh."""
+        self.robot.stop()
+        rate.wait()
+        rate.restart()  # a pause is not an overrun
+        self._show(rate)
+
+    def _wait_for_release(self) -> bool:
+        """Between episodes: hold while e-stopped; False if a stop request came instead of a release."""
+        if not self.operator.estopped:
+            return not self._stop.is_set()
+        release = "/".join(self.operator.keymap.bindings["release"])
+        log.warning("E-STOPPED: robot held; press %s to release, Ctrl-C to quit", release)
+        rate = RateLimiter(self.spec.control_hz, self.config.time_scale)
+        while self.operator.estopped and not self._stop.is_set():
+            self._hold(rate)
+        self.operator.take_end()
+        return not self._stop.is_set()
 
     def _tick(self, rate: RateLimiter) -> None:
         if rate.wait():
             self._m_overruns.inc()
+            self.status.overruns += 1
         self._m_period.observe(rate.last_period_s)
+
+    def _show(self, rate: RateLimiter) -> None:
+        status, record = self.status, self._recorder.current
+        if record is not None:
+            status.step, status.episode_return = record.steps, record.episode_return
+        status.policy_version, status.policy_age_s = self._policy.version, time.monotonic() - self._policy_since
+        if rate.last_period_s > 0:
+            measured = 1.0 / rate.last_period_s
+            status.rate_hz = 0.9 * status.rate_hz + 0.1 * measured if status.rate_hz else measured
+        status.mode, status.speed = self.operator.mode(), self.operator.speed
+        if self.operator.stop_latencies_s:
+            status.last_stop_ms = 1000 * self.operator.stop_latencies_s[-1]
+        self._on_status(status)
 
     def _swap_policy(self) -> None:
         newer = self._take_policy(self._policy.version)
         if newer is not None:
             self._policy = newer
+            self._policy_since = time.monotonic()
             self._m_version.set(newer.version)
 
     def _count_episode(self, summary: EpisodeSummary) -> None:
@@ -151,3 +238,12 @@ class ActorLoop:
         metrics.ACTOR_EPISODES.labels(*self._labels, outcome, mode).inc()
         metrics.ACTOR_EPISODE_RETURN.labels(*self._labels, mode).set(summary.episode_return)
         metrics.ACTOR_EPISODE_LENGTH.labels(*self._labels, mode).set(summary.steps)
+        self._recent.append(summary.success)
+        self.status.successes += int(summary.success)
+        self.status.recent_episodes = len(self._recent)
+        self.status.recent_success_rate = sum(self._recent) / len(self._recent)
+        log.info(
+            "episode %d: %s by %s after %d steps, return %.2f, %d intervention steps",
+            self.status.episode, "success" if summary.success else "no success", summary.outcome_source,
+            summary.steps, summary.episode_return, summary.interventions,
+        )  # fmt: skip

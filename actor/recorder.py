@@ -1,4 +1,8 @@
-"""Stamps each step with who and when (actor, episode, step, policy version) and hands it to the sender."""
+"""Stamps each step with who and when (actor, episode, step, policy version) and hands it to the sender.
+
+The newest transition is held back until the next one arrives or the episode finishes, because the
+episode's end (an operator label, a reset, an e-stop) can still change its reward and end flags.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class Recorder:
         self._keep = keep_transitions
         self._next_episode = int(time.time() * 1000)
         self.current: EpisodeRecord | None = None
+        self._held: Transition | None = None
 
     def start_episode(self, evaluation: bool) -> EpisodeRecord:
         self.current = EpisodeRecord(self._next_episode, evaluation)
@@ -73,13 +78,36 @@ class Recorder:
         episode.episode_return += float(reward)
         episode.interventions += int(intervention)
         episode.policy_version = policy_version
-        if self._keep:
-            episode.transitions.append(transition)
-        self._sink(transition)
+        self._release()
+        self._held = transition
         return transition
 
-    def finish_episode(self, success: bool, outcome_source: str) -> EpisodeSummary:
-        episode = self.current
+    @property
+    def last(self) -> Transition | None:
+        """The newest transition of the current episode, still open to relabelling."""
+        return self._held
+
+    def _release(self) -> None:
+        if self._held is not None:
+            if self._keep:
+                self.current.transitions.append(self._held)
+            self._sink(self._held)
+            self._held = None
+
+    def finish_episode(
+        self, success: bool, outcome_source: str, final: tuple[float, bool] | None = None
+    ) -> EpisodeSummary:
+        """End the episode. `final` = (reward, terminated) overrides the last transition's (an operator
+        label); otherwise a last transition that did not terminate is marked truncated (the episode was cut)."""
+        episode, last = self.current, self._held
+        if last is not None:
+            if final is not None:
+                episode.episode_return += float(final[0]) - last.reward
+                last.reward, last.terminated = float(final[0]), bool(final[1])
+                last.truncated = not last.terminated
+            elif not last.terminated:
+                last.truncated = True
+        self._release()
         summary = EpisodeSummary(
             episode=episode.episode,
             steps=episode.steps,

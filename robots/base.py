@@ -102,6 +102,10 @@ class Task(abc.ABC):
     def reward(self, observation: Observation) -> tuple[float, bool]:
         """(reward, terminated) for arriving in `observation`."""
 
+    def operator_label(self, success: bool) -> tuple[float, bool]:
+        """(reward, terminated) the task's own detection gives a success or failure; used for operator labels."""
+        return (1.0, True) if success else (0.0, True)
+
 
 # name -> factory(**options) -> Robot. Drivers and twins register themselves here.
 ROBOTS: Registry = Registry("robot")
