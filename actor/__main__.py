@@ -10,17 +10,18 @@ import click
 
 from actor.app import ActorOptions, run_actor
 from actor.loop import LoopConfig
-from actor.sender import SenderConfig
+from actor.operator import OperatorConfig
+from actor.sender import SenderConfig, key_actor_id
 from common.registry import UnknownNameError
 from common.transport import DEFAULT_PORT
 
 
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--robot-option")
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=hint)
         options[key] = value
     return options
 
@@ -39,30 +40,89 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--batch-size", default=32, help="Transitions per batch sent to the learner.")
 @click.option("--metrics-port", default=9401, help="Prometheus /metrics port (0: off).")
 @click.option("--seed", default=0, help="Seed of the random policy used before the first weights.")
+@click.option("--record-demo", default="", metavar="FILE",
+              help="Record teleoperated episodes to FILE (.npz for learner --demo); no learner needed.")
+@click.option("--keep-failures", is_flag=True, help="With --record-demo: also keep episodes not labelled success.")
+@click.option("--key", "keys", multiple=True, metavar="COMMAND=KEYS",
+              help="Rebind an operator command, e.g. --key success=y,ENTER --key estop=ESC,x.")
+@click.option("--teleop-speed", default=0.5, help="Initial teleop speed, a fraction of the action bounds.")
+@click.option("--no-console", is_flag=True, help="Ignore the keyboard even on a terminal (unattended).")
+@click.option("--keys", "keys_dir", default="", metavar="DIR",
+              help="CURVE keys (`learner keys D --actor NAME` makes D/actors/NAME); needed off loopback.")
+@click.option("--insecure", is_flag=True, help="No encryption even with --keys (loopback learners only).")
+@click.option("--spool", "spool_dir", default="", metavar="DIR",
+              help="Keep unacked batches on disk here; a restarted actor resends them.")
+@click.option("--spool-max-mb", default=1024, help="Spool limit; when full the robot is paused (see --when-full).")
+@click.option("--when-full", type=click.Choice(["pause", "drop"]), default="pause",
+              help="Spool/queue full: pause the episode (robot stopped) or keep acting and drop data.")
+@click.option("--check", is_flag=True,
+              help="Check the robot instead: connect, print the spec, stream observations with rates and ages.")
+@click.option("--check-observations", default=20, help="With --check: how many observations to stream.")
+@click.option("--move", is_flag=True, help="With --check: also a small, bounded motion and back.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, eval_episodes, eval_only,
-         time_scale, batch_size, metrics_port, seed, verbose) -> None:  # fmt: skip
+         time_scale, batch_size, metrics_port, seed, record_demo, keep_failures, keys, teleop_speed, no_console,
+         keys_dir, insecure, spool_dir, spool_max_mb, when_full, verbose,
+         check=False, check_observations=20, move=False) -> None:  # fmt: skip
     """Run the control loop on ROBOT, streaming transitions to the learner and acting with its weights.
 
     Before the first weights arrive the actor explores with uniform random actions. Ctrl-C stops the
     robot, flushes what is unsent and exits.
+
+    \b
+    Operator keys (when stdin is a terminal; a live status line shows the state):
+      s / Enter  success: end the episode with the task's success reward
+      f          failure: end the episode with the task's failure outcome
+      r          reset: stop, reset the task, start a new episode
+      space      pause/resume (the robot holds while paused)
+      i          intervention on/off: teleop keys replace the policy
+      arrows/WASD, q/e, g, +/-   teleop (while intervening; s is then backward)
+      Esc / x    EMERGENCY STOP (robot held, actor stays up); c releases
+      ?          show the keys          Ctrl-C  stop the robot, flush, exit
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s actor %(levelname)s %(message)s")  # fmt: skip
+    if move and not check:
+        raise click.UsageError("--move only goes with --check")
+    if check:
+        sys.exit(_check(robot, robot_options, check_observations, move))
     try:
         options = ActorOptions(
             robot=robot,
             learner=learner_address,
-            actor_id=actor_id or robot,
-            robot_options=_parse_options(robot_options),
+            actor_id=actor_id or key_actor_id(keys_dir) or robot,
+            robot_options=_parse_pairs(robot_options, "--robot-option"),
             loop=LoopConfig(episodes, eval_every, eval_episodes, eval_only, time_scale, seed),
-            sender=SenderConfig(batch_size=batch_size),
+            sender=SenderConfig(batch_size=batch_size, spool_dir=spool_dir, spool_max_bytes=spool_max_mb << 20),
             metrics_port=metrics_port,
+            operator=OperatorConfig(console=not no_console, keymap=_parse_pairs(keys, "--key"), speed=teleop_speed,
+                                    record_demo=record_demo, keep_failures=keep_failures),
+            keys=keys_dir, insecure=insecure, pause_when_full=when_full == "pause",
         )
         code = run_actor(options, install_signals=lambda stop: _on_signals(stop))
     except (UnknownNameError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     sys.exit(code)
+
+
+def _check(robot: str, robot_options: tuple[str, ...], observations: int, move: bool) -> int:
+    from actor.app import make_robot
+    from actor.check import run_check
+
+    try:
+        built = make_robot(robot, _parse_pairs(robot_options, "--robot-option"))
+    except (UnknownNameError, ValueError, TypeError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+    def interrupt(signum, _frame):  # SIGTERM/SIGHUP as Ctrl-C: run_check's finally stops the robot
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return run_check(built, observations=observations, move=move)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _on_signals(stop) -> None:
@@ -72,6 +132,7 @@ def _on_signals(stop) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)  # the operator's SSH session dropped: stop the robot, don't just die
 
 
 if __name__ == "__main__":

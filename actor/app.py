@@ -8,8 +8,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from actor.demo import record_demo
 from actor.loop import ActorLoop, LoopConfig
-from actor.sender import Sender, SenderConfig
+from actor.operator import Operator, OperatorConfig
+from actor.sender import Sender, SenderConfig, link_security
+from actor.spool import PauseWhenFull
+from actor.status import Status
+from actor.terminal import operator_terminal
 from actor.weights import WeightClient
 from common import metrics
 from common.protocol import Hello
@@ -32,6 +37,10 @@ class ActorOptions:
     loop: LoopConfig = field(default_factory=LoopConfig)
     sender: SenderConfig = field(default_factory=SenderConfig)
     metrics_port: int = 9401  # Prometheus /metrics (0: off)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)  # keyboard, teleop, demo recording
+    keys: str = ""  # CURVE key directory (`learner keys DIR --actor NAME` makes it); needed off loopback
+    insecure: bool = False  # plaintext even with keys (loopback only)
+    pause_when_full: bool = True  # spool and queue full: stop the robot and wait (False: keep acting, drop data)
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
@@ -62,28 +71,50 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     task = getattr(robot, "task", None)
     if task is None:
         raise ValueError(f"robot {options.robot} has no task to run")
+    operator = Operator(spec, robot.stop, options.operator)
+    if options.operator.record_demo:
+        return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals)
     host, port = parse_address(options.learner)
     metrics.serve(options.metrics_port)
-    weights = WeightClient(host, port, spec).start()
+    metrics.init_actor(options.actor_id, spec.name)
+    security = link_security(host, options.keys, options.insecure)
+    weights = WeightClient(host, port, spec, security=security).start()
     hello = Hello(options.actor_id, spec.name, spec.spec_hash, spec.to_json())
     sender = Sender(
-        host, port, hello, options.sender, on_weights=weights.offer, have_version=lambda: weights.latest_version
+        host, port, hello, options.sender, on_weights=weights.offer, have_version=lambda: weights.latest_version,
+        security=security,
     ).start()
-    loop = ActorLoop(robot, task, sender.submit, weights.take_newer, options.loop, options.actor_id)
-    install_signals(loop.request_stop)
+    submit = PauseWhenFull(sender.submit, sender.room, robot.stop, lambda: loop._stop.is_set(), options.pause_when_full)
     try:
-        if _refused(sender):
-            return EXIT_REFUSED
-        threading.Thread(target=_stop_on_refusal, args=(sender, loop), daemon=True).start()
-        with robot:
-            robot.enable()
-            summaries = loop.run()
+        with operator_terminal(operator, lambda status: _link_status(sender, status)) as on_status:
+            loop = ActorLoop(robot, task, submit, weights.take_newer, options.loop, options.actor_id,
+                             operator, on_status)  # fmt: skip
+            install_signals(lambda: _stop_now(loop, robot))
+            if _refused(sender):
+                return EXIT_REFUSED
+            threading.Thread(target=_stop_on_refusal, args=(sender, loop), daemon=True).start()
+            with robot:
+                robot.enable()
+                summaries = loop.run()
         _report(summaries)
     finally:
         flushed = sender.close()
         weights.close()
         log.info("sender closed: %s", "everything acked" if flushed else f"{sender.outstanding()} unacked")
     return EXIT_REFUSED if sender.refused_reason else 0
+
+
+def _stop_now(loop: ActorLoop, robot: Robot) -> None:
+    """Ctrl-C / SIGTERM: stop the robot at once (stop() is signal-safe), then let the loop wind down."""
+    loop.request_stop()
+    robot.stop()
+
+
+def _link_status(sender: Sender, status: Status) -> None:
+    """Fill the status line's learner-link fields from the sender."""
+    status.learner = "refused" if sender.refused_reason else "up" if sender.connected.is_set() else "waiting"
+    status.queued, status.acked = sender.outstanding(), sender.acked_transitions
+    status.spooled = len(getattr(sender, "_spool", None) or ())  # batches on disk (0 without a spool)
 
 
 def _refused(sender: Sender) -> bool:

@@ -4,6 +4,12 @@ The control loop only calls `submit()`, which never blocks: transitions go into 
 a full queue drops (and counts) instead of stalling the robot. One thread owns the DEALER socket and
 does everything else: the handshake, batching, acks, heartbeats, reconnecting with backoff, and
 resending unacked batches in order after a reconnect.
+
+Sealing a batch (giving it the next sequence number) is separate from sending it. Sealed batches wait
+for their ack in memory (at most `max_unacked_batches`) and, with a spool directory, on disk: then
+batches keep being sealed while the learner is away, up to the spool's byte limit, and a restarted
+actor resends what its previous process left unacked, continuing its numbering. What can be lost when
+the actor process is killed: the transitions not yet sealed (at most one batch or `flush_interval_s`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,15 @@ import zmq
 from common import metrics
 from common.codec import DecodeError, decode, encode
 from common.protocol import Ack, EpisodeSummary, Heartbeat, Hello, TransitionBatch, Weights, WeightsRequest, Welcome
-from common.transport import Liveness, UnackedBatches, configure, transitions_endpoint
+from common.transport import (
+    LinkSecurity,
+    Liveness,
+    UnackedBatches,
+    configure,
+    load_actor_security,
+    require_security,
+    transitions_endpoint,
+)
 from common.types import Transition, pack_transitions
 
 log = logging.getLogger(__name__)
@@ -34,14 +48,28 @@ class SenderConfig:
     batch_size: int = 32  # transitions per batch (one ack each)
     flush_interval_s: float = 0.25  # a partial batch goes out after this long
     queue_size: int = 50_000  # transitions waiting for the sender thread before drops begin
-    max_unacked_batches: int = 512  # in-flight window; beyond it the sender waits for acks
+    max_unacked_batches: int = 512  # in-flight window and batches kept in memory; beyond it the sender waits or spools
     heartbeat_interval_s: float = 1.0  # silence for 3 intervals means the learner is gone
     ack_timeout_s: float = 10.0  # an unacked batch this old means the session is broken: reconnect
-    reconnect_backoff_max_s: float = 5.0  # cap of the exponential backoff between Hello attempts
+    reconnect_backoff_max_s: float = 1.0  # cap of the exponential backoff between Hello attempts
+    spool_dir: str = ""  # unacked batches on disk here ("": memory only; a restart then loses them)
+    spool_max_bytes: int = 1 << 30  # spool limit; when full the robot is paused (see actor.spool)
+    spool_fsync: bool = False  # fsync each spooled batch (survives power loss, not just a killed process)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.queue_size < 1 or self.max_unacked_batches < 1:
             raise ValueError("batch_size, queue_size and max_unacked_batches must be positive")
+
+
+def link_security(host: str, keys_dir: str, insecure: bool) -> LinkSecurity | None:
+    """The actor's CURVE keys for a link to `host`, or None for plaintext (loopback only; see transport)."""
+    keys = load_actor_security(keys_dir) if keys_dir else None
+    return require_security(host, keys, insecure, "actor")
+
+
+def key_actor_id(keys_dir: str) -> str:
+    """The actor name bound to the key in `keys_dir` ("" without keys): the learner knows the actor by it."""
+    return load_actor_security(keys_dir).actor_id if keys_dir else ""
 
 
 class LearnerRefused(RuntimeError):
@@ -60,9 +88,11 @@ class Sender:
         on_weights: Callable[[Weights], None] | None = None,
         context: zmq.Context | None = None,
         have_version: Callable[[], int] = lambda: -1,
+        security: LinkSecurity | None = None,
     ) -> None:
         self.config = config or SenderConfig()
         self._endpoint = transitions_endpoint(host, port)
+        self._security = security
         self._hello = hello
         self._on_weights = on_weights or (lambda _w: None)
         self._have_version = have_version  # the weight client's newest version, for "latest please"
@@ -70,9 +100,25 @@ class Sender:
         self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
         self._unacked = UnackedBatches()
         self._sent_at: OrderedDict[int, float] = OrderedDict()  # seq -> send time, oldest first
+        self._sent_upto = 0  # every unacked batch up to this seq was sent in this session
         self._pending: list[Transition] = []
         self._pending_since = 0.0
         self._next_seq = 1
+        self._seq_known = False  # numbering is safe once the learner (or our own spool) said where to start
+        self.room = threading.Event()  # set while submit() has room (PauseWhenFull waits on it)
+        self.room.set()
+        self._spool = None
+        if self.config.spool_dir:
+            from actor.spool import Spool
+
+            self._spool = Spool(self.config.spool_dir, self.config.spool_max_bytes, self.config.spool_fsync)
+            for seq, count in self._spool.load():  # a previous process's unacked batches: resent first
+                self._unacked.add(seq, None, count)
+            self._next_seq = self._spool.last_seq() + 1
+            self._seq_known = self._spool.last_seq() > 0
+            if len(self._unacked):
+                log.info("spool holds %d unacked batches from a previous run", len(self._unacked))
+        self._spool_full_logged = False
         self._liveness = Liveness(self.config.heartbeat_interval_s)
         self._backoff_s = 0.1
         self._hello_sent_at = 0.0
@@ -95,6 +141,10 @@ class Sender:
                 "unacked": metrics.ACTOR_UNACKED,
                 "connected": metrics.ACTOR_LEARNER_CONNECTED,
                 "reconnects": metrics.ACTOR_RECONNECTS,
+                "spooled": metrics.ACTOR_SPOOLED,
+                "spool_depth": metrics.ACTOR_SPOOL_DEPTH,
+                "spool_bytes": metrics.ACTOR_SPOOL_BYTES,
+                "resent": metrics.ACTOR_BATCHES_RESENT,
             }.items()
         }
         self._thread = threading.Thread(target=self._run, name="tandem-sender", daemon=True)
@@ -110,6 +160,7 @@ class Sender:
             self._queue.put_nowait(item)
             return True
         except queue.Full:
+            self.room.clear()
             self._m["dropped"].inc()
             return False
 
@@ -129,13 +180,14 @@ class Sender:
         self._open_socket()
         try:
             while not self._finished():
-                idle_ms = 0 if (self._queue.qsize() and self._can_send()) else 10
+                idle_ms = 0 if (self._queue.qsize() and self._can_seal()) else 10
                 if self._sock.poll(timeout=idle_ms):
                     self._receive_all()
                 if self.refused_reason:
                     return
                 self._collect()
                 self._send_ready_batches()
+                self._send_unsent()
                 self._keep_alive(time.monotonic())
         except Exception:  # keep the reason in the log; the control loop sees connected == False
             log.exception("sender thread failed")
@@ -143,22 +195,31 @@ class Sender:
             self.connected.clear()
             self._m["connected"].set(0)
             self._sock.close(linger=0)
+            if self._spool is not None:
+                self._spool.close()
 
     def _finished(self) -> bool:
         if not self._stopping.is_set():
             return False
-        nothing_left = self._queue.empty() and not self._pending and not len(self._unacked)
-        return nothing_left or time.monotonic() > self._flush_deadline
+        all_sealed = self._queue.empty() and not self._pending
+        if all_sealed and not len(self._unacked):
+            return True
+        if all_sealed and self._spool is not None and self._liveness.is_gone(time.monotonic()):
+            return True  # the learner is away and everything unacked is on disk: the next start resends it
+        return time.monotonic() > self._flush_deadline
 
     def _open_socket(self) -> None:
         if self._sock is not None:
             self._sock.close(linger=0)
         self._sock = configure(self._context.socket(zmq.DEALER))
+        if self._security is not None:
+            self._security.apply_client(self._sock)
         self._sock.connect(self._endpoint)
         self._send_hello()
 
     def _send_hello(self) -> None:
-        self._hello.first_unacked_seq = self._unacked.oldest_seq() or 0
+        # Where our numbering stands: the oldest batch we hold, or the next one if we know it.
+        self._hello.first_unacked_seq = self._unacked.oldest_seq() or (self._next_seq if self._seq_known else 0)
         self._send(self._hello)
         now = time.monotonic()
         self._hello_sent_at = now
@@ -186,12 +247,7 @@ class Sender:
         if isinstance(message, Welcome):
             self._on_welcome(message)
         elif isinstance(message, Ack):
-            released = self._unacked.ack(message.seq)
-            while self._sent_at and next(iter(self._sent_at)) <= message.seq:
-                self._sent_at.popitem(last=False)
-            self.acked_transitions += released
-            self._m["acked"].inc(released)
-            self._m["unacked"].set(self._unacked.transitions)
+            self._release(message.seq)
         elif isinstance(message, Weights):
             self._on_weights(message)
 
@@ -205,63 +261,111 @@ class Sender:
             self.refused.set()
             log.error("learner refused this actor: %s", welcome.reason)
             return
-        self._unacked.ack(welcome.acked_seq)
+        self._release(welcome.acked_seq)
         self._next_seq = max(self._next_seq, welcome.acked_seq + 1)
+        self._seq_known = True
         self._backoff_s = 0.1
-        now = time.monotonic()
-        for seq, frames in self._unacked.in_order():  # resend in order; the learner drops duplicates
-            self._sent_at[seq] = now
-            self._m["bytes"].inc(self._send(None, frames))
+        sent_before = self._sent_upto
+        self._sent_upto = welcome.acked_seq  # everything after it goes (again) in order; the learner drops duplicates
+        self._sent_at.clear()
+        self._m["resent"].inc(sum(1 for seq, *_ in self._unacked.after(welcome.acked_seq) if seq <= sent_before))
         self._send(WeightsRequest(have_version=self._have_version()))
         self.connected.set()
+        self._send_unsent()
         self._m["connected"].set(1)
         log.info("connected to learner (acked up to batch %d)", welcome.acked_seq)
 
-    def _collect(self) -> None:
-        """Move queued items into batches of exactly `batch_size`, sending each as soon as the window allows.
+    def _release(self, seq: int) -> None:
+        """Everything up to `seq` is in the learner's replay: forget it in memory and on disk."""
+        released = self._unacked.ack(seq)
+        while self._sent_at and next(iter(self._sent_at)) <= seq:
+            self._sent_at.popitem(last=False)
+        if self._spool is not None:
+            self._spool.ack(seq)
+            self._m["spool_depth"].set(self._unacked.transitions)
+            self._m["spool_bytes"].set(self._spool.bytes)
+        self.acked_transitions += released
+        self._m["acked"].inc(released)
+        self._m["unacked"].set(self._unacked.transitions)
 
-        While nothing can be sent (no learner, or the in-flight window is full) at most one batch is
-        held here; the rest stays in the bounded queue, whose overflow is counted.
+    def _collect(self) -> None:
+        """Move queued items into batches of exactly `batch_size`, sealing each as soon as there is room.
+
+        While nothing can be sealed (memory window or spool full, or numbering not yet known) at most
+        one batch is held here; the rest stays in the bounded queue, whose overflow is counted.
         """
         while True:
-            if len(self._pending) >= self.config.batch_size and not self._flush_pending():
+            if len(self._pending) >= self.config.batch_size and not self._seal():
                 break
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if isinstance(item, EpisodeSummary):
-                self._flush_pending()  # the episode's transitions go first when they can
+                self._seal()  # the episode's transitions go first when they can
+                self._send_unsent()
                 if self.connected.is_set():
                     self._send(item)
                 continue
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.append(item)
+        if self._queue.qsize() < self.config.queue_size:
+            self.room.set()
         self._m["queue"].set(self._queue.qsize())
 
-    def _can_send(self) -> bool:
-        return self.connected.is_set() and len(self._unacked) < self.config.max_unacked_batches
+    def _can_seal(self) -> bool:
+        if not self._seq_known:
+            return False
+        if self._spool is None:
+            return len(self._unacked) < self.config.max_unacked_batches
+        if self._spool.full:
+            if not self._spool_full_logged:
+                log.error("SPOOL FULL (%d batches, %d bytes in %s): no room for new transitions until the "
+                          "learner acks", len(self._spool), self._spool.bytes, self._spool.directory)  # fmt: skip
+                self._spool_full_logged = True
+            return False
+        self._spool_full_logged = False
+        return True
 
-    def _flush_pending(self) -> bool:
-        """Send up to `batch_size` pending transitions as one batch; False if sending is not possible now."""
-        if not self._pending or not self._can_send():
+    def _seal(self) -> bool:
+        """Number up to `batch_size` pending transitions as the next batch; False if there is no room now."""
+        if not self._pending or not self._can_seal():
             return False
         batch, self._pending = self._pending[: self.config.batch_size], self._pending[self.config.batch_size :]
         self._pending_since = time.monotonic()
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         frames = encode(TransitionBatch(seq=seq, arrays=pack_transitions(batch)))
-        self._unacked.add(seq, frames, len(batch))
-        self._sent_at[seq] = time.monotonic()
-        self._m["bytes"].inc(self._send(None, frames))
-        self._m["sent"].inc(len(batch))
+        keep = frames
+        if self._spool is not None:
+            self._spool.put(seq, frames, len(batch))
+            self._m["spooled"].inc(len(batch))
+            self._m["spool_depth"].set(self._unacked.transitions + len(batch))
+            self._m["spool_bytes"].set(self._spool.bytes)
+            if self._unacked.in_memory >= self.config.max_unacked_batches:
+                keep = None  # on disk only; read back when its turn to be sent comes
+        self._unacked.add(seq, keep, len(batch))
         self._m["unacked"].set(self._unacked.transitions)
         return True
+
+    def _send_unsent(self) -> None:
+        """Send sealed batches not yet sent in this session, in order, within the in-flight window."""
+        if not self.connected.is_set():
+            return
+        for seq, frames, count in self._unacked.after(self._sent_upto):
+            if len(self._sent_at) >= self.config.max_unacked_batches:
+                return
+            if frames is None:
+                frames = self._spool.get(seq)
+            self._sent_at[seq] = time.monotonic()
+            self._sent_upto = seq
+            self._m["bytes"].inc(self._send(None, frames))
+            self._m["sent"].inc(count)
 
     def _send_ready_batches(self) -> None:
         stale = self._pending and time.monotonic() - self._pending_since >= self.config.flush_interval_s
         if stale or (self._stopping.is_set() and self._pending):
-            self._flush_pending()
+            self._seal()
 
     def _keep_alive(self, now: float) -> None:
         if self._liveness.is_gone(now) and self._sock.poll(timeout=0):

@@ -3,6 +3,8 @@
 Weights arrive on the learner's PUB socket (every new version) or through the sender (the "latest
 please" answer at connect). Building and loading the network happens on this thread, so the control
 loop's swap is a reference assignment. Only the newest version is kept; older ones are ignored.
+With `security`, the SUB socket is a CURVE client of the learner's public key: weights signed by any
+other key never arrive (CURVE authenticates the server), so a forged publisher cannot move the robot.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from actor.policy import NetworkPolicy, WeightsSchemaError, build_policy
 from common.codec import DecodeError, decode
 from common.protocol import Weights
 from common.specs import RobotSpec
-from common.transport import configure, weights_endpoint
+from common.transport import LinkSecurity, configure, weights_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,12 @@ log = logging.getLogger(__name__)
 class WeightClient:
     """Subscribes to weights; `take_newer(version)` returns a newer ready policy, or None."""
 
-    def __init__(self, host: str, port: int, spec: RobotSpec, context: zmq.Context | None = None) -> None:
+    def __init__(
+        self, host: str, port: int, spec: RobotSpec, context: zmq.Context | None = None,
+        security: LinkSecurity | None = None,
+    ) -> None:  # fmt: skip
         self._endpoint = weights_endpoint(host, port)
+        self._security = security
         self._spec = spec
         self._context = context or zmq.Context.instance()
         self._offered: queue.Queue[Weights] = queue.Queue(maxsize=4)
@@ -66,6 +72,8 @@ class WeightClient:
     def _run(self) -> None:
         sock = configure(self._context.socket(zmq.SUB), hwm=4)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
+        if self._security is not None:
+            self._security.apply_client(sock)
         sock.connect(self._endpoint)
         try:
             while not self._stopping.is_set():

@@ -27,7 +27,7 @@ class Hello:
     spec_hash: str
     spec_json: str
     protocol_version: int = PROTOCOL_VERSION
-    first_unacked_seq: int = 1  # the oldest batch sequence number this actor still holds
+    first_unacked_seq: int = 1  # oldest batch this actor still holds, else its next seq (0: not known yet)
 
 
 @dataclass

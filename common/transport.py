@@ -7,6 +7,10 @@ Delivery: each actor numbers its batches 1, 2, 3, ...; the learner accepts a bat
 next expected one for that actor (`SequenceTracker`), acks it, and re-acks duplicates without storing
 them again. The actor keeps every batch until it is acked (`UnackedBatches`) and resends the rest, in
 order, after a reconnect. Together this puts each transition into replay exactly once.
+
+Security: `LinkSecurity` holds CURVE keys. The learner's sockets are CURVE servers (its secret key),
+the actor's are CURVE clients that only talk to the learner's public key. `require_security` applies
+the rule "encrypted for any non-loopback address; plaintext only on loopback".
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import zmq
@@ -75,6 +80,101 @@ def configure(sock: zmq.Socket, *, hwm: int = 1000, max_message_bytes: int = MAX
     return sock
 
 
+# ---- CURVE ---------------------------------------------------------------------------------------
+LEARNER_KEY = "learner"  # learner.key (public) and learner.key_secret in the learner's key directory
+ACTOR_KEY = "actor"  # actor.key / actor.key_secret in an actor's key directory
+ALLOWED_ACTORS_DIR = "authorized_actors"  # one NAME.key (public only) per allowed actor
+ACTOR_ID_FILE = "actor_id"  # the actor's name, as the learner knows its key
+
+
+class SecurityError(ValueError):
+    """A link would be insecure (or keys are missing/unreadable); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class LinkSecurity:
+    """CURVE keys for one side. `server_public` is set on an actor (it talks only to that learner key)."""
+
+    public: bytes
+    secret: bytes
+    server_public: bytes | None = None
+    allowed_dir: Path | None = None  # learner only: the allow-list of actor public keys
+    actor_id: str = ""  # actor only: its name on the learner's allow-list
+
+    def apply_server(self, sock: zmq.Socket) -> None:
+        """Make `sock` a CURVE server (call before bind)."""
+        sock.curve_secretkey = self.secret
+        sock.curve_publickey = self.public
+        sock.curve_server = True
+
+    def apply_client(self, sock: zmq.Socket) -> None:
+        """Make `sock` a CURVE client of the learner (call before connect)."""
+        sock.curve_secretkey = self.secret
+        sock.curve_publickey = self.public
+        sock.curve_serverkey = self.server_public
+
+
+def _load_pair(path: Path) -> tuple[bytes, bytes]:
+    from zmq.auth import load_certificate
+
+    secret_file = path.with_name(path.name + "_secret")
+    if not secret_file.is_file():
+        raise SecurityError(f"missing key file {secret_file}")
+    public, secret = load_certificate(secret_file)
+    if not public or not secret:
+        raise SecurityError(f"{secret_file} holds no key pair")
+    return public, secret
+
+
+def load_learner_security(keys_dir: str | Path) -> LinkSecurity:
+    """The learner's key pair and allow-list, as written by `learner keys DIR`."""
+    root = Path(keys_dir)
+    public, secret = _load_pair(root / f"{LEARNER_KEY}.key")
+    allowed = root / ALLOWED_ACTORS_DIR
+    if not allowed.is_dir():
+        raise SecurityError(f"{allowed} is missing: create it with `learner keys {root}`")
+    return LinkSecurity(public, secret, allowed_dir=allowed)
+
+
+def load_actor_security(keys_dir: str | Path) -> LinkSecurity:
+    """An actor's key pair, its name and the learner's public key (`learner keys DIR --actor NAME`)."""
+    from zmq.auth import load_certificate
+
+    root = Path(keys_dir)
+    public, secret = _load_pair(root / f"{ACTOR_KEY}.key")
+    learner_file = root / f"{LEARNER_KEY}.key"
+    if not learner_file.is_file():
+        raise SecurityError(f"missing the learner's public key {learner_file}")
+    learner_public, _ = load_certificate(learner_file)
+    name_file = root / ACTOR_ID_FILE
+    actor_id = name_file.read_text().strip() if name_file.is_file() else ""
+    return LinkSecurity(public, secret, server_public=learner_public, actor_id=actor_id)
+
+
+def require_security(host: str, security: LinkSecurity | None, insecure: bool, role: str) -> LinkSecurity | None:
+    """Apply the policy: CURVE for any non-loopback address; plaintext only on loopback.
+
+    `insecure` (an explicit flag) turns CURVE off, and is refused for a non-loopback address.
+    """
+    loopback = is_loopback(host)
+    if insecure:
+        if not loopback:
+            raise SecurityError(
+                f"--insecure is only allowed on loopback; {host} is not. Create keys with "
+                f"`learner keys DIR` and pass --keys instead"
+            )
+        return None
+    if security is None and not loopback:
+        hint = "learner keys DIR" if role == "learner" else "learner keys DIR --actor NAME (copy DIR/actors/NAME here)"
+        raise SecurityError(
+            f"{host} is not a loopback address, so the link must be encrypted: pass --keys "
+            f"(create them with `{hint}`)"
+        )
+    if not zmq.has("curve") and security is not None:
+        raise SecurityError("this libzmq was built without CURVE support")
+    return security
+
+
 class SequenceTracker:
     """Learner side: the highest contiguous batch sequence number stored, per actor."""
 
@@ -110,29 +210,45 @@ class SequenceTracker:
 
 
 class UnackedBatches:
-    """Actor side: encoded batches sent but not yet acked, in sequence order."""
+    """Actor side: sealed batches not yet acked, in sequence order.
+
+    `frames` may be None for a batch that lives only in the on-disk spool (memory is bounded).
+    """
 
     def __init__(self) -> None:
-        self._batches: OrderedDict[int, tuple[list, int]] = OrderedDict()
+        self._batches: OrderedDict[int, tuple[list | None, int]] = OrderedDict()
         self.transitions = 0  # running total, so metrics never sum over the whole window
+        self.in_memory = 0  # batches whose frames are held in memory
 
-    def add(self, seq: int, frames: list, transitions: int) -> None:
+    def add(self, seq: int, frames: list | None, transitions: int) -> None:
         self._batches[seq] = (frames, transitions)
         self.transitions += transitions
+        self.in_memory += frames is not None
 
     def ack(self, seq: int) -> int:
         """Drop every batch up to and including `seq` (acks are cumulative); returns transitions released."""
         released = 0
         while self._batches and next(iter(self._batches)) <= seq:
-            released += self._batches.popitem(last=False)[1][1]
+            frames, count = self._batches.popitem(last=False)[1]
+            released += count
+            self.in_memory -= frames is not None
         self.transitions -= released
         return released
 
-    def in_order(self) -> Sequence[tuple[int, list]]:
+    def in_order(self) -> Sequence[tuple[int, list | None]]:
         return [(seq, frames) for seq, (frames, _) in self._batches.items()]
+
+    def after(self, seq: int):
+        """(seq, frames, transitions) of every batch newer than `seq`, oldest first."""
+        for key, (frames, count) in self._batches.items():
+            if key > seq:
+                yield key, frames, count
 
     def oldest_seq(self) -> int | None:
         return next(iter(self._batches), None)
+
+    def newest_seq(self) -> int | None:
+        return next(reversed(self._batches), None)
 
     def __len__(self) -> int:
         return len(self._batches)

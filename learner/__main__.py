@@ -39,7 +39,10 @@ def _algorithm_names() -> str:
 @click.option("--port", default=DEFAULT_PORT, help="Transitions port; weights go out on PORT+1.")
 @click.option("--run-dir", default="runs/latest", help="Checkpoints, learning curve and logs.")
 @click.option("--device", default="auto", help="auto (CUDA if present), cpu, or cuda:N.")
-@click.option("--threads", default=2, help="Torch CPU threads.")
+@click.option(
+    "--threads", default=1,
+    help="Torch CPU threads (1: small nets gain little from more; on a shared CPU extra OpenMP threads stall updates).",
+)
 @click.option("--seed", default=0)
 @click.option("--utd", default=1.0, help="Gradient updates per online transition received.")
 @click.option("--learning-starts", default=200, help="Online transitions before the first update.")
@@ -53,13 +56,21 @@ def _algorithm_names() -> str:
 @click.option("--stop-at-success", default=0.0, help="With --local-actor: stop once eval success reaches this.")
 @click.option("--stop-window", default=10, help="Evaluation episodes the stop rule looks at.")
 @click.option("--final-eval", default=20, help="With --local-actor: deterministic episodes evaluated at the end.")
+@click.option("--keys", default="", metavar="DIR", help="CURVE keys from `learner keys DIR` (needed off loopback).")
+@click.option("--insecure", is_flag=True, help="No encryption even with --keys (loopback addresses only).")
+@click.option("--resume", default="", metavar="RUN_DIR", help="Continue RUN_DIR: replay, algorithm, optimizer, step.")
+@click.option("--no-fsync", is_flag=True, help="Ack before fsync of durable replay (survives kill -9, not power loss).")
+@click.option("--interventions-to-demo", type=click.Choice(["auto", "on", "off"]), default="auto",
+              help="Also add operator-intervention transitions to the demo buffer (auto: if the algo samples demos).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
+def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, stop_at_success,
-         stop_window, final_eval, verbose) -> None:  # fmt: skip
+         stop_window, final_eval, keys, insecure, resume, no_fsync, interventions_to_demo, verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
 
     One-machine example:  learner --demo robots/sim/demos/limo_ball_to_goal.npz --local-actor limo_sim
+
+    Keys for robots on the network:  learner keys DIR --actor go2-1  (then --bind 0.0.0.0 --keys DIR)
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s learner %(levelname)s %(message)s")  # fmt: skip
@@ -70,7 +81,11 @@ def main(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd,
             device=device, threads=threads, seed=seed, max_minutes=max_minutes, metrics_port=metrics_port,
             train=TrainConfig(utd, learning_starts, publish_every, checkpoint_every, max_updates),
             local=LocalRunConfig(local_actor, list(actor_args), stop_at_success, stop_window, final_eval),
+            keys=keys, insecure=insecure, resume=bool(resume), replay_fsync=not no_fsync,
+            interventions_to_demo=interventions_to_demo,
         )  # fmt: skip
+        if resume:
+            config.run_dir = resume
         _check_algorithm(config)
         learner = Learner(config)
     except (UnknownNameError, ValueError) as exc:
@@ -100,6 +115,16 @@ def format_summary(summary: dict) -> str:
             lines.append(f"{key}: {summary[key]}")
     lines.append(json.dumps(summary))
     return "\n".join(lines)
+
+
+def main(args: list[str] | None = None) -> None:
+    """`learner keys ...` creates CURVE keys; anything else trains (see `learner --help`)."""
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv[:1] == ["keys"]:
+        from learner.keys import keys_main
+
+        sys.exit(keys_main(argv[1:]))
+    train.main(args=argv, prog_name="learner")
 
 
 if __name__ == "__main__":

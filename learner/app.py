@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -21,13 +21,16 @@ from tqdm import tqdm
 from common import metrics
 from common.episodes import load_episodes
 from common.protocol import EpisodeSummary
-from common.specs import RobotSpec
+from common.specs import ArraySpec, RobotSpec
 from learner.algorithms import config_from_overrides, config_to_dict, make_algorithm
-from learner.checkpoint import save_checkpoint
+from common.transport import SequenceTracker, load_learner_security, require_security
+from learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, saved_run_config
 from learner.local_actors import LocalActor
-from learner.progress import EpisodeStats, live_line, write_curve
+from learner.progress import EpisodeStats, live_line, write_curve, write_train_metrics
 from learner.replay.buffer import ReplayBuffer
 from learner.replay.demos import load_demo_columns
+from learner.replay.durable import SegmentJournal, read_spec, restore, set_aside, write_spec
+from learner.replay.returns import MC_RETURN, EpisodeReturns, with_returns
 from learner.server import LearnerServer
 from learner.train_loop import TrainConfig, TrainLoop, select_device
 
@@ -61,6 +64,11 @@ class LearnerConfig:
     replay_capacity: int = 1_000_000  # online transitions kept
     max_minutes: float = 0.0  # stop training after this much wall time (0: no limit)
     metrics_port: int = 9400  # Prometheus /metrics port (0: off)
+    interventions_to_demo: str = "auto"  # operator-intervention transitions also go to the demo buffer: auto/on/off
+    keys: str = ""  # CURVE key directory from `learner keys DIR` (required for a non-loopback --bind)
+    insecure: bool = False  # plaintext even with keys (loopback only)
+    resume: bool = False  # continue run_dir: replay, sequence numbers, algorithm and optimizer state
+    replay_fsync: bool = True  # fsync durable replay before acking (off: survives kill -9, not power loss)
     train: TrainConfig = field(default_factory=TrainConfig)
     local: LocalRunConfig = field(default_factory=LocalRunConfig)
 
@@ -69,7 +77,11 @@ class Learner:
     """The learner process's state; built lazily once the robot spec is known."""
 
     def __init__(self, config: LearnerConfig) -> None:
+        if config.resume:  # the run's algorithm, data and seed come from the run directory
+            config = replace(config, **saved_run_config(Path(config.run_dir)))
         self.config = config
+        keys = load_learner_security(config.keys) if config.keys else None
+        self.security = require_security(config.bind, keys, config.insecure, "learner")
         self.run_dir = Path(config.run_dir)
         self.device = select_device(config.device)
         self.stats = EpisodeStats()
@@ -79,23 +91,30 @@ class Learner:
         self.replay: ReplayBuffer | None = None
         self.loop: TrainLoop | None = None
         self.server: LearnerServer | None = None
+        self.episode_returns: EpisodeReturns | None = None
 
     # ---- construction --------------------------------------------------------------------------
     def build(self, spec: RobotSpec) -> None:
         """Create replay, algorithm and training loop for `spec` (once)."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        self.replay = ReplayBuffer(spec, cfg.replay_capacity)
         algorithm = make_algorithm(cfg.algo, spec, cfg.overrides, self.device, cfg.seed)
+        if algorithm.needs_episode_returns:  # Cal-QL: whole episodes with their Monte-Carlo returns
+            self.episode_returns = EpisodeReturns(algorithm.episode_returns)
+        extra = {MC_RETURN: ArraySpec(MC_RETURN, (), "float32")} if self.episode_returns else None
+        self.replay = ReplayBuffer(spec, cfg.replay_capacity, extra_columns=extra)
         policy_config = config_to_dict(config_from_overrides(cfg.algo, cfg.overrides))
         self.loop = TrainLoop(
             algorithm, cfg.algo, policy_config, self.replay, self._publish, cfg.train, self.checkpoint, cfg.seed
         )
         if cfg.demo:
             columns = load_demo_columns(cfg.demo, spec)
+            if self.episode_returns:
+                columns = with_returns(columns, algorithm.episode_returns)
             self.replay.add_demo(columns)
             log.info("loaded %d demonstration transitions from %s", len(columns["reward"]), cfg.demo)
         metrics.LEARNER_REPLAY_SIZE.labels("demo").set(self.replay.demo_size)
+        write_spec(self.run_dir / "replay", spec)
         self.spec_ready.set()
 
     def _publish(self, weights) -> None:
@@ -103,22 +122,70 @@ class Learner:
 
     def store(self, actor_id: str, columns: dict) -> None:
         """Receive-thread callback: a validated batch goes into online replay."""
+        if self.episode_returns:  # held until its episode ends, then stored with returns-to-go
+            columns = self.episode_returns.push(actor_id, columns)
+            if columns is None:
+                return
         self.replay.add_online(columns)
+        self._interventions_to_demo(columns)
         self.loop.note_received(len(columns["reward"]))
         self.stats.env_steps = self.loop.received
         metrics.LEARNER_REPLAY_SIZE.labels("online").set(self.replay.online_size)
 
+    def _interventions_to_demo(self, columns: dict) -> None:
+        """HIL-SERL practice: the operator's corrections also go to the demo buffer (see `interventions_to_demo`)."""
+        mode = self.config.interventions_to_demo
+        wanted = mode == "on" or (mode == "auto" and self.loop.algorithm.sampling.demo_ratio > 0)
+        mask = columns["intervention"]
+        if wanted and mask.any():
+            try:
+                self.replay.add_demo({name: value[mask] for name, value in columns.items()})
+            except ValueError as exc:  # demo buffer full: keep training on what it holds
+                log.warning("intervention transitions not added to the demo buffer: %s", exc)
+            metrics.LEARNER_REPLAY_SIZE.labels("demo").set(self.replay.demo_size)
+
     def on_episode(self, actor_id: str, summary: EpisodeSummary) -> None:
-        self.stats.add(actor_id, summary)
+        self.stats.add(actor_id, summary, robot=self.server.spec.name)  # every actor shares the spec
 
     def start_server(self) -> None:
         cfg = self.config
         spec = None
         if cfg.demo:
             spec, _ = load_episodes(cfg.demo)
+        if cfg.resume:
+            spec = spec or read_spec(self.run_dir / "replay")
+        else:
+            set_aside(self.run_dir)  # a fresh run never mixes with an earlier run's replay or checkpoints
+        if spec is not None:
             self.build(spec)
-        self.server = LearnerServer(cfg.bind, cfg.port, spec, self.store, self.on_episode, self.build).start()
+        sequences = self._resume() if cfg.resume else SequenceTracker()
+        journal = SegmentJournal(self.run_dir / "replay", cfg.replay_capacity, fsync=cfg.replay_fsync,
+                                 acked=sequences.snapshot())  # fmt: skip
+        self.server = LearnerServer(cfg.bind, cfg.port, spec, self.store, self.on_episode, self.build,
+                                    security=self.security, journal=journal, sequences=sequences).start()  # fmt: skip
         log.info("listening on %s:%d (weights on %d)", cfg.bind, self.server.port, self.server.weights_port)
+
+    def _resume(self) -> SequenceTracker:
+        """Load the newest checkpoint and the durable replay; returns every actor's acked sequence number."""
+        sequences = SequenceTracker()
+        if self.loop is None:
+            log.warning("--resume %s: no robot spec stored yet; starting empty", self.run_dir)
+            return sequences
+        path = latest_checkpoint(self.run_dir)
+        if path is not None:
+            state, _ = load_checkpoint(path)
+            self.loop.algorithm.load_state_dict(state["algorithm"])
+            self.loop.load_state_dict(state["train_loop"])
+        updates, received = self.loop.updates, self.loop.received
+        self.loop.received = 0
+        report = restore(self.run_dir / "replay", self.replay.spec, self.store)
+        self.loop.received = max(received, self.loop.received)
+        for actor_id, seq in report.acked.items():
+            sequences.commit(actor_id, seq)
+        log.info("resumed %s: checkpoint %s (%d updates), %d transitions in %d batches, acked %s, %d damaged",
+                 self.run_dir, path.name if path else "none", updates, report.transitions, report.records,
+                 report.acked, len(report.damaged))  # fmt: skip
+        return sequences
 
     def checkpoint(self, loop: TrainLoop | None = None) -> Path | None:
         if self.loop is None:
@@ -133,6 +200,7 @@ class Learner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(config_as_dict(self.config), indent=2))
         metrics.serve(self.config.metrics_port)
+        metrics.init_learner()
         self.start_server()
         local = self._start_local_actor("train", self.config.local.actor_args)
         started = time.monotonic()
@@ -200,6 +268,8 @@ class Learner:
         summary["total_time_s"] = round(time.monotonic() - started, 1)
         csv_path, png_path = write_curve(self.stats, self.run_dir, f"{self.config.algo} on {self.config.local.robot or 'robots'}")
         summary.update(curve_png=str(png_path), episodes_csv=str(csv_path))
+        if self.loop is not None:
+            summary["train_metrics_csv"] = str(write_train_metrics(self.loop.history, self.run_dir))
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 

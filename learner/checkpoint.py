@@ -3,34 +3,62 @@
 A checkpoint directory `ckpt-<updates>` holds `state.pt` (algorithm and training-loop state) and
 `config.json` (the resolved configuration). Only files this learner wrote are ever loaded, with
 `weights_only=True`; nothing that came over the network is loaded this way.
+
+Files are fsynced before the rename, so a power cut leaves either the old set or the new one; a
+`kill -9` mid-save leaves a `.tmp-*` directory that the next save (or `clean_partial`) removes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import torch
+
+from common import metrics
 
 PREFIX = "ckpt-"
 
 
 def save_checkpoint(run_dir: Path, updates: int, state: dict, config: dict, keep: int = 3) -> Path:
     """Write a checkpoint atomically and delete all but the newest `keep`."""
+    started = time.perf_counter()
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    clean_partial(run_dir)
     final = root / f"{PREFIX}{updates:010d}"
     tmp = root / f".tmp-{final.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     torch.save(state, tmp / "state.pt")
     (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
-    shutil.rmtree(final, ignore_errors=True)
+    for path in (tmp / "state.pt", tmp / "config.json", tmp):
+        _fsync(path)
+    if final.exists():  # same update count saved twice (e.g. periodic, then on exit): newest wins
+        shutil.rmtree(final)
     tmp.rename(final)
+    _fsync(root)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    metrics.LEARNER_CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
     return final
+
+
+def clean_partial(run_dir: Path) -> None:
+    """Remove temporary directories left by a save that was killed."""
+    root = Path(run_dir) / "checkpoints"
+    for tmp in root.glob(".tmp-*") if root.is_dir() else ():
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -47,3 +75,22 @@ def load_checkpoint(path: Path) -> tuple[dict, dict]:
     state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)  # our own file, tensors only
     config = json.loads((path / "config.json").read_text())
     return state, config
+
+
+RESUMED_FIELDS = ("algo", "overrides", "demo", "seed", "replay_capacity")  # what defines a run's state
+
+
+def saved_run_config(run_dir: Path) -> dict:
+    """The fields of RUN_DIR's saved configuration that a resumed learner must keep (see RESUMED_FIELDS)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"--resume {run_dir}: no config.json there (not a learner run directory)")
+    saved = json.loads(path.read_text())
+    return {name: saved[name] for name in RESUMED_FIELDS if name in saved}
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint, after removing any a killed save left half-written."""
+    clean_partial(run_dir)
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None

@@ -6,6 +6,14 @@ counted by reason and dropped; the thread itself never dies of a bad message.
 
 Weights are handed over by the training thread through an inproc socket (`publish`), so the PUB
 socket is only touched by this thread and the training thread never waits on the network.
+
+Security: with `security` set, both sockets are CURVE servers behind a ZAP authenticator whose
+allow-list holds actor public keys (`learner.keys`). An actor's identity is the name of its key
+(taken from the ZMQ `User-Id` of its Hello), never the `actor_id` it writes; a Hello claiming another
+name is refused. Handshakes that fail below the application (wrong mechanism, bad key) are counted too.
+
+Durability: with a `journal`, each accepted batch (and its sequence number) is appended to the
+journal before it is acked; acks of one receive round go out after one `journal.sync()`.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from common.protocol import (
     Welcome,
 )
 from common.specs import RobotSpec, SpecError
-from common.transport import Liveness, SequenceTracker, configure, tcp
+from common.transport import MAX_MESSAGE_BYTES, LinkSecurity, Liveness, SequenceTracker, configure, tcp
 from common.types import unpack_transitions
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,20 @@ class Session:
     actor_id: str
     robot: str
     liveness: Liveness
+
+
+class Journal:
+    """What the server needs from durable replay (see `learner.replay.durable.SegmentJournal`)."""
+
+    def append(self, actor_id: str, seq: int, arrays: dict | None) -> None: ...
+
+    def sync(self) -> None: ...
+
+
+_HANDSHAKE_EVENTS = {
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake_failed",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake_failed_protocol",
+}
 
 
 class LearnerServer:
@@ -65,13 +87,30 @@ class LearnerServer:
         on_episode: Callable[[str, EpisodeSummary], None] = lambda *_: None,
         on_spec: Callable[[RobotSpec], None] = lambda _spec: None,
         context: zmq.Context | None = None,
+        security: LinkSecurity | None = None,
+        journal: Journal | None = None,
+        sequences: SequenceTracker | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self.spec = spec
         self._store, self._on_episode, self._on_spec = store, on_episode, on_spec
-        self._context = context or zmq.Context.instance()
-        self._router = configure(self._context.socket(zmq.ROUTER), hwm=10_000)
+        self._security, self._journal = security, journal
+        self._own_context = context is None and security is not None  # one ZAP handler per context
+        self._context = zmq.Context() if self._own_context else (context or zmq.Context.instance())
+        self.allow_list = self._authenticator = None
+        if security is not None:
+            from learner.keys import AllowList, start_authenticator
+
+            self.allow_list = AllowList(security.allowed_dir)
+            self._authenticator = start_authenticator(self._context, self.allow_list)
+        self._router = configure(self._context.socket(zmq.ROUTER), hwm=10_000, max_message_bytes=max_message_bytes)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         self._pub = configure(self._context.socket(zmq.PUB), hwm=4)
+        self._monitor = None
+        if security is not None:
+            security.apply_server(self._router)
+            security.apply_server(self._pub)
+            self._monitor = self._router.get_monitor_socket(sum(_HANDSHAKE_EVENTS))
         self.port = self._bind(self._router, host, port)
         self.weights_port = self._bind(self._pub, host, self.port + 1)
         self._inbox_address = f"inproc://tandem-publish-{id(self)}"
@@ -80,7 +119,8 @@ class LearnerServer:
         self._outbox = self._context.socket(zmq.PAIR)
         self._outbox.connect(self._inbox_address)
         self._outbox_lock = threading.Lock()
-        self.sequences = SequenceTracker()
+        self.sequences = sequences or SequenceTracker()
+        self._pending_acks: list[tuple[bytes, int]] = []
         self.sessions: dict[bytes, Session] = {}
         self._latest_weights: list | None = None
         self.latest_version = -1
@@ -103,8 +143,17 @@ class LearnerServer:
     def close(self) -> None:
         self._stopping.set()
         self._thread.join(timeout=5.0)
+        if self._monitor is not None:
+            self._router.disable_monitor()
+            self._monitor.close(linger=0)
         for sock in (self._outbox, self._inbox, self._router, self._pub):
             sock.close(linger=0)
+        if self._journal is not None:
+            self._journal.close()
+        if self._authenticator is not None:
+            self._authenticator.stop()
+        if self._own_context:
+            self._context.term()
 
     def publish(self, weights: Weights) -> None:
         """Queue `weights` for publication to every actor (latest wins). Called by the training thread."""
@@ -117,13 +166,40 @@ class LearnerServer:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._inbox, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
         while not self._stopping.is_set():
             ready = dict(poller.poll(timeout=100))
             if self._inbox in ready:
                 self._publish_pending()
             if self._router in ready:
                 self._receive_all()
+                self._flush_acks()
+            if self._monitor is not None and self._monitor in ready:
+                self._count_handshake_failures()
             self._expire_sessions(time.monotonic())
+
+    def _flush_acks(self) -> None:
+        """Make this round's batches durable, then ack them (so an ack always means 'on disk')."""
+        if not self._pending_acks:
+            return
+        if self._journal is not None:
+            self._journal.sync()
+        for identity, seq in self._pending_acks:
+            self._send(identity, Ack(seq))
+        self._pending_acks.clear()
+
+    def _count_handshake_failures(self) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            reason = _HANDSHAKE_EVENTS.get(event["event"])
+            if reason:
+                self._reject(reason, f"CURVE handshake failed from {event['endpoint']!r}")
 
     def _publish_pending(self) -> None:
         while True:
@@ -155,7 +231,7 @@ class LearnerServer:
             self._reject(exc.reason, f"from {identity.hex()}: {exc}")
             return
         if isinstance(message, Hello):
-            self._on_hello(identity, message)
+            self._on_hello(identity, message, self._key_name(frames[0]))
             return
         session = self.sessions.get(identity)
         if session is None:
@@ -175,7 +251,23 @@ class LearnerServer:
         else:
             self._reject("unexpected_kind", type(message).__name__)
 
-    def _on_hello(self, identity: bytes, hello: Hello) -> None:
+    def _key_name(self, frame: zmq.Frame) -> str | None:
+        """The allow-list name of the CURVE key this frame arrived with (None without CURVE)."""
+        if self.allow_list is None:
+            return None
+        try:
+            user_id = frame.get("User-Id")
+        except (zmq.ZMQError, AttributeError):
+            return ""
+        return self.allow_list.name_of(user_id.encode()) or ""
+
+    def _on_hello(self, identity: bytes, hello: Hello, key_name: str | None = None) -> None:
+        if key_name is not None and key_name != hello.actor_id:
+            refusal = (f"identity mismatch: this actor's key is {key_name or 'revoked'!r} on the learner's "
+                       f"allow-list, but its Hello says actor_id {hello.actor_id!r}")  # fmt: skip
+            self._reject("identity_mismatch", refusal)
+            self._send(identity, Welcome(accepted=False, reason=refusal))
+            return
         refusal = self._refusal(hello)
         if refusal:
             self._reject("handshake_refused", refusal)
@@ -189,6 +281,9 @@ class LearnerServer:
         self.sessions[identity].liveness.heard()
         if hello.first_unacked_seq > 0:
             skipped = self.sequences.resume(hello.actor_id, hello.first_unacked_seq)
+            if skipped and self._journal is not None:
+                self._journal.append(hello.actor_id, self.sequences.acked(hello.actor_id), None)
+                self._journal.sync()
             if skipped:
                 log.warning("actor %s: %d batches were never seen by this learner", hello.actor_id, skipped)
         acked = self.sequences.acked(hello.actor_id)
@@ -217,7 +312,7 @@ class LearnerServer:
         verdict = self.sequences.classify(session.actor_id, batch.seq)
         if verdict == "duplicate":
             metrics.LEARNER_DUPLICATES.labels(*labels).inc()
-            self._send(identity, Ack(batch.seq))
+            self._pending_acks.append((identity, batch.seq))
             return
         if verdict == "gap":
             self._reject("sequence_gap", f"{session.actor_id}: got {batch.seq}, "
@@ -228,6 +323,8 @@ class LearnerServer:
         except SpecError as exc:
             self._reject("invalid_batch", f"{session.actor_id}: {exc}")
             columns = None  # acked anyway: resending a batch that can never be valid helps nobody
+        if self._journal is not None:  # before replay: what is in memory is always on disk too
+            self._journal.append(session.actor_id, batch.seq, batch.arrays if columns is not None else None)
         if columns is not None:
             self._store(session.actor_id, columns)
             count = len(columns["reward"])
@@ -235,7 +332,7 @@ class LearnerServer:
             metrics.LEARNER_BYTES_RECEIVED.labels(*labels).inc(size)
             self._observe_staleness(labels, columns["policy_version"])
         self.sequences.commit(session.actor_id, batch.seq)
-        self._send(identity, Ack(batch.seq))
+        self._pending_acks.append((identity, batch.seq))
 
     def _observe_staleness(self, labels: tuple[str, str], versions: np.ndarray) -> None:
         """One observation per batch: how many versions behind its oldest policy-chosen transition is."""

@@ -1,18 +1,27 @@
-"""Replay: ring storage x samplers, the online+demo buffer, demo loading and device transfer."""
+"""Replay: ring storage x samplers, the online+demo buffer, demo loading, device transfer, durable segments.
 
-from learner.replay.batches import to_torch
-from learner.replay.buffer import ReplayBuffer, columns_to_batch
-from learner.replay.demos import load_demo_columns
-from learner.replay.samplers import MixedSampler, UniformSampler, make_sampler
-from learner.replay.storage import RingStorage
+Names are imported on first use, so `learner.replay.durable` (no torch) loads fast in small tools.
+"""
 
-__all__ = [
-    "MixedSampler",
-    "ReplayBuffer",
-    "RingStorage",
-    "UniformSampler",
-    "columns_to_batch",
-    "load_demo_columns",
-    "make_sampler",
-    "to_torch",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "to_torch": "batches",
+    "ReplayBuffer": "buffer",
+    "columns_to_batch": "buffer",
+    "load_demo_columns": "demos",
+    "MixedSampler": "samplers",
+    "UniformSampler": "samplers",
+    "make_sampler": "samplers",
+    "RingStorage": "storage",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'learner.replay' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"learner.replay.{_HOMES[name]}"), name)

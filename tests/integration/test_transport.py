@@ -242,3 +242,31 @@ def test_latest_please_says_which_version_the_actor_already_has(port):
     finally:
         sender.close(flush_timeout_s=0.2)
         learner.close()
+
+
+def test_a_learner_restarted_without_its_state_gets_the_rest_without_a_gap(port):
+    """The actor says where its numbering stands (Hello.first_unacked_seq), so a fresh learner takes over."""
+    first_store = Store()
+    first = LearnerServer("127.0.0.1", port, SPEC, first_store).start()
+    sender = Sender("127.0.0.1", port, hello("cont"), SenderConfig(batch_size=10, heartbeat_interval_s=0.3)).start()
+    for item in transitions(0, 50):
+        sender.submit(item)
+    wait_until(lambda: sender.acked_transitions == 50, what="the first 50 acked")
+    first.close()
+    second_store = Store()
+    second = wait_until(lambda: bind_when_free(port, second_store), what="the port to be released")  # async close
+    try:
+        for item in transitions(50, 50):
+            sender.submit(item)
+        assert sender.close(flush_timeout_s=8.0), f"{sender.outstanding()} never acked"  # < the 10 s ack timeout
+        assert first_store.markers("cont") + second_store.markers("cont") == list(range(100))
+    finally:
+        second.close()
+
+
+def bind_when_free(port: int, store: Store) -> LearnerServer | None:
+    """A new server on `port`, or None while libzmq is still releasing the previous one's socket."""
+    try:
+        return LearnerServer("127.0.0.1", port, SPEC, store).start()
+    except zmq.ZMQError:
+        return None

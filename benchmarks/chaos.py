@@ -1,0 +1,277 @@
+"""Chaos soak of the actor-learner link on loopback: kills, stalls and floods, then the figures of issue 5.
+
+    python -m benchmarks.chaos --quick                  # K=5 learner kills, 3 actor kills, ~2-3 minutes
+    python -m benchmarks.chaos                          # K=20 learner kills, 5 actor kills, 10 s SIGSTOP
+    python -m benchmarks.chaos --learner real --kills 3 --phases kills   # the real `learner --resume` (slow start)
+
+Real processes and sockets throughout. The learner is `tests.faults.serve_only` by default: the real
+LearnerServer and durable replay without torch, so a restart takes ~1 s instead of ~10-20 s; with
+`--learner real` it is the `learner` CLI checkpointing every 20 updates, so kills also land mid-checkpoint.
+The actor side is an in-process `Sender` fed by a 50 Hz control loop (`RateLimiter`) that never
+touches the network; its transitions carry unique markers, so lost and duplicated are exact:
+lost = markers submitted but not in the learner's durable replay, duplicated = markers stored twice.
+
+Figures (printed at the end):
+  1. learner kill -9 at random moments (K times): lost, duplicated; reconnect time (learner ready ->
+     first ack) p50/p99; control-loop period p99 while the learner was down, against nominal;
+  2. learner SIGSTOP for S seconds: control-loop period p99 meanwhile, lost, duplicated afterwards;
+  3. actor kill -9 (spool on disk) K_a times: lost per kill (bounded by the flush window: the
+     transitions not yet sealed into a batch, <= batch_size or flush_interval_s), duplicated;
+  4. a 10x flood with the learner stopped: actor RSS growth against the stated bound, every drop counted;
+  5. replay restore: transitions and content hash of the durable replay against the actor's truth.
+Asserts nothing about time; it reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from actor.sender import Sender, SenderConfig
+from common.timing import RateLimiter
+from tests.conftest import free_port_pair
+from tests.faults.processes import (
+    ROOT,
+    LearnerProcess,
+    hello,
+    journal_markers,
+    learner_command,
+    serve_only_command,
+    transition,
+)
+
+CONTROL_HZ = 50.0
+
+
+class ControlLoop:
+    """A 50 Hz loop submitting one numbered transition per tick; records each period and when it happened."""
+
+    def __init__(self, sender: Sender, hz: float = CONTROL_HZ) -> None:
+        self.sender, self.hz = sender, hz
+        self.next = 0
+        self.dropped = 0
+        self.periods: list[tuple[float, float]] = []  # (time, period)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "ControlLoop":
+        self._thread.start()
+        return self
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.next
+
+    def _run(self) -> None:
+        rate = RateLimiter(self.hz)
+        while not self._stop.is_set():
+            if self.sender.submit(transition(self.next)):
+                self.next += 1
+            else:
+                self.dropped += 1
+            rate.wait()
+            self.periods.append((time.monotonic(), rate.last_period_s))
+
+    def period_p99(self, windows: list[tuple[float, float]]) -> float:
+        inside = [p for t, p in self.periods if any(a <= t <= b for a, b in windows)]
+        return float(np.percentile(inside, 99)) if inside else float("nan")
+
+
+def wait_for(condition, timeout_s: float, poll_s: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(poll_s)
+    return False
+
+
+def loss(run_dir: Path, actor_id: str, total: int, base: int = 0) -> tuple[int, int, list[int]]:
+    stored = [m for m in journal_markers(run_dir, actor_id) if base <= m < base + 10**6]
+    return total - len(set(stored)), len(stored) - len(set(stored)), stored
+
+
+def learner_kills(work: Path, kills: int, command, rng: random.Random) -> dict:
+    port, run_dir = free_port_pair(), work / "kills"
+    learner = LearnerProcess(port, run_dir, command=command)
+    learner.wait_listening(300)
+    sender = Sender("127.0.0.1", port, hello("chaos"), SenderConfig(batch_size=16, flush_interval_s=0.1)).start()
+    loop = ControlLoop(sender).start()
+    reconnects, outages, mid_checkpoint = [], [], 0
+    for i in range(kills):
+        acked = sender.acked_transitions
+        wait_for(lambda: sender.acked_transitions > acked, 60)
+        time.sleep(rng.uniform(0.2, 2.0))  # a random moment of the receive/persist/ack (or checkpoint) cycle
+        down = time.monotonic()
+        learner.kill()
+        mid_checkpoint += any((run_dir / "checkpoints").glob(".tmp-*"))  # the kill interrupted a save
+        time.sleep(rng.uniform(0.0, 1.0))  # how long the learner stays dead: part of the chaos, not a sync
+        learner = LearnerProcess(port, run_dir, resume=True, command=command)
+        ready = learner.wait_listening(300)
+        acked = sender.acked_transitions
+        if wait_for(lambda: sender.acked_transitions > acked, 30):
+            reconnects.append(time.monotonic() - ready)
+        outages.append((down, time.monotonic()))
+        print(f"  learner kill {i + 1}/{kills}: reconnected {reconnects[-1]:.2f} s after the restart", flush=True)
+    total = loop.stop()
+    flushed = sender.close(flush_timeout_s=60)
+    learner.terminate(120)
+    lost, duplicated, stored = loss(run_dir, "chaos", total)
+    digest = hashlib.sha256(np.array(sorted(set(stored)), np.int64).tobytes()).hexdigest()[:16]
+    truth = hashlib.sha256(np.arange(total, dtype=np.int64).tobytes()).hexdigest()[:16]
+    return {"kills": kills, "kills_mid_checkpoint": mid_checkpoint, "submitted": total, "lost": lost, "duplicated": duplicated, "flushed": flushed,
+            "reconnect_p50_s": float(np.percentile(reconnects, 50)),
+            "reconnect_p99_s": float(np.percentile(reconnects, 99)),
+            "reconnect_max_s": max(reconnects), "period_p99_outage_s": loop.period_p99(outages),
+            "period_p99_whole_run_s": loop.period_p99([(0.0, float("inf"))]),
+            "period_nominal_s": 1 / CONTROL_HZ, "dropped_at_submit": loop.dropped,
+            "restore_count": len(stored), "restore_hash": digest, "truth_hash": truth}  # fmt: skip
+
+
+def learner_stall(work: Path, seconds: float) -> dict:
+    port, run_dir = free_port_pair(), work / "stall"
+    learner = LearnerProcess(port, run_dir)
+    learner.wait_listening(300)
+    sender = Sender("127.0.0.1", port, hello("stall"), SenderConfig(batch_size=16, flush_interval_s=0.1)).start()
+    loop = ControlLoop(sender).start()
+    wait_for(lambda: sender.acked_transitions > 50, 30)
+    start = time.monotonic()
+    learner.process.send_signal(signal.SIGSTOP)
+    time.sleep(seconds)  # the stall being measured
+    learner.process.send_signal(signal.SIGCONT)
+    end = time.monotonic()
+    wait_for(sender.connected.is_set, 30)
+    total = loop.stop()
+    sender.close(flush_timeout_s=60)
+    learner.terminate(120)
+    lost, duplicated, _ = loss(run_dir, "stall", total)
+    return {"stop_s": seconds, "submitted": total, "lost": lost, "duplicated": duplicated,
+            "period_p99_during_s": loop.period_p99([(start, end)]), "dropped_at_submit": loop.dropped}  # fmt: skip
+
+
+def actor_kills(work: Path, kills: int, rng: random.Random) -> dict:
+    port, run_dir = free_port_pair(), work / "actor-kills"
+    learner = LearnerProcess(port, run_dir)
+    learner.wait_listening(300)
+    spool = work / "spool"
+    losses, duplicated = [], 0
+    for i in range(kills + 1):
+        base = (i + 1) * 10**6
+        log = work / f"actor-{i}.log"
+        command = [sys.executable, "-m", "tests.faults.actor_feeder", str(port), "killed", str(spool), str(base)]
+        actor = subprocess.Popen(command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        wait_for(lambda: _submitted(log) > base + 100, 60, poll_s=0.01)
+        time.sleep(rng.uniform(0.1, 1.0))
+        if i < kills:
+            actor.kill()
+        else:
+            actor.send_signal(signal.SIGTERM)
+        actor.wait(timeout=60)
+        losses.append((base, _submitted(log) - base))
+    learner.terminate(120)
+    per_kill = []
+    for base, submitted in losses:
+        lost, dup, _ = loss(run_dir, "killed", submitted, base)
+        per_kill.append(lost)
+        duplicated += dup
+    return {"kills": kills, "lost_per_kill": per_kill[:-1], "lost_after_clean_stop": per_kill[-1],
+            "duplicated": duplicated,
+            "flush_window": "unsealed: <= 8 transitions (batch) or 0.05 s; +-3 report lag"}  # fmt: skip
+
+
+def _submitted(log: Path) -> int:
+    lines = [line for line in log.read_text().splitlines() if line.startswith("submitted ")]
+    return int(lines[-1].split()[1]) if lines else 0
+
+
+def flood(work: Path, seconds: float) -> dict:
+    """10x the nominal rate into a sender whose learner is stopped: memory stays bounded, drops are counted."""
+    port, run_dir = free_port_pair(), work / "flood"
+    learner = LearnerProcess(port, run_dir)
+    learner.wait_listening(300)
+    config = SenderConfig(batch_size=16, queue_size=1_000, max_unacked_batches=64)
+    sender = Sender("127.0.0.1", port, hello("flood"), config).start()
+    wait_for(sender.connected.is_set, 30)
+    learner.process.send_signal(signal.SIGSTOP)
+    rss_before = _rss()
+    submitted = accepted = 0
+    deadline = time.monotonic() + seconds
+    rate = RateLimiter(10 * CONTROL_HZ)  # 10x the nominal rate
+    while time.monotonic() < deadline:
+        submitted += 1
+        accepted += sender.submit(transition(submitted))
+        rate.wait()
+    rss_after = _rss()
+    dropped = submitted - accepted
+    learner.process.send_signal(signal.SIGCONT)
+    sender.close(flush_timeout_s=30)
+    learner.terminate(60)
+    bound = config.queue_size + (config.max_unacked_batches + 1) * config.batch_size
+    return {"submitted": submitted, "accepted": accepted, "dropped_counted": dropped,
+            "accepted_plus_dropped_equals_submitted": accepted + dropped == submitted,
+            "rss_growth_mb": (rss_after - rss_before) / 2**20, "bound_transitions": bound}  # fmt: skip
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="K=5, 3 actor kills, 3 s stop, 5 s flood")
+    parser.add_argument("--kills", type=int, default=None)
+    parser.add_argument("--actor-kills", type=int, default=None)
+    parser.add_argument("--stop-seconds", type=float, default=None)
+    parser.add_argument("--learner", choices=["serve-only", "real"], default="serve-only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--phases", default="kills,stop,actor,flood", help="comma-separated subset to run")
+    args = parser.parse_args()
+    kills = args.kills or (5 if args.quick else 20)
+    actor_kill_count = args.actor_kills if args.actor_kills is not None else (3 if args.quick else 5)
+    stop_s = args.stop_seconds or (3.0 if args.quick else 10.0)
+    command = serve_only_command if args.learner == "serve-only" else _real_learner
+    rng = random.Random(args.seed)
+    phases = set(args.phases.split(","))
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="tandem-chaos-") as tmp:
+        work = Path(tmp)
+        if "kills" in phases:
+            print(f"1. learner kill -9 x{kills} ({args.learner})", flush=True)
+            figures["learner_kills"] = learner_kills(work, kills, command, rng)
+        if "stop" in phases:
+            print(f"2. learner SIGSTOP {stop_s:.0f} s", flush=True)
+            figures["learner_sigstop"] = learner_stall(work, stop_s)
+        if "actor" in phases:
+            print(f"3. actor kill -9 x{actor_kill_count} with a spool", flush=True)
+            figures["actor_kills"] = actor_kills(work, actor_kill_count, rng)
+        if "flood" in phases:
+            print("4. 10x flood with the learner stopped", flush=True)
+            figures["flood"] = flood(work, 5.0 if args.quick else 10.0)
+    print("\n=== chaos figures ===")
+    for name, values in figures.items():
+        print(name)
+        for key, value in values.items():
+            print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
+
+
+def _real_learner(port: int, run_dir: Path, resume: bool) -> list[str]:
+    command = learner_command(port, run_dir, resume)
+    command[command.index("--learning-starts") + 1] = "64"
+    command[command.index("--checkpoint-every") + 1] = "20"  # kills land mid-checkpoint too
+    return command + ["--set", "hidden_dims=32,32", "--set", "batch_size=16"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""kill -9 and SIGSTOP of a real learner process under a live actor: nothing lost, nothing duplicated."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from actor.sender import Sender, SenderConfig
+from tests.conftest import wait_until
+from tests.faults.processes import Feeder, LearnerProcess, journal_markers
+from tests.integration.test_transport import hello
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_kill_9_and_resume_under_a_live_actor_loses_and_duplicates_nothing(tmp_path, port):
+    run_dir = tmp_path / "run"
+    learner = LearnerProcess(port, run_dir)
+    learner.wait_listening()
+    sender = Sender("127.0.0.1", port, hello("live"), SenderConfig(batch_size=8, flush_interval_s=0.05)).start()
+    feeder = Feeder(sender).start()
+    for _ in range(2):
+        acked = sender.acked_transitions
+        wait_until(lambda: sender.acked_transitions >= acked + 100, 20, what="acks before the kill")
+        learner.kill()  # at a random point of its receive/persist/ack cycle
+        learner = LearnerProcess(port, run_dir, resume=True)
+        learner.wait_listening()
+    acked = sender.acked_transitions
+    wait_until(lambda: sender.acked_transitions >= acked + 100, 20, what="acks after the last restart")
+    total = feeder.stop()
+    assert sender.close(flush_timeout_s=20.0), f"{sender.outstanding()} never acked"
+    assert learner.terminate() == 0, learner.text()[-2000:]
+    stored = journal_markers(run_dir, "live")
+    lost, duplicated = len(set(range(total)) - set(stored)), len(stored) - len(set(stored))
+    assert stored == list(range(total)), f"lost {lost}, duplicated {duplicated}"
+
+
+def test_a_stopped_learner_stalls_nothing_and_loses_nothing(tmp_path, port):
+    run_dir = tmp_path / "run"
+    learner = LearnerProcess(port, run_dir)
+    learner.wait_listening()
+    sender = Sender("127.0.0.1", port, hello("stall"), SenderConfig(batch_size=8, flush_interval_s=0.05)).start()
+    feeder = Feeder(sender).start()
+    wait_until(lambda: sender.acked_transitions >= 50, 20, what="first acks")
+    learner.process.send_signal(signal.SIGSTOP)
+    submitted = feeder.next
+    wait_until(lambda: not sender.connected.is_set(), 10, what="the actor to notice the silence")
+    wait_until(lambda: feeder.next >= submitted + 500, 10, what="the control loop to keep going")
+    learner.process.send_signal(signal.SIGCONT)
+    wait_until(lambda: sender.connected.is_set(), 15, what="reconnection")
+    total = feeder.stop()
+    assert feeder.refused == 0
+    assert sender.close(flush_timeout_s=20.0), f"{sender.outstanding()} never acked"
+    assert learner.terminate() == 0
+    assert journal_markers(run_dir, "stall") == list(range(total))
