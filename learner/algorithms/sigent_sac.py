@@ -15,7 +15,9 @@ Choices the paper leaves open (see ../shared/reference/algorithms.md §1):
     data action dominates: the regulariser can only lower out-of-distribution values relative to the
     data, never push the data value up without bound (dropping it made CQL diverge for og-marl).
   * Actions sampled at s' are scored at s, like the sampled-at-s ones: the log-sum-exp is over actions
-    at one state; the s' samples only widen the proposal set (the reference CQL does the same).
+    at one state; the s' samples only widen the proposal set (the reference CQL does the same). With
+    n = 1 the proposals ARE the actor's sample at s and the target's a' at s' (same distributions), and
+    they are scored with the data action in one critic pass: one policy pass per state, one critic pass.
   * alpha is fixed: H_sig is bounded, so there is no target entropy to tune towards; `m` is set from a
     target standard deviation (the follow-up paper's parameterisation).
   * Rewards are shifted to -1/0 by default (reward_bias = -1): with a strictly positive entropy bonus
@@ -62,6 +64,8 @@ class SigEntSACConfig(ShapedRewardConfig):
     """lambda_ood of Eq. 8: weight of the simplified CQL regulariser."""
     ood_actions: int = 1
     """n of Eq. 7: actions sampled from pi at s and again at s' (2n in the LSE); each costs a critic pass."""
+    ood_batch_fraction: float = 0.5
+    """Rows Eq. 7 is averaged over (an unbiased subsample of its mean over s); 0.5 halves its extra cost."""
     log_std_min: float = -10.0
     """Lower clamp of the actor's log std (exp(-10) is already deterministic for the robot)."""
     log_std_max: float = 0.0
@@ -73,6 +77,7 @@ class SigEntSACConfig(ShapedRewardConfig):
                 min(self.h_max, self.target_std, self.temperature_t, self.bc_epsilon) > 0,
             "alpha, bc_weight and ood_weight must be >= 0": min(self.alpha, self.bc_weight, self.ood_weight) >= 0,
             "ood_actions must be >= 1": self.ood_actions >= 1,
+            "ood_batch_fraction must be in (0, 1]": 0 < self.ood_batch_fraction <= 1,
         })  # fmt: skip
 
     @property
@@ -157,17 +162,24 @@ class SigEntSAC(Algorithm):
         reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
         observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
         with torch.no_grad():
-            next_features = nets.encoder(next_observation)  # once, for the target and the CQL proposals
-        target = self._target(next_features, next_observation, reward, batch.terminated)
-
-        features = nets.encoder(observation)
-        q_data = nets.critic(features, action)
-        loss_ood = cql_regularizer(self._q_of_sampled_actions(features, next_features), q_data)
-        loss_critic = td_loss(q_data, target) + cfg.ood_weight * loss_ood
+            next_features = nets.encoder(next_observation)
+            next_action, next_log_prob = nets.policy.distribution(next_features).rsample(nets.generator)
+        target = self._target(next_observation, next_action, next_log_prob, reward, batch.terminated)
 
         # The actor trains neither the encoder (detached features) nor the critics (detached weights).
+        features = nets.encoder(observation)
         dist = nets.policy.distribution(features.detach())
         new_action, log_prob_per_dim = dist.rsample(nets.generator)
+
+        # Eq. 7's proposals: the actor's sample at s and the target's a' at s' (n = 1), plus n - 1 more of
+        # each, scored at s on an evenly spread subset of rows, in the same critic pass as the data action.
+        rows = self._ood_rows(batch.size)
+        proposals = self._ood_proposals(new_action[rows].detach(), next_action[rows], features[rows].detach(),
+                                        next_features[rows])  # fmt: skip
+        q_data, q_sampled = self._q_data_and_sampled(features, action, rows, proposals)
+        loss_ood = cql_regularizer(q_sampled, q_data[:, rows])
+        loss_critic = td_loss(q_data, target) + cfg.ood_weight * loss_ood
+
         h_sig = self.h_sig(log_prob_per_dim)
         q_new = nets.critic(features.detach(), new_action, detach_params=True).min(0).values
         loss_bc, gate = gated_bc_loss(dist.deterministic_action(), action, batch.is_demo, cfg.bc_epsilon)
@@ -179,22 +191,34 @@ class SigEntSAC(Algorithm):
         return self._metrics(loss_critic, loss_ood, loss_actor, loss_bc, gate, batch.is_demo, q_data, target, h_sig, dist)
 
     @torch.no_grad()
-    def _target(self, next_features, next_observation: Mapping[str, torch.Tensor], reward, terminated):
-        """Eq. 5 with a' sampled from the online policy at s' and scored by the target critics."""
+    def _target(self, next_observation: Mapping[str, torch.Tensor], next_action, next_log_prob, reward, terminated):
+        """Eq. 5 with a' freshly sampled from the online policy at s' and scored by the target critics."""
         nets = self.nets
-        next_action, next_log_prob = nets.policy.distribution(next_features).rsample(nets.generator)
         next_q = nets.target_critic(nets.target_encoder(next_observation), next_action).min(0).values
         return sigent_target(reward, terminated, next_q, self.h_sig(next_log_prob), self.config.alpha, self.config.gamma)
 
-    def _q_of_sampled_actions(self, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
-        """Q(s, a~) for n actions from pi(.|s) and n from pi(.|s'), all scored at s: shape (E, 2n, B)."""
-        n, nets = self.config.ood_actions, self.nets
-        with torch.no_grad():
-            actions = torch.cat([self._sample_actions(f, n) for f in (features.detach(), next_features)])
+    @torch.no_grad()
+    def _ood_proposals(self, action_at_s, action_at_next_s, features, next_features) -> torch.Tensor:
+        """n actions from pi(.|s) and n from pi(.|s'): (2n, B, A); the first of each is given."""
+        extra = self.config.ood_actions - 1
+        at_s, at_next_s = [action_at_s.unsqueeze(0)], [action_at_next_s.unsqueeze(0)]
+        if extra:
+            at_s.append(self._sample_actions(features, extra))
+            at_next_s.append(self._sample_actions(next_features, extra))
+        return torch.cat(at_s + at_next_s)
+
+    def _ood_rows(self, batch_size: int) -> torch.Tensor:
+        """Rows Eq. 7 is estimated on: evenly spread, so demo and online rows keep their proportions."""
+        count = max(1, round(batch_size * self.config.ood_batch_fraction))
+        return torch.linspace(0, batch_size - 1, count, device=self.device).round().long()
+
+    def _q_data_and_sampled(self, features, action, rows, proposals) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q(s, a) for every row (E, B) and Q(s, a~) for the proposals at `rows` (E, 2n, R), in ONE critic pass."""
+        k, count = proposals.shape[0], rows.shape[0]
+        at_rows = features[rows].unsqueeze(0).expand(k, count, features.shape[-1]).reshape(k * count, -1)
+        q = self.nets.critic(torch.cat([features, at_rows]), torch.cat([action, proposals.reshape(k * count, -1)]))
         batch = features.shape[0]
-        repeated = features.unsqueeze(0).expand(2 * n, *features.shape).reshape(2 * n * batch, -1)
-        q = nets.critic(repeated, actions.reshape(2 * n * batch, -1))
-        return q.reshape(q.shape[0], 2 * n, batch)
+        return q[:, :batch], q[:, batch:].reshape(q.shape[0], k, count)
 
     def _sample_actions(self, features: torch.Tensor, n: int) -> torch.Tensor:
         """n policy actions per row: (n, B, A)."""

@@ -143,3 +143,20 @@ def test_failing_is_never_a_shortcut_once_rewards_are_shifted():
     assert shaped.tolist() == pytest.approx([0.0, config.reward_bias / (1 - config.gamma), -1.0])
     worst_case_episode = config.reward_bias * (1 - config.gamma**100) / (1 - config.gamma)
     assert float(shaped[1]) <= worst_case_episode  # failing now is no better than failing slowly
+
+
+@pytest.mark.parametrize("fraction, expected", [(1.0, list(range(8))), (0.5, [0, 2, 5, 7]), (0.25, [0, 7])])
+def test_ood_rows_are_spread_over_demo_and_online_rows(fraction, expected):
+    """Demo rows come first in a batch, so a prefix would regularise demo states only."""
+    algorithm = SigEntSAC(SigEntSACConfig(batch_size=8, ood_batch_fraction=fraction), SPEC, torch.device("cpu"))
+    assert algorithm._ood_rows(8).tolist() == expected
+
+
+def test_one_critic_pass_scores_data_and_proposals_like_separate_passes():
+    algorithm = SigEntSAC(SigEntSACConfig(batch_size=6), SPEC, torch.device("cpu"), seed=1)
+    features, action = torch.randn(6, algorithm.nets.encoder.out_dim), torch.rand(6, SPEC.action_dim) * 2 - 1
+    rows, proposals = torch.tensor([1, 4]), torch.rand(2, 2, SPEC.action_dim) * 2 - 1
+    q_data, q_sampled = algorithm._q_data_and_sampled(features, action, rows, proposals)
+    assert torch.allclose(q_data, algorithm.nets.critic(features, action), atol=1e-6)
+    for k in range(2):
+        assert torch.allclose(q_sampled[:, k], algorithm.nets.critic(features[rows], proposals[k]), atol=1e-6)
