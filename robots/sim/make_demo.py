@@ -19,6 +19,7 @@ import robots  # noqa: F401  (registers every robot)
 from common.episodes import save_episodes
 from common.types import Transition
 from robots.base import ROBOTS, Robot
+from robots.sim import demo_variants
 from robots.sim.expert import EXPERTS
 
 
@@ -83,9 +84,14 @@ def record_successful_episodes(robot: Robot, expert, episodes: int, max_attempts
 @click.option("--seed", default=0, show_default=True, type=int, help="Robot RNG seed (episode layouts).")
 @click.option("--lateral-spread", default=1.0, show_default=True, type=float,
               help="Sideways randomisation of ball and goal (ball-to-goal), as for `actor -o lateral_spread=`.")
+@click.option("--variant", default="clean", show_default=True, type=click.Choice(demo_variants.VARIANTS),
+              help="Degrade the written demo as in the paper's robustness study (see robots/sim/demo_variants.py).")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=NUMBER",
+              help="Another numeric task option, as for `actor -o` (e.g. n_boxes=2 for slalom). Repeatable.")
 def main(robot: str, task: str, out: str, episodes: int, observation: str, image_size: int, seed: int,
-         lateral_spread: float) -> None:
+         lateral_spread: float, variant: str = "clean", task_options: tuple[str, ...] = ()) -> None:
     options = {"task": task, "observation": observation, "seed": seed, "lateral_spread": lateral_spread}
+    options.update(_numeric_options(task_options))
     if observation == "image":
         options["image_size"] = image_size
     twin = ROBOTS.get(robot)(**options)
@@ -93,7 +99,26 @@ def main(robot: str, task: str, out: str, episodes: int, observation: str, image
         twin.enable()
         transitions = record_successful_episodes(twin, EXPERTS.get(task)(), episodes)
     path = save_episodes(out, twin.spec, transitions)
+    if variant != "clean":
+        demo_variants.write_variant(path, path, variant, seed)
     click.echo(f"wrote {len(transitions)} transitions ({episodes} episodes) to {path}")
+
+
+def _numeric_options(pairs: tuple[str, ...]) -> dict[str, float]:
+    """KEY=NUMBER pairs as a dict; integers stay int (n_boxes=2), others become float."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=NUMBER, got {pair!r}", param_hint="--task-option")
+        try:
+            parsed[key] = int(value)
+        except ValueError:
+            try:
+                parsed[key] = float(value)
+            except ValueError:
+                raise click.BadParameter(f"{key}: {value!r} is not a number", param_hint="--task-option") from None
+    return parsed
 
 
 if __name__ == "__main__":

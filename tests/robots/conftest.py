@@ -16,6 +16,14 @@ ROBOT_CONFIGS = {
     "fake": ("fake", {}),
     "limo_sim-state": ("limo_sim", {"observation": "state"}),
     "limo_sim-image64": ("limo_sim", {"observation": "image", "image_size": 64}),
+    "franka_sim-state": ("franka_sim", {"observation": "state"}),
+    "franka_sim-image64": ("franka_sim", {"observation": "image", "image_size": 64}),
+    "rm65_sim-state": ("rm65_sim", {"observation": "state"}),
+    "rm65_sim-image64": ("rm65_sim", {"observation": "image", "image_size": 64}),
+    "go2_sim-state": ("go2_sim", {"observation": "state"}),
+    "go2_sim-image64": ("go2_sim", {"observation": "image", "image_size": 64}),
+    "g1_sim-state": ("g1_sim", {"observation": "state"}),
+    "g1_sim-image64": ("g1_sim", {"observation": "image", "image_size": 64}),
 }
 
 
