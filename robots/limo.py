@@ -1,0 +1,307 @@
+"""`limo`: the AgileX LIMO base over its serial link, with our own framing (robots/limo_protocol.py).
+
+pylimo is not used: its reader busy-loops a core and drops frames (environment.md §3.3). Here a reader
+thread blocks in pyserial's read with a timeout (no spinning), decodes every frame, verifies checksums,
+counts bad frames, and reopens the port if the link drops (the base rebooted, the cable was re-seated).
+
+Action: (v, w) in m/s and rad/s, the same BoundedSpec as `limo_sim` (robots/sim/limo.py), clipped by
+ActionSafety (NaN/Inf -> stop) before it is encoded; a `CommandWatchdog` sends the stop (v = w = 0) when no
+action arrives within `watchdog_ms`. The firmware's own command timeout is unknown, so we assume none.
+
+Observations (spec valid before connect, chosen by options):
+  observation="image" (default when a camera is given): {"image": uint8[S, S, 1]} grayscale, exactly the
+      spec of `limo_sim -o observation=image`; needs `camera` (a Camera, or a source string for make_camera);
+  observation="proprio" (default without a camera): {"state": float32[4]} = measured v / 0.5, w / 1.5,
+      sin(yaw), cos(yaw) from the base's own state frames. This differs from limo_sim's "state" mode, whose
+      10 values are privileged scene positions (ball, goal, obstacle) that the real robot cannot observe.
+Every observation also requires fresh base state frames (younger than `state_timeout_ms`): a silent base
+raises RobotError instead of returning stale data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+import threading
+import time
+
+import numpy as np
+
+from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec
+from common.types import Observation
+from robots import limo_protocol as lp
+from robots.base import ROBOTS, Camera, Robot, RobotError
+from robots.lifecycle import Lifecycle, LinkState
+from robots.operator_task import OperatorTask
+from robots.safety import ActionSafety
+from robots.sim.limo import IMAGE_SIZES, LIMO_CONTROL_HZ, MAX_V, MAX_W
+from robots.watchdog import DEFAULT_DEADLINE_S, CommandWatchdog
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = "/dev/ttyTHS1"  # the Jetson UART wired to the base
+PROPRIO_DIM = 4
+
+
+def make_limo_driver_spec(observation: str, image_size: int = 64) -> RobotSpec:
+    if observation == "image":
+        observation_specs = {"image": ImageSpec("image", (image_size, image_size, 1))}
+    elif observation == "proprio":
+        observation_specs = {"state": ArraySpec("state", (PROPRIO_DIM,), "float32")}
+    else:
+        raise ValueError(f"limo observation must be 'image' or 'proprio', got {observation!r}")
+    return RobotSpec(
+        name="limo",
+        observation=observation_specs,
+        action=BoundedSpec("action", (2,), "float32", low=(-MAX_V, -MAX_W), high=(MAX_V, MAX_W)),
+        control_hz=LIMO_CONTROL_HZ,
+        metadata={"simulated": "false", "observation": observation, "action_units": "m/s,rad/s"},
+    )
+
+
+class _BaseState:
+    """The newest decoded state frames with their arrival times (written by the reader thread)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received = threading.Condition(self.lock)
+        self.motion = (0.0, 0.0)  # v, w
+        self.yaw_rad = 0.0
+        self.control_mode = 0
+        self.battery_v = 0.0
+        self.error_code = 0
+        self.odometry_m = (0.0, 0.0)
+        self.last_state_time = 0.0  # monotonic time of the newest 0x221/0x211 frame; 0: none yet
+
+    def update(self, frame_id: int, data: bytes) -> None:
+        with self.lock:
+            if frame_id == lp.ID_MOTION_STATE:
+                v, w, _, _ = struct.unpack(">4h", data)
+                self.motion = (v / 1000.0, w / 1000.0)
+            elif frame_id == lp.ID_SYSTEM_STATE:
+                _, self.control_mode, battery, self.error_code, _, _ = struct.unpack(">BBHHBB", data)
+                self.battery_v = battery * 0.1
+            elif frame_id == lp.ID_ODOMETRY:
+                left, right = struct.unpack(">2i", data)
+                self.odometry_m = (left / 1000.0, right / 1000.0)
+                return
+            elif frame_id == lp.ID_IMU_EULER:
+                self.yaw_rad = math.radians(struct.unpack(">h", data[:2])[0] / 100.0)
+                return
+            else:
+                return
+            self.last_state_time = time.monotonic()
+            self.received.notify_all()
+
+
+@ROBOTS.register("limo")
+class LimoRobot(Robot):
+    """AgileX LIMO over serial (see module docstring). Options: port, baudrate, camera, observation, ..."""
+
+    def __init__(self, *, port: str = DEFAULT_PORT, baudrate: int = lp.BAUDRATE, camera: Camera | str | None = None,
+                 observation: str = "", image_size: int = 64, watchdog_ms: float = DEFAULT_DEADLINE_S * 1e3,
+                 connect_timeout_s: float = 2.0, state_timeout_ms: float = 300.0, camera_max_age_ms: float = 200.0,
+                 reconnect_interval_s: float = 0.2, max_steps: int = 200) -> None:
+        observation = observation or ("image" if camera is not None else "proprio")
+        if observation == "image" and camera is None:
+            raise ValueError("limo observation=image needs a camera (-o camera=0, a /dev/video path or a file)")
+        if image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size}")
+        self._spec = make_limo_driver_spec(observation, image_size)
+        self.port, self.baudrate = str(port), int(baudrate)
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.state_timeout_s = float(state_timeout_ms) / 1e3
+        self.camera_max_age_ms = float(camera_max_age_ms)
+        self.reconnect_interval_s = float(reconnect_interval_s)
+        if camera is not None and not isinstance(camera, Camera):  # a source: "0", a path, "realsense:SERIAL"
+            from robots.cameras import make_camera
+
+            camera = make_camera(str(camera), image_size, image_size)
+        self.camera = camera if observation == "image" else None
+        self.safety = ActionSafety(self._spec.action)
+        self.task = OperatorTask(max_steps)  # success/failure come from the operator's keys
+        self.watchdog = CommandWatchdog(self._send_stop, float(watchdog_ms) / 1e3, name="limo")
+        self.decoder = lp.FrameDecoder()
+        self.state = _BaseState()
+        self.reconnects = 0
+        self._lifecycle = Lifecycle("limo")
+        self._write_lock = threading.RLock()  # serial writes only (re-entrant: stop() may run in a signal handler)
+        self._serial = None
+        self._reader: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    @property
+    def spec(self) -> RobotSpec:
+        return self._spec
+
+    def connect(self) -> None:
+        with self._lifecycle.lock:
+            if self._lifecycle.state is not LinkState.DISCONNECTED:
+                return
+            self._serial = self._open_port()
+            self._closing.clear()
+            self._reader = threading.Thread(target=self._read_loop, daemon=True, name="limo-serial-reader")
+            self._reader.start()
+            try:
+                self._write(lp.encode_control_mode_enable())
+                self._wait_for_state(self.connect_timeout_s)
+                if self.camera is not None:
+                    self.camera.connect()
+            except BaseException:
+                self._close_link()
+                raise
+            self._lifecycle.connect()
+
+    def enable(self) -> None:
+        with self._lifecycle.lock:
+            self._lifecycle.enable()
+            self._write(lp.encode_control_mode_enable())
+            self.watchdog.start()
+
+    def reset(self) -> Observation:
+        """A real base has no episode reset: stop, and return the current observation."""
+        self.stop()
+        return self.get_observation()
+
+    def get_observation(self) -> Observation:
+        with self._lifecycle.lock:
+            self._lifecycle.require_connected("get_observation")
+            self._require_fresh_state()
+            if self.camera is not None:
+                return {"image": self.camera.read_latest(self.camera_max_age_ms)}
+            with self.state.lock:
+                (v, w), yaw = self.state.motion, self.state.yaw_rad
+            return {"state": np.array([v / MAX_V, w / MAX_W, math.sin(yaw), math.cos(yaw)], dtype=np.float32)}
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        with self._lifecycle.lock:
+            self._lifecycle.require_enabled("send_action")
+            executed, stopped = self.safety.apply(action)
+            if stopped:
+                self.stop()
+                return executed
+            self._require_fresh_state()
+            self._write(lp.encode_motion_command(float(executed[0]), float(executed[1])))
+            self.watchdog.feed()
+            return executed
+
+    def stop(self) -> None:
+        """Command v = w = 0 now. Never takes the control-step lock, so a stalled control step cannot delay it.
+
+        Never raises (it runs in signal handlers and cleanup paths): if the link is down, the failure is
+        logged and the watchdog re-armed, so it retries every deadline until the reopened link carries it.
+        """
+        try:
+            self._send_stop()
+        except RobotError as exc:
+            log.error("limo: stop could not be written (%s); the watchdog retries", exc)
+            self.watchdog.feed()
+
+    def _send_stop(self) -> None:
+        """The stop frame; raises RobotError if it could not be written (the watchdog's stop function)."""
+        if self._serial is None and self._lifecycle.state is LinkState.DISCONNECTED:
+            return  # never connected, or disconnected: nothing is listening and nothing was commanded
+        feeds = self.watchdog.feeds
+        self._write(lp.encode_motion_command(0.0, 0.0))
+        self.watchdog.disarm(feeds)  # an action sent meanwhile stays watched
+
+    def disconnect(self) -> None:
+        with self._lifecycle.lock:
+            self.watchdog.close()  # first, so a failed stop below does not leave it retrying on a closed link
+            self.stop()
+            self.watchdog = CommandWatchdog(self._send_stop, self.watchdog.deadline_s, name="limo")
+            self._close_link()
+            self._lifecycle.disconnect()
+
+    @property
+    def bad_frames(self) -> int:
+        return self.decoder.bad_frames
+
+    # ---- internals ----
+
+    def _open_port(self):
+        import serial  # pyserial, imported here so `import robots` needs no driver dependency
+
+        try:
+            return serial.Serial(self.port, self.baudrate, timeout=0.05, write_timeout=0.1)
+        except (serial.SerialException, OSError) as exc:
+            raise RobotError(f"limo: cannot open serial port {self.port}: {exc}") from None
+
+    def _write(self, frame: bytes) -> None:
+        with self._write_lock:
+            port = self._serial
+            if port is None:
+                raise RobotError(f"limo: serial port {self.port} is not open")
+            try:
+                port.write(frame)
+            except Exception as exc:  # noqa: BLE001 - pyserial raises SerialException, OSError or TypeError
+                raise RobotError(f"limo: write to {self.port} failed: {exc}") from None
+
+    def _wait_for_state(self, timeout_s: float) -> None:
+        with self.state.received:
+            if not self.state.received.wait_for(lambda: self.state.last_state_time > 0, timeout=timeout_s):
+                raise RobotError(f"limo: no state frames from the base on {self.port} within {timeout_s:.1f} s "
+                                 f"(base powered off, wrong port or baud rate?)")
+
+    def _require_fresh_state(self) -> None:
+        with self.state.lock:
+            age = time.monotonic() - self.state.last_state_time
+        if age > self.state_timeout_s:
+            raise RobotError(f"limo: base silent for {age:.2f} s on {self.port} (limit {self.state_timeout_s:.2f} s)")
+
+    def _read_loop(self) -> None:
+        while not self._closing.is_set():
+            port = self._serial
+            try:
+                if port is None:
+                    raise OSError("port closed")
+                # Blocks up to the port timeout (50 ms) for the first byte: no busy loop when idle.
+                chunk = port.read(max(1, port.in_waiting))
+            except Exception as exc:  # noqa: BLE001 - any read failure means the link dropped
+                if self._closing.is_set():
+                    return
+                log.warning("limo: serial link lost (%s); reopening %s", exc, self.port)
+                self._reopen()
+                continue
+            for frame_id, data in self.decoder.feed(chunk):
+                self.state.update(frame_id, data)
+
+    def _reopen(self) -> None:
+        """Reopen the port until it works or we are closing; re-enable command mode on the new link."""
+        with self._write_lock:
+            old, self._serial = self._serial, None
+        with self.state.received:
+            self.state.received.notify_all()  # waiters on the link state (tests, check) see the loss at once
+        if old is not None:
+            try:
+                old.close()
+            except Exception as exc:  # noqa: BLE001 - closing a dead port may fail; we reopen regardless
+                log.debug("limo: closing the lost port: %s", exc)
+        while not self._closing.wait(self.reconnect_interval_s):
+            try:
+                port = self._open_port()
+            except RobotError:
+                continue
+            with self._write_lock:
+                self._serial = port
+            self.reconnects += 1
+            try:
+                self._write(lp.encode_control_mode_enable())
+            except RobotError:
+                continue
+            return
+
+    def _close_link(self) -> None:
+        self._closing.set()
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=2.0)
+        with self._write_lock:
+            port, self._serial = self._serial, None
+        if port is not None:
+            port.close()
+        if self.camera is not None:
+            self.camera.disconnect()
+        with self.state.lock:
+            self.state.last_state_time = 0.0
