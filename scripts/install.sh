@@ -44,3 +44,10 @@ echo "[install] pip install -e .[dev] ${CONSTRAINTS:+(constraints: $CONSTRAINTS)
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[dev]"
 echo "[install] done: $(.venv/bin/python -c 'import torch, mujoco; print("torch", torch.__version__, "| mujoco", mujoco.__version__)')"
+
+# ---- Optional: robot SDKs for the go2/g1 (Unitree) and franka drivers and their CI peers ----
+# scripts/install_robot_sdks.sh (~1 min: apt cyclonedds-dev, a 10 s CycloneDDS build, franky + franky-sim).
+# TANDEM_ROBOT_SDKS=0 skips it; a failure only warns, and the driver tests then skip naming what is missing.
+if [ "${TANDEM_ROBOT_SDKS:-1}" != 0 ]; then
+  bash scripts/install_robot_sdks.sh || echo "[install] warning: robot SDKs not installed; go2/g1/franka driver tests will skip"
+fi
