@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,7 @@ class RunResult:
     variant: str
     overrides: str
     env_steps: int
+    updates: int  # gradient updates done; below utd x env_steps when the learner fell behind (a loaded CPU)
     wall_s: float
     steps_to_100: float  # env steps at the start of the first all-success evaluation block; NaN = never
     best_success: float
@@ -36,7 +38,8 @@ class RunResult:
     def one_line(self) -> str:
         reached = "never" if math.isnan(self.steps_to_100) else f"{int(self.steps_to_100)} steps"
         return (f"{self.task} {self.algo} s{self.seed} {self.variant} {self.overrides}: 100% at {reached}, "
-                f"best {self.best_success:.0%}, final {self.final_success:.0%}, {self.env_steps} env steps in "
+                f"best {self.best_success:.0%}, final {self.final_success:.0%}, {self.env_steps} env steps and "
+                f"{self.updates} updates in "
                 f"{self.wall_s / 60:.1f} min, completion {self.completion_steps:.1f} vs demo {self.demo_steps:.1f}, "
                 f"Q osc {self.q_oscillation:.3g}, OOD {self.ood_action_ratio:.2f}")  # fmt: skip
 
@@ -66,6 +69,11 @@ def column_mean(train_csv: Path, name: str) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
+def read_updates(run_dir: Path) -> int:
+    summary = run_dir / "summary.json"
+    return int(json.loads(summary.read_text()).get("updates", 0)) if summary.exists() else 0
+
+
 def demo_mean_length(demo: Path) -> float:
     _, columns = load_episodes(demo)
     lengths = [b - a for a, b in episode_bounds(columns["episode"])]
@@ -88,7 +96,7 @@ def read_run(run, run_dir: Path, demo: Path, wall_s: float) -> RunResult:
     return RunResult(
         task=run.task, algo=run.algo, seed=run.seed, variant=run.variant,
         overrides=" ".join(o for o in run.overrides if not o.startswith(("batch_size", "hidden_dims"))),
-        env_steps=env_steps, wall_s=wall_s,
+        env_steps=env_steps, updates=read_updates(run_dir), wall_s=wall_s,
         steps_to_100=float(reached[0]) if reached else math.nan,
         best_success=max((s for _, s in curve), default=0.0),
         final_success=curve[-1][1] if curve else 0.0,
