@@ -9,6 +9,7 @@ import sys
 import click
 
 from actor.app import ActorOptions, run_actor
+from actor.lifetime import exit_with_parent
 from actor.loop import LoopConfig
 from actor.operator import OperatorConfig
 from actor.sender import SenderConfig, key_actor_id
@@ -59,10 +60,11 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
               help="Check the robot instead: connect, print the spec, stream observations with rates and ages.")
 @click.option("--check-observations", default=20, help="With --check: how many observations to stream.")
 @click.option("--move", is_flag=True, help="With --check: also a small, bounded motion and back.")
+@click.option("--parent-pid", default=0, hidden=True, help="Exit with this process (learner --local-actor).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, eval_episodes, eval_only,
          time_scale, batch_size, metrics_port, seed, record_demo, keep_failures, keys, teleop_speed, no_console,
-         keys_dir, insecure, spool_dir, spool_max_mb, when_full, verbose,
+         keys_dir, insecure, spool_dir, spool_max_mb, when_full, parent_pid, verbose,
          check=False, check_observations=20, move=False) -> None:  # fmt: skip
     """Run the control loop on ROBOT, streaming transitions to the learner and acting with its weights.
 
@@ -84,6 +86,8 @@ def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, 
                         format="%(asctime)s actor %(levelname)s %(message)s")  # fmt: skip
     if move and not check:
         raise click.UsageError("--move only goes with --check")
+    if parent_pid:
+        exit_with_parent(parent_pid)
     if check:
         sys.exit(_check(robot, robot_options, check_observations, move))
     try:

@@ -7,6 +7,7 @@ shortcut. Stopping sends SIGINT first (the actor stops its robot and flushes), t
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ class LocalActor:
         self.log_path = log_dir / f"actor-{actor_id}.log"
         command = [
             sys.executable, "-m", "actor", "--robot", robot, "--learner", f"127.0.0.1:{port}",
-            "--actor-id", actor_id, "--metrics-port", "0", *extra_args,
+            "--actor-id", actor_id, "--metrics-port", "0", "--parent-pid", str(os.getpid()), *extra_args,
         ]  # fmt: skip
         self._log_file = self.log_path.open("w")
         log.info("starting %s", " ".join(command))
