@@ -6,7 +6,8 @@
 #            unitree-sdk2py-dimos with --no-deps (its opencv-python would clobber opencv-python-headless;
 #            the official unitree-sdk2 wheel does not import).
 #   Franka:  franky-control (bundles libfranka) + franky-sim (MuJoCo Franka on the libfranka protocol).
-# TANDEM_ROBOT_SDKS_ONLY=unitree|franka installs just one of them. Pins: the same as pyproject's extras
+#   RealSense: pyrealsense2 (needs libusb-1.0-0 from apt); its CI peer is rs.software_device.
+# TANDEM_ROBOT_SDKS_ONLY=unitree|franka|realsense installs just one of them. Pins: the same as pyproject's extras
 # unitree / franka-sim (installed by name here, so the project itself is not reinstalled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,5 +43,19 @@ if [ -z "$ONLY" ] || [ "$ONLY" = franka ]; then
   else
     echo "[install] franky-control + franky-sim"
     "${PIP[@]}" ${CONSTRAINTS:+-c "$CONSTRAINTS"} "franky-control==2.0.0" "franky-sim==1.0.4"
+  fi
+fi
+
+if [ -z "$ONLY" ] || [ "$ONLY" = realsense ]; then
+  if have 'import pyrealsense2'; then
+    echo "[install] pyrealsense2: present"
+  else
+    echo "[install] pyrealsense2 (+ apt libusb-1.0-0)"
+    if ! dpkg -s libusb-1.0-0 >/dev/null 2>&1; then
+      [ "$(id -u)" = 0 ] || { echo "[install] need root for: apt-get install libusb-1.0-0" >&2; exit 1; }
+      apt-get update -qq || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libusb-1.0-0 >/dev/null
+    fi
+    "${PIP[@]}" ${CONSTRAINTS:+-c "$CONSTRAINTS"} "pyrealsense2>=2.55"
   fi
 fi
