@@ -82,7 +82,8 @@ def plan(profile: Profile) -> list[RunSpec]:
     sweeps = [()]
     if profile.sweep:
         names = list(profile.sweep)
-        sweeps = [tuple(f"{n}={v}" for n, v in zip(names, values)) for values in itertools.product(*profile.sweep.values())]
+        grid = itertools.product(*profile.sweep.values())
+        sweeps = [tuple(f"{n}={v}" for n, v in zip(names, values)) for values in grid]
     runs = []
     for seed, task, variant, sweep, algo in itertools.product(
         range(profile.seeds), profile.tasks, profile.variants, sweeps, profile.algos

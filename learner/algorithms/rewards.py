@@ -49,7 +49,8 @@ def monte_carlo_returns(reward: np.ndarray, terminated: np.ndarray, scale: float
         return np.zeros(0, dtype=np.float32)
     if not (reward > 0).any():
         return np.full(len(reward), bias / (1.0 - gamma), dtype=np.float32)
-    shaped = shaped_reward(torch.from_numpy(reward), torch.from_numpy(terminated.astype(np.float64)), scale, bias, gamma)
+    done = torch.from_numpy(terminated.astype(np.float64))
+    shaped = shaped_reward(torch.from_numpy(reward), done, scale, bias, gamma)
     returns = np.empty(len(reward), dtype=np.float64)
     following = 0.0
     for t in range(len(reward) - 1, -1, -1):
