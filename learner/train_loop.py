@@ -44,6 +44,10 @@ class TrainConfig:
             raise ValueError("learning_starts, checkpoint_every and max_updates must be >= 0")
 
 
+# Rows of training metrics kept for train_metrics.csv (one per publish until thinned).
+MAX_HISTORY = 10_000
+
+
 class TrainLoop:
     """Drives one algorithm from one replay buffer; `publish` sends weights to the actors."""
 
@@ -118,6 +122,8 @@ class TrainLoop:
             metrics.LEARNER_TRAIN_METRIC.labels(name).set(value)
         if self.last_metrics:
             self.history.append((self.updates, self.received, dict(self.last_metrics)))
+            if len(self.history) > MAX_HISTORY:  # hours-long runs: halve the resolution, keep the whole span
+                del self.history[1::2]
 
     def run(self, stop: threading.Event, on_progress: Callable[[], None] = lambda: None) -> None:
         """Update until `stop` is set or max_updates is reached; waits (on an event) when data is short."""
