@@ -28,13 +28,13 @@ import numpy as np
 from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec
 from common.types import Observation
 from robots.arm_limits import ArmLimits, hold_inside_workspace, within_task_box
-from robots.base import Robot
 from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
 from robots.sim import arm_scene
 from robots.sim.arm_scene import ArmLayout, ArmSceneState
 from robots.sim.rendering import GrayscaleCamera
 from robots.sim.tasks import TASKS
+from robots.sim.twin import MujocoTwin
 
 OBSERVATION_MODES = ("state", "image")
 IMAGE_SIZES = (64, 128)
@@ -64,7 +64,7 @@ def make_arm_spec(name: str, limits: ArmLimits, observation: str = "state", imag
     )
 
 
-class ArmSim(Robot):
+class ArmSim(MujocoTwin):
     """A Cartesian-velocity arm twin on a table with a cube and a goal region (see module docstring)."""
 
     def __init__(self, name: str, limits: ArmLimits, *, observation: str = "state", image_size: int = 64,
@@ -91,50 +91,15 @@ class ArmSim(Robot):
         self._ids = self._lookup_ids()
         self._apply_layout(default_layout(limits))
 
-    @property
-    def spec(self) -> RobotSpec:
-        return self._spec
+    def _default_layout(self) -> ArmLayout:
+        return default_layout(self.limits)
 
-    def connect(self) -> None:
-        self._lifecycle.connect()
-
-    def enable(self) -> None:
-        self._lifecycle.enable()
-
-    def reset(self, layout: ArmLayout | None = None) -> Observation:
-        """Start a new episode from `layout` (default: the nominal layout), tool at rest, gripper closed."""
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("reset")
-            self._apply_layout(layout or default_layout(self.limits))
-            return self._observe()
-
-    def get_observation(self) -> Observation:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("get_observation")
-            return self._observe()
-
-    def send_action(self, action: np.ndarray) -> np.ndarray:
-        with self._lifecycle.lock:
-            self._lifecycle.require_enabled("send_action")
-            executed, _ = self.safety.apply(action)
-            self._command = executed.astype(np.float64)
-            self._step_one_control_period()
-            return executed
-
-    def stop(self) -> None:
-        # Simulated time only advances inside send_action, so a stop must be immediate: zero the command
-        # and the tool's velocity, and hold the fingers where they are (the cube keeps its velocity).
-        with self._lifecycle.lock:
-            self._command = np.zeros(self.limits.action_dim)
-            self._data.qvel[self._ids["tool_vel"]] = 0.0
-            self._gripper_target = self._gripper_width()
-
-    def disconnect(self) -> None:
-        with self._lifecycle.lock:
-            self.stop()
-            if self._camera is not None:
-                self._camera.close()
-            self._lifecycle.disconnect()
+    def _halt(self) -> None:
+        # Zero the command and the tool's velocity, hold the fingers where they are (the cube keeps its
+        # velocity).
+        self._command = np.zeros(self.limits.action_dim)
+        self._data.qvel[self._ids["tool_vel"]] = 0.0
+        self._gripper_target = self._gripper_width()
 
     # ---- privileged access for tasks, experts and tests (never part of the policy's observation) ----
 

@@ -23,7 +23,6 @@ import numpy as np
 
 from common.specs import ArraySpec, ImageSpec, RobotSpec
 from common.types import Observation
-from robots.base import Robot
 from robots.legged_limits import VelocityLimits
 from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
@@ -31,6 +30,7 @@ from robots.sim import legged_scene, slalom  # noqa: F401  (slalom registers the
 from robots.sim.legged_scene import N_BOXES, LeggedBody, LeggedSceneState, SlalomLayout, to_body_frame
 from robots.sim.rendering import GrayscaleCamera
 from robots.sim.tasks import TASKS
+from robots.sim.twin import MujocoTwin
 
 STATE_DIM = 2 * N_BOXES + 2 + 3
 POSITION_SCALE = 2.0  # metres -> order-1 observation units
@@ -54,7 +54,7 @@ def make_legged_spec(name: str, limits: VelocityLimits, observation: str = "stat
     )
 
 
-class LeggedSim(Robot):
+class LeggedSim(MujocoTwin):
     """A legged robot twin: velocity-tracked floating base, head camera, slalom boxes. Subclasses set the
     class attributes `NAME`, `BODY`, `LIMITS` and `TASK_DEFAULTS` (task options such as max_steps)."""
 
@@ -82,49 +82,14 @@ class LeggedSim(Robot):
         self._ids = self._lookup_ids()
         self._apply_layout(SlalomLayout())
 
-    @property
-    def spec(self) -> RobotSpec:
-        return self._spec
+    def _default_layout(self) -> SlalomLayout:
+        return SlalomLayout()
 
-    def connect(self) -> None:
-        self._lifecycle.connect()
-
-    def enable(self) -> None:
-        self._lifecycle.enable()
-
-    def reset(self, layout: SlalomLayout | None = None) -> Observation:
-        """Start a new episode from `layout` (default: the nominal layout), robot standing still."""
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("reset")
-            self._apply_layout(layout or SlalomLayout())
-            return self._observe()
-
-    def get_observation(self) -> Observation:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("get_observation")
-            return self._observe()
-
-    def send_action(self, action: np.ndarray) -> np.ndarray:
-        with self._lifecycle.lock:
-            self._lifecycle.require_enabled("send_action")
-            executed, _ = self.safety.apply(action)
-            self._command = executed.astype(np.float64)
-            self._step_one_control_period()
-            return executed
-
-    def stop(self) -> None:
-        # Like StopMove on the real robot, but immediate: simulated time only advances in send_action,
-        # so zero the command and the base's velocity (boxes keep theirs).
-        with self._lifecycle.lock:
-            self._command = np.zeros(3)
-            self._data.qvel[self._ids["base_dofs"]] = 0.0
-
-    def disconnect(self) -> None:
-        with self._lifecycle.lock:
-            self.stop()
-            if self._camera is not None:
-                self._camera.close()
-            self._lifecycle.disconnect()
+    def _halt(self) -> None:
+        # Like StopMove on the real robot, but immediate: zero the command and the base's velocity
+        # (boxes keep theirs).
+        self._command = np.zeros(3)
+        self._data.qvel[self._ids["base_dofs"]] = 0.0
 
     # ---- privileged access for tasks, experts and tests (never part of the policy's observation) ----
 

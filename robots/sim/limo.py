@@ -22,13 +22,14 @@ import numpy as np
 
 from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec
 from common.types import Observation
-from robots.base import ROBOTS, Robot
+from robots.base import ROBOTS
 from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
 from robots.sim import limo_scene
 from robots.sim.limo_scene import SceneLayout, SceneState, to_robot_frame
 from robots.sim.rendering import GrayscaleCamera
 from robots.sim.tasks import TASKS
+from robots.sim.twin import MujocoTwin
 
 LIMO_CONTROL_HZ = 10.0
 MAX_V, MAX_W = 0.5, 1.5
@@ -54,7 +55,7 @@ def make_limo_spec(observation: str = "state", image_size: int = 64, task: str =
 
 
 @ROBOTS.register("limo_sim")
-class LimoSim(Robot):
+class LimoSim(MujocoTwin):
     """AgileX LIMO twin: differential-drive base with a U-shaped pusher, a ball, a goal and an obstacle."""
 
     def __init__(self, *, observation: str = "state", image_size: int = 64, task: str = "ball_to_goal",
@@ -76,50 +77,14 @@ class LimoSim(Robot):
         self._ids = self._lookup_ids()
         self._apply_layout(SceneLayout())
 
-    @property
-    def spec(self) -> RobotSpec:
-        return self._spec
+    def _default_layout(self) -> SceneLayout:
+        return SceneLayout()
 
-    def connect(self) -> None:
-        self._lifecycle.connect()
-
-    def enable(self) -> None:
-        self._lifecycle.enable()
-
-    def reset(self, layout: SceneLayout | None = None) -> Observation:
-        """Start a new episode from `layout` (default: the nominal layout), robot at rest."""
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("reset")
-            self._apply_layout(layout or SceneLayout())
-            return self._observe()
-
-    def get_observation(self) -> Observation:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("get_observation")
-            return self._observe()
-
-    def send_action(self, action: np.ndarray) -> np.ndarray:
-        with self._lifecycle.lock:
-            self._lifecycle.require_enabled("send_action")
-            executed, _ = self.safety.apply(action)
-            self._command = executed.astype(np.float64)
-            self._step_one_control_period()
-            return executed
-
-    def stop(self) -> None:
-        # Simulated time only advances inside send_action, so a stop can only be seen if it is immediate:
-        # zero the command and the base's velocity (the ball and obstacle keep theirs).
-        with self._lifecycle.lock:
-            self._command = np.zeros(2)
-            ids = self._ids
-            self._data.qvel[[ids["x_vel"], ids["y_vel"], ids["yaw_vel"]]] = 0.0
-
-    def disconnect(self) -> None:
-        with self._lifecycle.lock:
-            self.stop()
-            if self._camera is not None:
-                self._camera.close()
-            self._lifecycle.disconnect()
+    def _halt(self) -> None:
+        # Zero the command and the base's velocity (the ball and obstacle keep theirs).
+        self._command = np.zeros(2)
+        ids = self._ids
+        self._data.qvel[[ids["x_vel"], ids["y_vel"], ids["yaw_vel"]]] = 0.0
 
     # ---- privileged access for tasks, experts and tests (never part of the policy's observation) ----
 
