@@ -15,12 +15,12 @@ pytestmark = pytest.mark.timeout(120)
 
 # A stand-in learner: starts a local fake actor the way the learner does, prints its pid, then waits.
 PARENT = textwrap.dedent("""
-    import sys, time
+    import signal, sys
     from pathlib import Path
     from learner.local_actors import LocalActor
     actor = LocalActor("orphan-check", "fake", int(sys.argv[1]), Path(sys.argv[2]), [])
     print(actor.process.pid, flush=True)
-    time.sleep(600)
+    signal.pause()  # until the test kills this stand-in learner
 """)
 
 
