@@ -76,6 +76,30 @@ def test_resume_restores_replay_step_and_algorithm(tmp_path):
     assert second.loop._rng.bit_generator.state == first.loop._rng.bit_generator.state
 
 
+def test_operator_corrections_return_to_the_demo_buffer_on_resume(tmp_path):
+    """An intervention row is journaled like any other; restoring it must also restore its demo copy."""
+    config = LearnerConfig(algo="sac", run_dir=str(tmp_path), device="cpu", metrics_port=0, replay_capacity=500)
+    (tmp_path / "config.json").write_text(json.dumps(config_as_dict(config)))
+    first = Learner(config)
+    first.build(SPEC)
+    journal = SegmentJournal(tmp_path / "replay", config.replay_capacity, fsync=False)
+    corrected = transitions(0, 6)
+    for t in corrected[::2]:
+        t.intervention = True
+    arrays = pack_transitions(corrected)
+    journal.append("a1", 1, arrays)
+    first.store("a1", unpack_transitions(arrays, SPEC))
+    journal.close()
+    assert first.replay.demo_size == 3
+
+    second = Learner(LearnerConfig(algo="sac", run_dir=str(tmp_path), device="cpu", resume=True))
+    second.build(SPEC)
+    second._resume()
+    assert second.replay.online_size == 6 and second.replay.demo_size == 3
+    demo = second.replay._demo
+    assert sorted(demo.arrays["observation/state"][: demo.size, 0]) == [0, 2, 4], "exactly the corrected steps"
+
+
 def test_a_save_killed_midway_is_never_loaded_and_is_cleaned_up(tmp_path):
     from learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
