@@ -5,6 +5,7 @@
     python -m benchmarks.one_demo --profile full                    # 3 seeds, images, variants (a GPU box)
     python -m benchmarks.one_demo --profile sensitivity             # lambda x epsilon sweep (Fig. 7)
     python -m benchmarks.one_demo --algos sac,sigent_sac --seeds 1 --minutes 5   # any profile, narrowed
+    python -m benchmarks.one_demo --profile quick --out DIR --report-only      # re-read finished runs in DIR
 
 Every run is `learner --local-actor ROBOT`: a real learner process that starts a real actor process
 of the robot's MuJoCo twin and trains over ZeroMQ, with deterministic evaluation blocks of 20
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import math
 import socket
 import subprocess
 import sys
@@ -139,6 +142,20 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
     return args
 
 
+def read_existing(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
+    """The figures of a run already in `out` (an interrupted sweep, or a report re-read), without training."""
+    run_dir = out / run.name
+    if not (run_dir / "episodes.csv").exists():
+        print(f"skip {run.name}: no finished run in {run_dir}", flush=True)
+        return None
+    demo = run_dir / f"demo_{run.variant}.npz" if run.variant != "original" else bundled_demo(run.task, profile.images)
+    summary = run_dir / "summary.json"
+    wall_s = json.loads(summary.read_text()).get("total_time_s", math.nan) if summary.exists() else math.nan
+    result = read_run(run, run_dir, demo, wall_s)
+    print(result.one_line(), flush=True)
+    return result
+
+
 def execute(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
     robot, demo = TASKS[run.task][0], bundled_demo(run.task, profile.images)
     if not demo.exists():
@@ -167,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="seeds per configuration")
     parser.add_argument("--minutes", type=float, help="wall-time budget per run")
     parser.add_argument("--out", default="runs/one_demo", help="results directory")
+    parser.add_argument("--report-only", action="store_true", help="re-read the profile's runs already in --out")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     for name, value in (("tasks", args.tasks), ("algos", args.algos), ("variants", args.variants)):
@@ -177,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     runs = plan(profile)
     print(f"{len(runs)} runs, at most {profile.minutes:g} min each, results in {out}", flush=True)
-    results = [r for r in (execute(run, out, profile) for run in runs) if r is not None]
+    run_one = read_existing if args.report_only else execute
+    results = [r for r in (run_one(run, out, profile) for run in runs) if r is not None]
     if results:
         print(f"wrote {write_results(results, out)} and {', '.join(map(str, write_plots(results, out)))}")
     return 0

@@ -27,6 +27,8 @@ class RunResult:
     updates: int  # gradient updates done; below utd x env_steps when the learner fell behind (a loaded CPU)
     wall_s: float
     steps_to_100: float  # env steps at the start of the first all-success evaluation block; NaN = never
+    train_steps_to_100: float  # the same, counting training episodes only (evaluation blocks excluded)
+    train_env_steps: int  # env steps of training episodes (the rest were evaluation)
     best_success: float
     final_success: float
     completion_steps: float  # mean steps of the successful episodes in the last evaluation block
@@ -36,9 +38,11 @@ class RunResult:
     curve: list[tuple[int, float]] = field(default_factory=list, repr=False)  # (env steps, block success)
 
     def one_line(self) -> str:
-        reached = "never" if math.isnan(self.steps_to_100) else f"{int(self.steps_to_100)} steps"
+        reached = "never" if math.isnan(self.steps_to_100) else \
+            f"{int(self.steps_to_100)} steps ({int(self.train_steps_to_100)} training)"
         return (f"{self.task} {self.algo} s{self.seed} {self.variant} {self.overrides}: 100% at {reached}, "
-                f"best {self.best_success:.0%}, final {self.final_success:.0%}, {self.env_steps} env steps and "
+                f"best {self.best_success:.0%}, final {self.final_success:.0%}, {self.env_steps} env steps "
+                f"({self.train_env_steps} training) and "
                 f"{self.updates} updates in "
                 f"{self.wall_s / 60:.1f} min, completion {self.completion_steps:.1f} vs demo {self.demo_steps:.1f}, "
                 f"Q osc {self.q_oscillation:.3g}, OOD {self.ood_action_ratio:.2f}")  # fmt: skip
@@ -46,19 +50,30 @@ class RunResult:
 
 def evaluation_blocks(episodes_csv: Path) -> list[tuple[int, list[dict]]]:
     """Consecutive runs of evaluation episodes: (env steps when the block started, its rows)."""
-    blocks: list[tuple[int, list[dict]]] = []
-    previous_eval = False
-    if not episodes_csv.exists():
-        return blocks
-    with episodes_csv.open() as handle:
-        for row in csv.DictReader(handle):
-            is_eval = row["evaluation"] == "1"
-            if is_eval and not previous_eval:
-                blocks.append((int(row["env_steps"]), []))
-            if is_eval:
-                blocks[-1][1].append(row)
-            previous_eval = is_eval
+    return [(start, rows) for start, _, rows in _blocks(episodes_csv)]
+
+
+def _blocks(episodes_csv: Path) -> list[tuple[int, int, list[dict]]]:
+    """(env steps, training-episode steps before the block, rows) of every evaluation block."""
+    blocks: list[tuple[int, int, list[dict]]] = []
+    previous_eval, training_steps = False, 0
+    for row in _rows(episodes_csv):
+        is_eval = row["evaluation"] == "1"
+        if is_eval and not previous_eval:
+            blocks.append((int(row["env_steps"]), training_steps, []))
+        if is_eval:
+            blocks[-1][2].append(row)
+        else:
+            training_steps += int(row["steps"])
+        previous_eval = is_eval
     return blocks
+
+
+def _rows(episodes_csv: Path) -> list[dict]:
+    if not episodes_csv.exists():
+        return []
+    with episodes_csv.open() as handle:
+        return list(csv.DictReader(handle))
 
 
 def column_mean(train_csv: Path, name: str) -> float:
@@ -82,22 +97,23 @@ def demo_mean_length(demo: Path) -> float:
 
 def read_run(run, run_dir: Path, demo: Path, wall_s: float) -> RunResult:
     """Figures of one finished run from its episodes.csv and train_metrics.csv."""
-    blocks = evaluation_blocks(run_dir / "episodes.csv")
-    full = [b for b in blocks if len(b[1]) >= 1]
-    curve = [(start, float(np.mean([r["success"] == "1" for r in rows]))) for start, rows in full]
-    reached = [start for start, success in curve if success >= 1.0]
-    last = full[-1][1] if full else []
+    episodes = run_dir / "episodes.csv"
+    blocks = _blocks(episodes)
+    curve = [(start, float(np.mean([r["success"] == "1" for r in rows]))) for start, _, rows in blocks]
+    reached = [(start, training) for (start, training, _), (_, success) in zip(blocks, curve) if success >= 1.0]
+    last = blocks[-1][2] if blocks else []
     successes = [int(r["steps"]) for r in last if r["success"] == "1"]
     train_csv = run_dir / "train_metrics.csv"
-    env_steps = 0
-    if (run_dir / "episodes.csv").exists():
-        with (run_dir / "episodes.csv").open() as handle:
-            env_steps = max((int(r["env_steps"]) for r in csv.DictReader(handle)), default=0)
+    rows = _rows(episodes)
+    env_steps = max((int(r["env_steps"]) for r in rows), default=0)
+    train_env_steps = sum(int(r["steps"]) for r in rows if r["evaluation"] != "1")
     return RunResult(
         task=run.task, algo=run.algo, seed=run.seed, variant=run.variant,
         overrides=" ".join(o for o in run.overrides if not o.startswith(("batch_size", "hidden_dims"))),
         env_steps=env_steps, updates=read_updates(run_dir), wall_s=wall_s,
-        steps_to_100=float(reached[0]) if reached else math.nan,
+        steps_to_100=float(reached[0][0]) if reached else math.nan,
+        train_steps_to_100=float(reached[0][1]) if reached else math.nan,
+        train_env_steps=train_env_steps,
         best_success=max((s for _, s in curve), default=0.0),
         final_success=curve[-1][1] if curve else 0.0,
         completion_steps=float(np.mean(successes)) if successes else math.nan,

@@ -50,7 +50,20 @@ def test_a_run_is_read_back_into_steps_to_100_percent_and_completion_steps(tmp_p
     assert [len(block) for _, block in evaluation_blocks(tmp_path / "episodes.csv")] == [2, 2]
     assert result.curve == [(150, 0.5), (450, 1.0)]
     assert result.steps_to_100 == 450 and result.completion_steps == 22.0 and result.env_steps == 600
+    assert result.train_steps_to_100 == 90 and result.train_env_steps == 100, "evaluation steps not counted"
     assert result.q_oscillation == 1.0 and result.ood_action_ratio == 0.25
     assert not math.isnan(result.demo_steps)
     assert one_demo.write_results([result], tmp_path).exists()
     assert all(p.stat().st_size > 1000 for p in one_demo.write_plots([result], tmp_path))
+
+
+def test_report_only_rereads_finished_runs_and_skips_missing_ones(tmp_path, capsys):
+    run = one_demo.RunSpec("ball_to_goal", "sac", 0, "original", one_demo.FAST)
+    (tmp_path / run.name).mkdir()
+    write_episodes(tmp_path / run.name / "episodes.csv", [(100, 0, 0, 100), (130, 1, 1, 30)])
+    argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path), "--report-only"]
+    assert one_demo.main(argv) == 0
+    assert "skip ball_to_goal_iql" in capsys.readouterr().out, "a run never made is reported, not invented"
+    with (tmp_path / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["algo"], r["steps_to_100"], r["train_steps_to_100"]) for r in rows] == [("sac", "130.0", "100.0")]
