@@ -9,6 +9,9 @@ One step:
 An episode ends by the task (terminated), the step limit (truncated), an operator label (the task's
 own success/failure reward and termination), an operator reset or e-stop (truncated), or a stop
 request. `EpisodeSummary.outcome_source` says which: task, step_limit, operator, stopped, policy_error.
+
+Training episodes take the newest policy at every step boundary. Evaluation is deterministic and
+measures one policy version: a block of `eval_episodes` holds the version it started with.
 """
 
 from __future__ import annotations
@@ -100,25 +103,47 @@ class ActorLoop:
         training_episodes = 0
         while not self._stop.is_set() and not self._enough_episodes():
             evaluation = self.config.eval_only
-            if not self._wait_for_release():
+            if not self._wait_for_release() or (evaluation and not self._wait_for_first_weights()):
                 break
             self.summaries.append(self.run_episode(evaluation))
             if evaluation:
                 continue
             training_episodes += 1
             if self.config.eval_every and training_episodes % self.config.eval_every == 0:
-                for _ in range(self.config.eval_episodes):
-                    if self._stop.is_set() or self._enough_episodes() or not self._wait_for_release():
-                        break
-                    self.summaries.append(self.run_episode(evaluation=True))
+                self._run_evaluation_block()
         return self.summaries
+
+    def _run_evaluation_block(self) -> None:
+        """`eval_episodes` deterministic episodes of ONE policy version (taken at the block's start), so the
+        block's success rate measures that version and the learner can keep it if it is the best so far."""
+        for index in range(self.config.eval_episodes):
+            if self._stop.is_set() or self._enough_episodes() or not self._wait_for_release():
+                break
+            self.summaries.append(self.run_episode(evaluation=True, take_newer_policy=index == 0))
+
+    def _wait_for_first_weights(self) -> bool:
+        """Evaluation-only actors do not evaluate the random policy: wait for the learner's first weights."""
+        if self._policy.version >= 0:
+            return True
+        log.info("waiting for the learner's weights before evaluating")
+        while not self._stop.is_set():
+            self._swap_policy()
+            if self._policy.version >= 0:
+                return True
+            self._stop.wait(0.05)
+        return False
 
     def _enough_episodes(self) -> bool:
         return bool(self.config.episodes) and len(self.summaries) >= self.config.episodes
 
-    def run_episode(self, evaluation: bool) -> EpisodeSummary:
-        """One episode from task reset to its end (see the module docstring for the ways it can end)."""
-        self._swap_policy()
+    def run_episode(self, evaluation: bool, take_newer_policy: bool = True) -> EpisodeSummary:
+        """One episode from task reset to its end (see the module docstring for the ways it can end).
+
+        Training episodes take a newer policy at every step; an evaluation episode acts with one version
+        throughout (taken at its start, or held from earlier in its block when `take_newer_policy` is False).
+        """
+        if take_newer_policy:
+            self._swap_policy()
         self.operator.begin_episode()  # a label pressed between episodes belongs to none
         self._recorder.start_episode(evaluation)
         self.status.episode += 1
@@ -134,7 +159,8 @@ class ActorLoop:
                 self._hold(rate)
                 observation = self.robot.get_observation()  # the world may have moved while paused
                 continue
-            self._swap_policy()
+            if not evaluation:
+                self._swap_policy()
             try:
                 normalized, intervention = self._choose_action(observation, evaluation)
             except PolicyOutputError as exc:

@@ -10,6 +10,7 @@ import pytest
 from actor.loop import ActorLoop, LoopConfig
 from actor.sender import Sender
 from actor.weights import WeightClient
+from common.types import Transition
 from learner.server import LearnerServer
 from robots.fake import FakeRobot
 from tests.conftest import wait_until
@@ -70,3 +71,62 @@ def test_the_episode_ends_on_the_step_limit_with_truncation_not_termination(port
         assert summary.outcome_source in ("task", "step_limit")
     assert int(truncated.sum() + terminated.sum()) == 3  # exactly one end per episode
     assert not np.any(truncated & terminated)
+
+
+class _Versioned:
+    """A deterministic policy standing for one weights version."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+    def act(self, _observation, deterministic: bool = False) -> np.ndarray:
+        return np.full(SPEC.action.shape, 0.1, np.float32)
+
+
+def test_an_evaluation_block_measures_one_policy_version_while_training_takes_every_new_one():
+    offered = iter(range(10**6))  # a learner publishing faster than the robot steps: always a newer version
+
+    def take_newer(_current: int) -> _Versioned:
+        return _Versioned(next(offered))
+
+    recorded = []
+    robot = FakeRobot(seed=3, max_steps=6)
+    config = LoopConfig(episodes=12, eval_every=2, eval_episodes=3, time_scale=50.0)
+    loop = ActorLoop(robot, robot.task, recorded.append, take_newer, config, "eval")
+    with robot:
+        robot.enable()
+        summaries = loop.run()
+    assert [s.evaluation for s in summaries] == [False, False, True, True, True] * 2 + [False, False]
+    by_episode: dict[int, list] = {}
+    for transition in (t for t in recorded if isinstance(t, Transition)):  # the sink also gets summaries
+        by_episode.setdefault(transition.episode, []).append(transition)
+    training = [ts for ts in by_episode.values() if not ts[0].evaluation]
+    assert all(len({t.policy_version for t in ts}) == len(ts) for ts in training), "training takes every version"
+    blocks = [summaries[2:5], summaries[7:10]]
+    for block in blocks:
+        assert len({s.policy_version for s in block}) == 1, "a block is one policy"
+    evaluated = [ts for ts in by_episode.values() if ts[0].evaluation]
+    assert all(len({t.policy_version for t in ts}) == 1 for ts in evaluated)
+    assert blocks[1][0].policy_version > blocks[0][0].policy_version
+
+
+def test_an_evaluation_only_actor_waits_for_weights_instead_of_evaluating_the_random_policy():
+    published, asked, recorded = threading.Event(), [], []
+
+    def take_newer(current: int):
+        asked.append(current)
+        return _Versioned(7) if published.is_set() and current < 7 else None
+
+    robot = FakeRobot(seed=4, max_steps=4)
+    loop = ActorLoop(robot, robot.task, recorded.append, take_newer, LoopConfig(episodes=2, eval_only=True,
+                     time_scale=50.0), "final-eval")  # fmt: skip
+    with robot:
+        robot.enable()
+        runner = threading.Thread(target=loop.run)
+        runner.start()
+        wait_until(lambda: len(asked) >= 3, what="the actor asking again for weights")  # 2 episodes ask twice
+        assert not recorded and not loop.summaries, "it acted before any weights arrived"
+        published.set()
+        runner.join(timeout=10)
+    assert [s.policy_version for s in loop.summaries] == [7, 7]
+    assert {t.policy_version for t in recorded if isinstance(t, Transition)} == {7}
