@@ -56,6 +56,8 @@ def _algorithm_names() -> str:
 @click.option("--stop-at-success", default=0.0, help="With --local-actor: stop once eval success reaches this.")
 @click.option("--stop-window", default=10, help="Evaluation episodes the stop rule looks at.")
 @click.option("--final-eval", default=20, help="With --local-actor: deterministic episodes evaluated at the end.")
+@click.option("--final-policy", type=click.Choice(["best", "latest"]), default="best",
+              help="Which policy the final evaluation runs: the best-evaluated version (best_policy.npz) or the last.")
 @click.option("--keys", default="", metavar="DIR", help="CURVE keys from `learner keys DIR` (needed off loopback).")
 @click.option("--insecure", is_flag=True, help="No encryption even with --keys (loopback addresses only).")
 @click.option("--resume", default="", metavar="RUN_DIR", help="Continue RUN_DIR: replay, algorithm, optimizer, step.")
@@ -65,7 +67,7 @@ def _algorithm_names() -> str:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, stop_at_success,
-         stop_window, final_eval, keys, insecure, resume, no_fsync, interventions_to_demo, verbose) -> None:  # fmt: skip
+         stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo, verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
 
     One-machine example:  learner --demo robots/sim/demos/limo_ball_to_goal.npz --local-actor limo_sim
@@ -80,7 +82,7 @@ def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd
             algo=algo, overrides=_parse_overrides(overrides), demo=demo, bind=bind, port=port, run_dir=run_dir,
             device=device, threads=threads, seed=seed, max_minutes=max_minutes, metrics_port=metrics_port,
             train=TrainConfig(utd, learning_starts, publish_every, checkpoint_every, max_updates),
-            local=LocalRunConfig(local_actor, list(actor_args), stop_at_success, stop_window, final_eval),
+            local=LocalRunConfig(local_actor, list(actor_args), stop_at_success, stop_window, final_eval, final_policy),
             keys=keys, insecure=insecure, resume=bool(resume), replay_fsync=not no_fsync,
             interventions_to_demo=interventions_to_demo,
         )  # fmt: skip
@@ -109,8 +111,9 @@ def format_summary(summary: dict) -> str:
         lines.append(
             f"final evaluation: {summary['final_eval_successes']}/{summary['final_eval_episodes']} successes "
             f"({100 * summary['final_eval_success_rate']:.0f}%), mean {summary['final_eval_mean_steps']:.1f} steps"
+            f" (policy: {summary.get('evaluated_policy', 'latest')})"
         )
-    for key in ("wall_time_s", "total_time_s", "env_steps", "updates", "policy_version", "curve_png", "episodes_csv"):
+    for key in ("best_policy_npz", "wall_time_s", "total_time_s", "env_steps", "updates", "policy_version", "curve_png", "episodes_csv"):
         if key in summary:
             lines.append(f"{key}: {summary[key]}")
     lines.append(json.dumps(summary))

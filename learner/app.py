@@ -24,6 +24,7 @@ from common.protocol import EpisodeSummary
 from common.specs import ArraySpec, RobotSpec
 from learner.algorithms import config_from_overrides, config_to_dict, make_algorithm
 from common.transport import SequenceTracker, load_learner_security, require_security
+from learner.best_policy import BEST_POLICY_FILE, BestPolicy
 from learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, saved_run_config
 from learner.local_actors import LocalActor
 from learner.progress import EpisodeStats, live_line, write_curve, write_train_metrics
@@ -46,6 +47,11 @@ class LocalRunConfig:
     stop_at_success: float = 0.0  # end training once evaluation success reaches this (0: never)
     stop_window: int = 10  # over this many most recent evaluation episodes
     final_eval_episodes: int = 20  # deterministic episodes run by a fresh actor after training
+    final_policy: str = "best"  # the final evaluation runs the best-evaluated version ("best") or the last ("latest")
+
+    def __post_init__(self) -> None:
+        if self.final_policy not in ("best", "latest"):
+            raise ValueError(f"final_policy must be 'best' or 'latest', got {self.final_policy!r}")
 
 
 @dataclass
@@ -92,6 +98,7 @@ class Learner:
         self.loop: TrainLoop | None = None
         self.server: LearnerServer | None = None
         self.episode_returns: EpisodeReturns | None = None
+        self.best_policy = BestPolicy(self.run_dir / BEST_POLICY_FILE)
 
     # ---- construction --------------------------------------------------------------------------
     def build(self, spec: RobotSpec) -> None:
@@ -118,6 +125,7 @@ class Learner:
         self.spec_ready.set()
 
     def _publish(self, weights) -> None:
+        self.best_policy.remember(weights)
         self.server.publish(weights)
 
     def store(self, actor_id: str, columns: dict) -> None:
@@ -146,6 +154,7 @@ class Learner:
 
     def on_episode(self, actor_id: str, summary: EpisodeSummary) -> None:
         self.stats.add(actor_id, summary, robot=self.server.spec.name)  # every actor shares the spec
+        self.best_policy.observe(summary)
 
     def start_server(self) -> None:
         cfg = self.config
@@ -154,6 +163,7 @@ class Learner:
             spec, _ = load_episodes(cfg.demo)
         if cfg.resume:
             spec = spec or read_spec(self.run_dir / "replay")
+            self.best_policy.load_saved()
         else:
             set_aside(self.run_dir)  # a fresh run never mixes with an earlier run's replay or checkpoints
         if spec is not None:
@@ -261,7 +271,7 @@ class Learner:
     def _finish(self, started: float) -> dict:
         summary = {"wall_time_s": round(time.monotonic() - started, 1)}
         if self.loop is not None:
-            self.loop.publish()  # the evaluated policy is exactly the final one
+            summary.update(self._publish_final_policy())
             summary.update(self._final_evaluation())
             summary.update(env_steps=self.loop.received, updates=self.loop.updates, policy_version=self.loop.policy_version)
             self.checkpoint()
@@ -272,6 +282,19 @@ class Learner:
             summary["train_metrics_csv"] = str(write_train_metrics(self.loop.history, self.run_dir))
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+    def _publish_final_policy(self) -> dict:
+        """Publish what the final evaluation runs (as a new version): the best-evaluated policy, or the last."""
+        best = self.best_policy.best
+        if self.config.local.final_policy == "best" and best is not None:
+            self.loop.publish(self.best_policy.best_weights.tensors)
+            chosen = {"evaluated_policy": f"best, {best.describe()}"}
+        else:
+            self.loop.publish()
+            chosen = {"evaluated_policy": "latest"}
+        if best is not None:
+            chosen["best_policy_npz"] = str(self.best_policy.path)
+        return chosen
 
     def _final_evaluation(self) -> dict:
         episodes = self.config.local.final_eval_episodes

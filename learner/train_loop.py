@@ -105,10 +105,12 @@ class TrainLoop:
             self._checkpoint(self)
         return True
 
-    def publish(self) -> None:
-        """Send the current policy weights to every actor as the next version."""
+    def publish(self, tensors: dict[str, np.ndarray] | None = None) -> None:
+        """Send the current policy weights (or the given ones, e.g. the best so far) to every actor as the
+        next version."""
         self.policy_version += 1
-        tensors = {k: v.detach().to("cpu", copy=True).numpy() for k, v in self.algorithm.policy_state_dict().items()}
+        if tensors is None:
+            tensors = {k: v.detach().to("cpu", copy=True).numpy() for k, v in self.algorithm.policy_state_dict().items()}
         self._publish(
             Weights(
                 version=self.policy_version,

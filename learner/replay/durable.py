@@ -152,9 +152,9 @@ class SegmentJournal:
 
 
 def set_aside(run_dir: str | Path) -> None:
-    """A fresh run in an old run directory: move its replay and checkpoints to RUN_DIR/previous/."""
+    """A fresh run in an old run directory: move its replay, checkpoints and best policy to RUN_DIR/previous/."""
     run_dir = Path(run_dir)
-    old = [run_dir / name for name in ("replay", "checkpoints") if (run_dir / name).exists()]
+    old = [run_dir / name for name in ("replay", "checkpoints", "best_policy.npz") if (run_dir / name).exists()]
     if not old:
         return
     previous = run_dir / "previous"

@@ -7,7 +7,7 @@ import pytest
 
 from common.types import pack_transitions, unpack_transitions
 from learner.replay.buffer import ReplayBuffer
-from learner.replay.durable import SegmentJournal, read_journal, restore, segment_paths
+from learner.replay.durable import SegmentJournal, read_journal, restore, segment_paths, set_aside
 from learner.server import LearnerServer
 from tests.conftest import metric
 from tests.integration.test_transport import SPEC, Store, send_all, transitions
@@ -113,3 +113,14 @@ def test_unpack_of_a_restored_batch_matches_the_wire(tmp_path):
     record = next(read_journal(tmp_path))
     columns = unpack_transitions(record.arrays, SPEC)
     assert len(columns["reward"]) == 8
+
+
+def test_a_fresh_run_sets_the_earlier_runs_state_aside_instead_of_mixing_with_it(tmp_path):
+    for name in ("replay", "checkpoints"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "marker").write_text(name)
+    (tmp_path / "best_policy.npz").write_bytes(b"old best")
+    set_aside(tmp_path)
+    assert not any((tmp_path / name).exists() for name in ("replay", "checkpoints", "best_policy.npz"))
+    assert (tmp_path / "previous" / "replay" / "marker").read_text() == "replay"
+    assert (tmp_path / "previous" / "best_policy.npz").read_bytes() == b"old best"

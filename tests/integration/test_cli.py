@@ -51,4 +51,5 @@ def test_learner_with_a_local_fake_actor_trains_evaluates_and_reports(tmp_path, 
     assert summary["env_steps"] >= 32
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000
     assert list((tmp_path / "checkpoints").glob("ckpt-*/state.pt"))
-    assert "final evaluation: " in result.stdout
+    assert "final evaluation: " in result.stdout and "(policy: " in result.stdout
+    assert summary["evaluated_policy"] == "latest" or (tmp_path / "best_policy.npz").exists()

@@ -1,0 +1,102 @@
+"""The learner keeps the best-evaluated policy version, saves it, and the final evaluation runs it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from common.protocol import EpisodeSummary, Weights
+from learner.app import Learner, LearnerConfig, LocalRunConfig
+from learner.best_policy import BestPolicy, Tally, load_weights
+from robots.fake import FakeRobot
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def weights(version: int, value: float = 0.0, size: int = 4) -> Weights:
+    return Weights(version, "sac", "{}", "hash", {"layer": np.full(size, value or version, np.float32)})
+
+
+def evaluate(best: BestPolicy, version: int, outcomes: list[bool], evaluation: bool = True) -> None:
+    for success in outcomes:
+        best.observe(EpisodeSummary(0, 10, 0.0, success, evaluation, "task", version))
+
+
+def test_the_lower_bound_ranks_more_evidence_higher_at_the_same_rate():
+    assert Tally(1, 20, 20).lower_bound > Tally(2, 5, 5).lower_bound > Tally(3, 4, 5).lower_bound
+    assert Tally(4, 5, 5).lower_bound > Tally(5, 1, 1).lower_bound > Tally(6, 0, 0).lower_bound == 0.0
+    assert 0.0 < Tally(7, 17, 20).lower_bound < 0.85 < 1.0
+
+
+def test_the_best_version_is_saved_and_a_newer_equal_one_replaces_it(tmp_path):
+    best = BestPolicy(tmp_path / "best.npz")
+    for version in range(1, 6):
+        best.remember(weights(version))
+    evaluate(best, 2, [True] * 5)
+    evaluate(best, 4, [True, False, True, True, True])
+    evaluate(best, 3, [True] * 5, evaluation=False)  # training episodes say nothing about a version
+    saved, tally = load_weights(tmp_path / "best.npz")
+    assert (saved.version, tally.successes, tally.episodes) == (2, 5, 5)
+    assert np.array_equal(saved.tensors["layer"], weights(2).tensors["layer"])
+    evaluate(best, 5, [True] * 5)
+    assert load_weights(tmp_path / "best.npz")[0].version == 5, "on a tie the newer (longer-trained) version wins"
+    evaluate(best, 5, [False, False])
+    assert load_weights(tmp_path / "best.npz")[1].episodes == 5 and best.best.version == 2, "v5 fell behind v2"
+
+
+def test_versions_pushed_out_of_the_byte_budget_cannot_become_the_best(tmp_path):
+    best = BestPolicy(tmp_path / "best.npz", keep_bytes=3 * 16)  # three 4-float versions
+    for version in range(1, 7):
+        best.remember(weights(version))
+    evaluate(best, 1, [True] * 5)
+    assert best.best is None and not (tmp_path / "best.npz").exists()
+    evaluate(best, 6, [True])
+    for version in range(7, 12):  # the best's own weights stay even after they leave the budget
+        best.remember(weights(version))
+    evaluate(best, 6, [True])
+    assert best.best.version == 6 and best.best.episodes == 2
+
+
+def test_a_resumed_run_keeps_its_saved_best_against_a_worse_newcomer(tmp_path):
+    first = BestPolicy(tmp_path / "best.npz")
+    first.remember(weights(3))
+    evaluate(first, 3, [True] * 5)
+    resumed = BestPolicy(tmp_path / "best.npz")
+    resumed.load_saved()
+    resumed.remember(weights(9))
+    evaluate(resumed, 9, [True, True, False])
+    assert load_weights(tmp_path / "best.npz")[0].version == 3
+
+
+class _Server:
+    spec = FakeRobot().spec
+
+    def __init__(self) -> None:
+        self.published: list[Weights] = []
+
+    def publish(self, published: Weights) -> None:
+        self.published.append(published)
+
+
+@pytest.mark.parametrize("final_policy", ["best", "latest"])
+def test_the_final_evaluation_runs_the_best_version_republished_as_the_newest(tmp_path, final_policy):
+    config = LearnerConfig(algo="sac", overrides={"hidden_dims": "16,16"}, run_dir=str(tmp_path), device="cpu",
+                           metrics_port=0, local=LocalRunConfig(final_policy=final_policy))  # fmt: skip
+    learner = Learner(config)
+    learner.server = _Server()
+    learner.build(_Server.spec)
+    learner.loop.publish()  # v1
+    with torch.no_grad():
+        for parameter in learner.loop.algorithm.policy_state_dict().values():
+            parameter.add_(1.0)
+    learner.loop.publish()  # v2: different weights, and it evaluates worse
+    for version, outcomes in ((1, [True] * 5), (2, [True, False, False, True, False])):
+        for success in outcomes:
+            learner.on_episode("a1", EpisodeSummary(0, 10, 0.0, success, True, "task", version))
+    chosen = learner._publish_final_policy()
+    final = learner.server.published[-1]
+    assert final.version == 3, "actors take only newer versions"
+    expected = learner.server.published[0 if final_policy == "best" else 1].tensors
+    assert all(np.array_equal(final.tensors[k], expected[k]) for k in expected)
+    assert chosen["evaluated_policy"].startswith(final_policy) and chosen["best_policy_npz"].endswith("best_policy.npz")
