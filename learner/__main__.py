@@ -67,7 +67,8 @@ def _algorithm_names() -> str:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, stop_at_success,
-         stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo, verbose) -> None:  # fmt: skip
+         stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo,
+         verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
 
     One-machine example:  learner --demo robots/sim/demos/limo_ball_to_goal.npz --local-actor limo_sim
@@ -113,7 +114,9 @@ def format_summary(summary: dict) -> str:
             f"({100 * summary['final_eval_success_rate']:.0f}%), mean {summary['final_eval_mean_steps']:.1f} steps"
             f" (policy: {summary.get('evaluated_policy', 'latest')})"
         )
-    for key in ("best_policy_npz", "wall_time_s", "total_time_s", "env_steps", "updates", "policy_version", "curve_png", "episodes_csv"):
+    keys = ("best_policy_npz", "wall_time_s", "total_time_s", "env_steps", "updates", "policy_version", "curve_png",
+            "episodes_csv")  # fmt: skip
+    for key in keys:
         if key in summary:
             lines.append(f"{key}: {summary[key]}")
     lines.append(json.dumps(summary))
