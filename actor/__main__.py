@@ -43,6 +43,8 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("--seed", default=0, help="Seed of the random policy used before the first weights.")
 @click.option("--record-demo", default="", metavar="FILE",
               help="Record teleoperated episodes to FILE (.npz for learner --demo); no learner needed.")
+@click.option("--policy", "policy_file", default="", metavar="FILE",
+              help="Run a saved policy (a run's best_policy.npz) deterministically; no learner needed.")
 @click.option("--keep-failures", is_flag=True, help="With --record-demo: also keep episodes not labelled success.")
 @click.option("--key", "keys", multiple=True, metavar="COMMAND=KEYS",
               help="Rebind an operator command, e.g. --key success=y,ENTER --key estop=ESC,x.")
@@ -63,8 +65,8 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("--parent-pid", default=0, hidden=True, help="Exit with this process (learner --local-actor).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, eval_episodes, eval_only,
-         time_scale, batch_size, metrics_port, seed, record_demo, keep_failures, keys, teleop_speed, no_console,
-         keys_dir, insecure, spool_dir, spool_max_mb, when_full, parent_pid, verbose,
+         time_scale, batch_size, metrics_port, seed, record_demo, policy_file, keep_failures, keys, teleop_speed,
+         no_console, keys_dir, insecure, spool_dir, spool_max_mb, when_full, parent_pid, verbose,
          check=False, check_observations=20, move=False) -> None:  # fmt: skip
     """Run the control loop on ROBOT, streaming transitions to the learner and acting with its weights.
 
@@ -101,7 +103,7 @@ def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, 
             metrics_port=metrics_port,
             operator=OperatorConfig(console=not no_console, keymap=_parse_pairs(keys, "--key"), speed=teleop_speed,
                                     record_demo=record_demo, keep_failures=keep_failures),
-            keys=keys_dir, insecure=insecure, pause_when_full=when_full == "pause",
+            keys=keys_dir, insecure=insecure, pause_when_full=when_full == "pause", policy_file=policy_file,
         )
         code = run_actor(options, install_signals=lambda stop: _on_signals(stop))
     except (UnknownNameError, ValueError) as exc:

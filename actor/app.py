@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from actor.demo import record_demo
@@ -41,6 +41,7 @@ class ActorOptions:
     keys: str = ""  # CURVE key directory (`learner keys DIR --actor NAME` makes it); needed off loopback
     insecure: bool = False  # plaintext even with keys (loopback only)
     pause_when_full: bool = True  # spool and queue full: stop the robot and wait (False: keep acting, drop data)
+    policy_file: str = ""  # run this saved policy (e.g. a run's best_policy.npz) deterministically, no learner
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
@@ -74,6 +75,8 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     operator = Operator(spec, robot.stop, options.operator)
     if options.operator.record_demo:
         return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals)
+    if options.policy_file:
+        return run_saved_policy(robot, task, operator, options, install_signals)
     host, port = parse_address(options.learner)
     metrics.serve(options.metrics_port)
     metrics.init_actor(options.actor_id, spec.name)
@@ -102,6 +105,31 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
         weights.close()
         log.info("sender closed: %s", "everything acked" if flushed else f"{sender.outstanding()} unacked")
     return EXIT_REFUSED if sender.refused_reason else 0
+
+
+def run_saved_policy(robot: Robot, task, operator: Operator, options: ActorOptions, install_signals) -> int:
+    """Deploy a saved policy: deterministic episodes on `robot` with no learner; the operator's keys and
+    the robot's safety limits work as in training. The file's spec must match this robot's."""
+    from actor.policy import build_policy  # torch-heavy
+    from learner.best_policy import load_weights
+
+    weights, tally = load_weights(options.policy_file)
+    policy = build_policy(weights, robot.spec)
+    log.info("running %s (policy %s)", options.policy_file, tally.describe())
+    loop_config = replace(options.loop, eval_only=True)
+    with operator_terminal(operator, _no_learner) as on_status:
+        loop = ActorLoop(robot, task, lambda _item: None, lambda version: policy if version < policy.version else None,
+                         loop_config, options.actor_id, operator, on_status)  # fmt: skip
+        install_signals(lambda: _stop_now(loop, robot))
+        with robot:
+            robot.enable()
+            summaries = loop.run()
+    _report(summaries)
+    return 0
+
+
+def _no_learner(status: Status) -> None:
+    status.learner = "off (saved policy)"
 
 
 def _stop_now(loop: ActorLoop, robot: Robot) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from common.protocol import EpisodeSummary, Weights
 from learner.app import Learner, LearnerConfig, LocalRunConfig
-from learner.best_policy import BestPolicy, Tally, load_weights
+from learner.best_policy import BestPolicy, Tally, load_weights, save_weights
 from robots.fake import FakeRobot
 
 pytestmark = pytest.mark.timeout(60)
@@ -100,3 +103,35 @@ def test_the_final_evaluation_runs_the_best_version_republished_as_the_newest(tm
     expected = learner.server.published[0 if final_policy == "best" else 1].tensors
     assert all(np.array_equal(final.tensors[k], expected[k]) for k in expected)
     assert chosen["evaluated_policy"].startswith(final_policy) and chosen["best_policy_npz"].endswith("best_policy.npz")
+
+
+def saved_policy(path, spec, version: int = 7) -> None:
+    """A SAC policy for `spec`, saved the way the learner saves its best."""
+    import json
+
+    from learner.algorithms import config_from_overrides, config_to_dict, make_algorithm
+
+    overrides = {"hidden_dims": "16,16"}
+    algorithm = make_algorithm("sac", spec, overrides, torch.device("cpu"), 0)
+    tensors = {k: v.detach().numpy().copy() for k, v in algorithm.policy_state_dict().items()}
+    config_json = json.dumps(config_to_dict(config_from_overrides("sac", overrides)), sort_keys=True)
+    save_weights(Weights(version, "sac", config_json, spec.spec_hash, tensors), path, Tally(version, 5, 5))
+
+
+def test_actor_runs_a_saved_best_policy_without_a_learner(tmp_path):
+    path = tmp_path / "best_policy.npz"
+    saved_policy(path, FakeRobot().spec)
+    result = subprocess.run([sys.executable, "-m", "actor", "--robot", "fake", "--policy", str(path),
+                             "--episodes", "2", "--time-scale", "25", "--metrics-port", "0", "--no-console"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "v7: 5/5 evaluation successes" in result.stderr and "2 episodes" in result.stderr
+
+
+def test_a_saved_policy_for_another_robot_is_refused_before_anything_moves(tmp_path):
+    saved_policy(tmp_path / "other.npz", FakeRobot().spec.__class__.from_json(
+        FakeRobot().spec.to_json().replace('"fake"', '"other_robot"')))  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "actor", "--robot", "fake", "--policy", str(tmp_path / "other.npz"),
+                             "--episodes", "1", "--metrics-port", "0", "--no-console"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2 and "weights are for spec" in result.stderr
