@@ -204,7 +204,10 @@ def test_out_of_bounds_and_nan_actions_never_reach_the_peer(peer, make_driver):
     outside = [c for c in commands if not (np.all(np.isfinite(c)) and np.all(c >= low - 1e-6) and np.all(c <= high + 1e-6))]
     assert outside == [], f"{len(outside)} of {len(commands)} commands outside the envelope reached the peer"
     assert robot.safety.nan_stops == n_actions - n_finite
-    assert sum(is_stop(peer.robot, r) for r in records) == n_actions - n_finite + 1
+    # Every NaN/Inf action and the final stop() reach the peer as a stop. A stop whose reply came late
+    # (a loaded machine) is repeated by design, so the peer may log one stop more than once.
+    expected_stops = n_actions - n_finite + 1
+    assert expected_stops <= sum(is_stop(peer.robot, r) for r in records) <= expected_stops * STOP_ATTEMPTS
 
 
 def _all_until_last_stop(peer) -> list[dict]:
