@@ -11,5 +11,5 @@ exec .venv/bin/learner \
   --actor-arg=--time-scale --actor-arg=4 \
   --actor-arg=--eval-every --actor-arg=10 --actor-arg=--eval-episodes --actor-arg=5 \
   --algo sigent_sac --set batch_size=128 --set hidden_dims=128,128 --utd 2 \
-  --threads 2 --max-minutes 13 --stop-at-success 1.0 --stop-window 20 --final-eval 20 \
+  --threads 1 --max-minutes 13 --stop-at-success 1.0 --stop-window 20 --final-eval 20 \
   --run-dir runs/demo "$@"
