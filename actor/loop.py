@@ -11,7 +11,8 @@ own success/failure reward and termination), an operator reset or e-stop (trunca
 request. `EpisodeSummary.outcome_source` says which: task, step_limit, operator, stopped, policy_error.
 
 Training episodes take the newest policy at every step boundary. Evaluation is deterministic and
-measures one policy version: a block of `eval_episodes` holds the version it started with.
+measures one policy version: a block of `eval_episodes` holds the version it started with. An
+evaluation-only actor runs such blocks back to back (beside a training actor, or after training).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class LoopConfig:
     episodes: int = 0  # stop after this many episodes (0: until stopped)
     eval_every: int = 0  # after every N training episodes run `eval_episodes` deterministic ones (0: never)
     eval_episodes: int = 5  # episodes per evaluation block
-    eval_only: bool = False  # every episode deterministic (final evaluation of a trained policy)
+    eval_only: bool = False  # only evaluation blocks (an evaluator beside training, or the final evaluation)
     time_scale: float = 1.0  # >1 runs a simulator faster than real time; real robots must use 1
     seed: int = 0  # seed of the random policy used before the first weights
 
@@ -102,12 +103,14 @@ class ActorLoop:
     def run(self) -> list[EpisodeSummary]:
         training_episodes = 0
         while not self._stop.is_set() and not self._enough_episodes():
-            evaluation = self.config.eval_only
-            if not self._wait_for_release() or (evaluation and not self._wait_for_first_weights()):
+            if not self._wait_for_release():
                 break
-            self.summaries.append(self.run_episode(evaluation))
-            if evaluation:
+            if self.config.eval_only:  # back-to-back blocks, each of one version (an evaluator beside training)
+                if not self._wait_for_first_weights():
+                    break
+                self._run_evaluation_block()
                 continue
+            self.summaries.append(self.run_episode(evaluation=False))
             training_episodes += 1
             if self.config.eval_every and training_episodes % self.config.eval_every == 0:
                 self._run_evaluation_block()

@@ -110,6 +110,23 @@ def test_an_evaluation_block_measures_one_policy_version_while_training_takes_ev
     assert blocks[1][0].policy_version > blocks[0][0].policy_version
 
 
+def test_an_evaluation_only_actor_runs_blocks_back_to_back_each_of_one_version():
+    offered = iter(range(10**6))  # always a newer version on offer
+
+    def take_newer(_current: int) -> _Versioned:
+        return _Versioned(next(offered))
+
+    robot = FakeRobot(seed=5, max_steps=4)
+    config = LoopConfig(episodes=6, eval_episodes=3, eval_only=True, time_scale=50.0)
+    loop = ActorLoop(robot, robot.task, lambda _item: None, take_newer, config, "eval")
+    with robot:
+        robot.enable()
+        summaries = loop.run()
+    versions = [s.policy_version for s in summaries]
+    assert all(s.evaluation for s in summaries) and len(versions) == 6
+    assert versions[0] == versions[1] == versions[2] < versions[3] == versions[4] == versions[5]
+
+
 def test_an_evaluation_only_actor_waits_for_weights_instead_of_evaluating_the_random_policy():
     published, asked, recorded = threading.Event(), [], []
 
