@@ -53,8 +53,12 @@ def _algorithm_names() -> str:
 @click.option("--metrics-port", default=9400, help="Prometheus /metrics port (0: off).")
 @click.option("--local-actor", default="", metavar="ROBOT", help="Also start a simulated actor of ROBOT on this machine.")
 @click.option("--actor-arg", "actor_args", multiple=True, help="Extra argument for the local actor (repeatable).")
-@click.option("--stop-at-success", default=0.0, help="With --local-actor: stop once eval success reaches this.")
-@click.option("--stop-window", default=10, help="Evaluation episodes the stop rule looks at.")
+@click.option("--eval-actor", is_flag=True,
+              help="With --local-actor: evaluate in a second actor beside the training one (which then only trains).")
+@click.option("--stop-at-success", default=0.0,
+              help="Stop once one policy version's evaluation success reaches this (0: never).")
+@click.option("--stop-window", default=20,
+              help="Evaluation episodes of that one version the stop rule needs (at most --eval-episodes).")
 @click.option("--final-eval", default=20, help="With --local-actor: deterministic episodes evaluated at the end.")
 @click.option("--final-policy", type=click.Choice(["best", "latest"]), default="best",
               help="Which policy the final evaluation runs: the best-evaluated version (best_policy.npz) or the last.")
@@ -66,7 +70,7 @@ def _algorithm_names() -> str:
               help="Also add operator-intervention transitions to the demo buffer (auto: if the algo samples demos).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
-         checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, stop_at_success,
+         checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, eval_actor, stop_at_success,
          stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo,
          verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
@@ -83,7 +87,8 @@ def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd
             algo=algo, overrides=_parse_overrides(overrides), demo=demo, bind=bind, port=port, run_dir=run_dir,
             device=device, threads=threads, seed=seed, max_minutes=max_minutes, metrics_port=metrics_port,
             train=TrainConfig(utd, learning_starts, publish_every, checkpoint_every, max_updates),
-            local=LocalRunConfig(local_actor, list(actor_args), stop_at_success, stop_window, final_eval, final_policy),
+            local=LocalRunConfig(local_actor, list(actor_args), eval_actor, stop_at_success, stop_window, final_eval,
+                                 final_policy),
             keys=keys, insecure=insecure, resume=bool(resume), replay_fsync=not no_fsync,
             interventions_to_demo=interventions_to_demo,
         )  # fmt: skip

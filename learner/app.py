@@ -44,8 +44,9 @@ class LocalRunConfig:
 
     robot: str = ""  # robot name for `actor --robot` (empty: start none)
     actor_args: list[str] = field(default_factory=list)  # extra `actor` arguments (task, time scale, eval blocks)
-    stop_at_success: float = 0.0  # end training once evaluation success reaches this (0: never)
-    stop_window: int = 10  # over this many most recent evaluation episodes
+    eval_actor: bool = False  # evaluate in a second local actor beside the training one (which then only trains)
+    stop_at_success: float = 0.0  # end training once one policy version's evaluation success reaches this (0: never)
+    stop_window: int = 20  # over at least this many evaluation episodes of that version
     final_eval_episodes: int = 20  # deterministic episodes run by a fresh actor after training
     final_policy: str = "best"  # the final evaluation runs the best-evaluated version ("best") or the last ("latest")
 
@@ -212,23 +213,31 @@ class Learner:
         metrics.serve(self.config.metrics_port)
         metrics.init_learner()
         self.start_server()
-        local = self._start_local_actor("train", self.config.local.actor_args)
+        local = self._start_local_actors()
         started = time.monotonic()
         try:
             self._train(started, local)
         finally:
-            if local:
-                local.stop()
+            for actor in local:
+                actor.stop()
         summary = self._finish(started)
         self.server.close()
         return summary
 
-    def _start_local_actor(self, actor_id: str, args: list[str]) -> LocalActor | None:
+    def _start_local_actors(self) -> list[LocalActor]:
+        """The training actor, and with `eval_actor` an evaluator that runs evaluation blocks beside it."""
         if not self.config.local.robot:
-            return None
+            return []
+        args = self.config.local.actor_args
+        actors = [self._start_local_actor("train", args)]
+        if self.config.local.eval_actor:
+            actors.append(self._start_local_actor("eval", [*args, "--eval-only"]))
+        return actors
+
+    def _start_local_actor(self, actor_id: str, args: list[str]) -> LocalActor:
         return LocalActor(actor_id, self.config.local.robot, self.server.port, self.run_dir / "logs", args)
 
-    def _train(self, started: float, local: LocalActor | None) -> None:
+    def _train(self, started: float, local: list[LocalActor]) -> None:
         budget_s = self.config.max_minutes * 60 or None
         with tqdm(total=budget_s, unit="s", bar_format=_BAR, mininterval=1 if sys.stderr.isatty() else 30) as bar:
             last_refresh = 0.0
@@ -254,19 +263,22 @@ class Learner:
             return "waiting for the first actor"
         return live_line(self.stats, self.loop.updates, self.loop.policy_version, self.replay.online_size)
 
-    def _check_stop(self, started: float, local: LocalActor | None) -> None:
+    def _check_stop(self, started: float, local: list[LocalActor]) -> None:
         cfg = self.config
         if cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60:
             log.info("time budget of %.1f minutes reached", cfg.max_minutes)
             self.stop.set()
-        target, window = cfg.local.stop_at_success, cfg.local.stop_window
-        recent = self.stats.episodes(evaluation=True)[-window:]
-        if target and len(recent) >= window and sum(p.success for p in recent) / window >= target:
-            log.info("evaluation success %.0f%% over the last %d episodes: stopping", 100 * target, window)
+        # One version's own episodes, not the last N across versions: 20 straight successes spread over four
+        # versions stopped a run whose chosen policy then scored 70 % (run G, session 3).
+        target = cfg.local.stop_at_success
+        reached = target and self.best_policy.reached(target, cfg.local.stop_window)
+        if reached:
+            log.info("policy %s reached %.0f%% evaluation success: stopping", reached.describe(), 100 * target)
             self.stop.set()
-        if local and not local.alive():
-            log.error("local actor exited with %s:\n%s", local.process.returncode, local.tail())
-            self.stop.set()
+        for actor in local:
+            if not actor.alive():
+                log.error("local actor %s exited with %s:\n%s", actor.actor_id, actor.process.returncode, actor.tail())
+                self.stop.set()
 
     def _finish(self, started: float) -> dict:
         summary = {"wall_time_s": round(time.monotonic() - started, 1)}

@@ -122,6 +122,14 @@ class BestPolicy:
             tally.successes += int(summary.success)
             self._choose_best(tally)
 
+    def reached(self, target: float, min_episodes: int) -> Tally | None:
+        """A version still held whose success rate over at least `min_episodes` evaluation episodes is >= target."""
+        with self._lock:
+            for tally in self._tallies.values():
+                if tally.episodes >= min_episodes and tally.successes >= target * tally.episodes:
+                    return tally
+        return None
+
     def _choose_best(self, changed: Tally) -> None:
         # Only versions whose weights we still hold can become the best.
         candidates = [t for t in self._tallies.values() if t.version in self._recent or t is self.best]

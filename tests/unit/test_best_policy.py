@@ -61,6 +61,19 @@ def test_versions_pushed_out_of_the_byte_budget_cannot_become_the_best(tmp_path)
     assert best.best.version == 6 and best.best.episodes == 2
 
 
+def test_the_stop_rule_needs_one_version_at_the_target_over_enough_of_its_own_episodes(tmp_path):
+    best = BestPolicy(tmp_path / "best.npz")
+    for version in range(1, 5):
+        best.remember(weights(version))
+    for version in range(1, 5):  # 20 straight successes, but spread over four versions
+        evaluate(best, version, [True] * 5)
+    assert best.reached(1.0, 20) is None
+    evaluate(best, 4, [True] * 14 + [False])
+    assert best.reached(1.0, 20) is None and best.reached(0.9, 20).version == 4  # 19/20
+    evaluate(best, 3, [True] * 15)
+    assert best.reached(1.0, 20).version == 3
+
+
 def test_a_resumed_run_keeps_its_saved_best_against_a_worse_newcomer(tmp_path):
     first = BestPolicy(tmp_path / "best.npz")
     first.remember(weights(3))
