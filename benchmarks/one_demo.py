@@ -1,15 +1,16 @@
 """The one-demonstration benchmark: tasks x algorithms x seeds x demo variants, through the real product.
 
     python -m benchmarks.one_demo --profile learning_check          # LIMO ball-to-goal, every algorithm, 3 seeds
-    python -m benchmarks.one_demo --profile quick                   # SigEnt-SAC on every task, 1 seed (~30 min)
+    python -m benchmarks.one_demo --profile quick                   # 4 algorithms x 4 tasks, 1 seed (~85 min)
     python -m benchmarks.one_demo --profile full                    # 3 seeds, images, variants (a GPU box)
     python -m benchmarks.one_demo --profile sensitivity             # lambda x epsilon sweep (Fig. 7)
     python -m benchmarks.one_demo --algos sac,sigent_sac --seeds 1 --minutes 5   # any profile, narrowed
     python -m benchmarks.one_demo --profile quick --out DIR --report-only      # re-read finished runs in DIR
 
 Every run is `learner --local-actor ROBOT`: a real learner process that starts a real actor process
-of the robot's MuJoCo twin and trains over ZeroMQ, with deterministic evaluation blocks of 20
-episodes. Per run (from the learner's episodes.csv and train_metrics.csv): env steps at which an
+of the robot's MuJoCo twin and trains over ZeroMQ, and a second actor (`--eval-actor`) that runs
+deterministic evaluation blocks of 20 episodes, each of one policy version, beside it; the training
+actor only trains. Per run (from the learner's episodes.csv and train_metrics.csv): env steps at which an
 evaluation block first reached 100 % success, the success curve, Q-value oscillation, OOD action
 ratio, and the learned policy's mean completion steps beside the demonstration's. Writes
 results.csv and PNG plots into --out. Tasks whose twin or demo is not installed are skipped, saying so.
@@ -24,7 +25,9 @@ import math
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +43,8 @@ TASKS = {
     "slalom_g1": ("g1_sim", "g1_slalom.npz"),
 }
 VARIANTS = ("original", "drop50", "action_noise", "state_noise")
+# Evaluation blocks (one policy version each) run by an evaluator actor beside the training actor.
+EVAL_EPISODES = 20
 # Small nets and a 4x simulated clock: what the main job measured to learn in minutes on 2 CPU cores.
 FAST = ("batch_size=128", "hidden_dims=128,128")
 
@@ -58,7 +63,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(tuple(TASKS), ("sigent_sac",), seeds=1, minutes=7),
+    "quick": Profile(tuple(TASKS), ("sigent_sac", "sac", "rlpd", "cal_ql"), seeds=1, minutes=5),
     "learning_check": Profile(("ball_to_goal",), ALL_ALGOS, seeds=3, minutes=10),
     "full": Profile(tuple(TASKS), ALL_ALGOS, seeds=3, minutes=60, variants=VARIANTS, images=True),
     "sensitivity": Profile(("ball_to_goal",), ("sigent_sac",), seeds=3, minutes=10,
@@ -95,12 +100,25 @@ def plan(profile: Profile) -> list[RunSpec]:
     return runs
 
 
+_handed_out: set[int] = set()  # ports given to runs of this process (parallel runs must not share one)
+_port_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A loopback port P with P + 1 (the weights port) free as well."""
+    """A loopback port P with P + 1 (the weights port) free as well, not yet given to another run."""
+    with _port_lock:
+        port = _free_port_pair(exclude=_handed_out)
+        _handed_out.update((port, port + 1))
+        return port
+
+
+def _free_port_pair(exclude: set[int]) -> int:
     for _ in range(200):
         with socket.socket() as first, socket.socket() as second:
             first.bind(("127.0.0.1", 0))
             port = first.getsockname()[1]
+            if port in exclude or port + 1 in exclude:
+                continue
             try:
                 second.bind(("127.0.0.1", port + 1))
                 return port
@@ -130,10 +148,10 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
     args = [
         sys.executable, "-m", "learner", "--algo", run.algo, "--demo", str(demo), "--run-dir", str(run_dir),
         "--seed", str(run.seed), "--port", str(free_port()), "--metrics-port", "0", "--threads", "1",
-        "--utd", "2", "--max-minutes", str(minutes), "--stop-at-success", "1.0", "--stop-window", "20",
-        "--final-eval", "0", "--local-actor", robot,
+        "--utd", "2", "--max-minutes", str(minutes), "--stop-at-success", "1.0",
+        "--stop-window", str(EVAL_EPISODES), "--final-eval", "0", "--local-actor", robot, "--eval-actor",
         "--actor-arg=--time-scale", "--actor-arg=4", "--actor-arg=--seed", f"--actor-arg={run.seed}",
-        "--actor-arg=--eval-every", "--actor-arg=10", "--actor-arg=--eval-episodes", "--actor-arg=20",
+        f"--actor-arg=--eval-episodes={EVAL_EPISODES}",
     ]  # fmt: skip
     if images:
         args += ["--actor-arg=-o", "--actor-arg=observation=image"]
@@ -151,7 +169,7 @@ def read_existing(run: RunSpec, out: Path, profile: Profile) -> RunResult | None
     demo = run_dir / f"demo_{run.variant}.npz" if run.variant != "original" else bundled_demo(run.task, profile.images)
     summary = run_dir / "summary.json"
     wall_s = json.loads(summary.read_text()).get("total_time_s", math.nan) if summary.exists() else math.nan
-    result = read_run(run, run_dir, demo, wall_s)
+    result = read_run(run, run_dir, demo, wall_s, EVAL_EPISODES)
     print(result.one_line(), flush=True)
     return result
 
@@ -170,7 +188,7 @@ def execute(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
                                   stderr=subprocess.STDOUT, timeout=profile.minutes * 60 + 300)  # fmt: skip
     if finished.returncode != 0:
         print(f"{run.name}: learner exited {finished.returncode}; see {run_dir / 'learner.log'}", flush=True)
-    result = read_run(run, run_dir, demo, time.monotonic() - started)
+    result = read_run(run, run_dir, demo, time.monotonic() - started, EVAL_EPISODES)
     print(result.one_line(), flush=True)
     return result
 
@@ -183,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", help="comma-separated subset of " + ",".join(VARIANTS))
     parser.add_argument("--seeds", type=int, help="seeds per configuration")
     parser.add_argument("--minutes", type=float, help="wall-time budget per run")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="runs at a time (each learner needs a core to itself to keep its update ratio)")
     parser.add_argument("--out", default="runs/one_demo", help="results directory")
     parser.add_argument("--report-only", action="store_true", help="re-read the profile's runs already in --out")
     args = parser.parse_args(argv)
@@ -194,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     profile.minutes = args.minutes or profile.minutes
     out = Path(args.out)
     runs = plan(profile)
-    print(f"{len(runs)} runs, at most {profile.minutes:g} min each, results in {out}", flush=True)
+    print(f"{len(runs)} runs, at most {profile.minutes:g} min each, {args.parallel} at a time, results in {out}",
+          flush=True)  # fmt: skip
     run_one = read_existing if args.report_only else execute
-    results = [r for r in (run_one(run, out, profile) for run in runs) if r is not None]
+    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:  # each run is a learner subprocess
+        results = [r for r in pool.map(lambda run: run_one(run, out, profile), runs) if r is not None]
     if results:
         print(f"wrote {write_results(results, out)} and {', '.join(map(str, write_plots(results, out)))}")
     return 0

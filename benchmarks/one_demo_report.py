@@ -48,25 +48,33 @@ class RunResult:
                 f"Q osc {self.q_oscillation:.3g}, OOD {self.ood_action_ratio:.2f}")  # fmt: skip
 
 
-def evaluation_blocks(episodes_csv: Path) -> list[tuple[int, list[dict]]]:
-    """Consecutive runs of evaluation episodes: (env steps when the block started, its rows)."""
-    return [(start, rows) for start, _, rows in _blocks(episodes_csv)]
+def evaluation_blocks(episodes_csv: Path, min_episodes: int = 1) -> list[tuple[int, list[dict]]]:
+    """Evaluation blocks: (env steps when the block's first episode ended, its rows)."""
+    return [(start, rows) for start, _, rows in _blocks(episodes_csv, min_episodes)]
 
 
-def _blocks(episodes_csv: Path) -> list[tuple[int, int, list[dict]]]:
-    """(env steps, training-episode steps before the block, rows) of every evaluation block."""
+def _blocks(episodes_csv: Path, min_episodes: int = 1) -> list[tuple[int, int, list[dict]]]:
+    """(env steps, training-episode steps before the block, rows) of every evaluation block.
+
+    A block is one actor's consecutive evaluation episodes of one policy version (the actor holds a
+    version for a block), so blocks of an evaluator running beside a training actor are found as well as
+    blocks between training episodes. Blocks of fewer than `min_episodes` (a run cut mid-block) are left out.
+    """
     blocks: list[tuple[int, int, list[dict]]] = []
-    previous_eval, training_steps = False, 0
+    open_block: dict[str, tuple[int, int, list[dict]]] = {}  # actor -> its block in progress
+    training_steps = 0
     for row in _rows(episodes_csv):
-        is_eval = row["evaluation"] == "1"
-        if is_eval and not previous_eval:
-            blocks.append((int(row["env_steps"]), training_steps, []))
-        if is_eval:
-            blocks[-1][2].append(row)
-        else:
+        actor = row["actor_id"]
+        if row["evaluation"] != "1":
             training_steps += int(row["steps"])
-        previous_eval = is_eval
-    return blocks
+            open_block.pop(actor, None)
+            continue
+        current = open_block.get(actor)
+        if current is None or current[2][0]["policy_version"] != row["policy_version"]:
+            current = open_block[actor] = (int(row["env_steps"]), training_steps, [])
+            blocks.append(current)
+        current[2].append(row)
+    return [block for block in blocks if len(block[2]) >= min_episodes]
 
 
 def _rows(episodes_csv: Path) -> list[dict]:
@@ -95,10 +103,10 @@ def demo_mean_length(demo: Path) -> float:
     return float(np.mean(lengths)) if lengths else math.nan
 
 
-def read_run(run, run_dir: Path, demo: Path, wall_s: float) -> RunResult:
-    """Figures of one finished run from its episodes.csv and train_metrics.csv."""
+def read_run(run, run_dir: Path, demo: Path, wall_s: float, block_episodes: int = 1) -> RunResult:
+    """Figures of one finished run from its episodes.csv and train_metrics.csv (blocks of >= `block_episodes`)."""
     episodes = run_dir / "episodes.csv"
-    blocks = _blocks(episodes)
+    blocks = _blocks(episodes, block_episodes)
     curve = [(start, float(np.mean([r["success"] == "1" for r in rows]))) for start, _, rows in blocks]
     reached = [(start, training) for (start, training, _), (_, success) in zip(blocks, curve) if success >= 1.0]
     last = blocks[-1][2] if blocks else []

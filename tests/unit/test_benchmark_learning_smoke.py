@@ -30,6 +30,12 @@ def test_every_profile_plans_runs_of_registered_algorithms_on_known_tasks():
         assert len({r.name for r in runs}) == len(runs), "two runs would share a directory"
 
 
+def test_parallel_runs_never_get_the_same_ports():
+    ports = [one_demo.free_port() for _ in range(50)]  # each run binds P and P + 1
+    taken = ports + [p + 1 for p in ports]
+    assert len(set(taken)) == len(taken)
+
+
 def write_episodes(path: Path, rows: list[tuple[int, int, int, int]]) -> None:
     """rows: (env_steps, evaluation, success, steps)."""
     with path.open("w", newline="") as handle:
@@ -57,11 +63,33 @@ def test_a_run_is_read_back_into_steps_to_100_percent_and_completion_steps(tmp_p
     assert all(p.stat().st_size > 1000 for p in one_demo.write_plots([result], tmp_path))
 
 
+def test_blocks_of_an_evaluator_beside_training_are_found_per_actor_and_version(tmp_path):
+    header = ["wall_s", "env_steps", "actor_id", "evaluation", "success", "steps", "policy_version"]
+    rows = [  # (env_steps, actor, evaluation, success, steps, version): the evaluator's rows interleave
+        (100, "train", 0, 0, 100, 1), (130, "eval", 1, 0, 30, 1), (230, "train", 0, 0, 100, 2),
+        (260, "eval", 1, 1, 30, 1), (290, "eval", 1, 1, 30, 5), (390, "train", 0, 1, 100, 6),
+        (420, "eval", 1, 1, 30, 5), (450, "eval", 1, 1, 30, 7),  # the last block was cut after one episode
+    ]
+    with (tmp_path / "episodes.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows([(0, *row) for row in rows])
+    blocks = evaluation_blocks(tmp_path / "episodes.csv", min_episodes=2)
+    assert [(start, [r["env_steps"] for r in block]) for start, block in blocks] == [
+        (130, ["130", "260"]), (290, ["290", "420"])]
+    spec = one_demo.RunSpec("ball_to_goal", "sac", 0, "original", one_demo.FAST)
+    result = read_run(spec, tmp_path, one_demo.bundled_demo("ball_to_goal", images=False), 60.0, block_episodes=2)
+    assert result.curve == [(130, 0.5), (290, 1.0)]
+    assert (result.steps_to_100, result.train_steps_to_100) == (290, 200)
+
+
 def test_report_only_rereads_finished_runs_and_skips_missing_ones(tmp_path, capsys):
     run = one_demo.RunSpec("ball_to_goal", "sac", 0, "original", one_demo.FAST)
     (tmp_path / run.name).mkdir()
-    write_episodes(tmp_path / run.name / "episodes.csv", [(100, 0, 0, 100), (130, 1, 1, 30)])
-    argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path), "--report-only"]
+    block = [(130, 1, 1, 30)] * one_demo.EVAL_EPISODES  # the harness counts full blocks only
+    write_episodes(tmp_path / run.name / "episodes.csv", [(100, 0, 0, 100), *block])
+    argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path), "--report-only",
+            "--parallel", "2"]
     assert one_demo.main(argv) == 0
     assert "skip ball_to_goal_iql" in capsys.readouterr().out, "a run never made is reported, not invented"
     with (tmp_path / "results.csv").open() as handle:
