@@ -53,6 +53,22 @@ class LocalRunConfig:
     def __post_init__(self) -> None:
         if self.final_policy not in ("best", "latest"):
             raise ValueError(f"final_policy must be 'best' or 'latest', got {self.final_policy!r}")
+        block = evaluation_block_size(self.actor_args)
+        if self.robot and self.stop_at_success and block < self.stop_window:
+            raise ValueError(f"the stop rule needs {self.stop_window} evaluation episodes of one policy version, "
+                             f"but the local actor's blocks have {block}: pass --actor-arg=--eval-episodes="
+                             f"{self.stop_window} or a smaller --stop-window")  # fmt: skip
+
+
+def evaluation_block_size(actor_args: list[str]) -> int:
+    """The `--eval-episodes` the local actors are given (the actor's default, 5, when absent)."""
+    size = 5
+    for index, arg in enumerate(actor_args):
+        if arg == "--eval-episodes" and index + 1 < len(actor_args):
+            size = int(actor_args[index + 1])
+        elif arg.startswith("--eval-episodes="):
+            size = int(arg.partition("=")[2])
+    return size
 
 
 @dataclass
