@@ -6,6 +6,7 @@
     python -m benchmarks.one_demo --profile sensitivity             # lambda x epsilon sweep (Fig. 7)
     python -m benchmarks.one_demo --algos sac,sigent_sac --seeds 1 --minutes 5   # any profile, narrowed
     python -m benchmarks.one_demo --profile quick --out DIR --report-only      # re-read finished runs in DIR
+    python -m benchmarks.one_demo --profile learning_check --out DIR --keep-finished  # train only what is missing
 
 Every run is `learner --local-actor ROBOT`: a real learner process that starts a real actor process
 of the robot's MuJoCo twin and trains over ZeroMQ, and a second actor (`--eval-actor`) that runs
@@ -205,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs at a time (each learner needs a core to itself to keep its update ratio)")
     parser.add_argument("--out", default="runs/one_demo", help="results directory")
     parser.add_argument("--report-only", action="store_true", help="re-read the profile's runs already in --out")
+    parser.add_argument("--keep-finished", action="store_true",
+                        help="re-read runs that already finished in --out (an interrupted sweep, or a profile "
+                             "sharing runs with another) and train only the rest")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     for name, value in (("tasks", args.tasks), ("algos", args.algos), ("variants", args.variants)):
@@ -216,9 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = plan(profile)
     print(f"{len(runs)} runs, at most {profile.minutes:g} min each, {args.parallel} at a time, results in {out}",
           flush=True)  # fmt: skip
-    run_one = read_existing if args.report_only else execute
+    def run_one(run: RunSpec) -> RunResult | None:
+        finished = args.keep_finished and (out / run.name / "summary.json").exists()
+        return read_existing(run, out, profile) if args.report_only or finished else execute(run, out, profile)
+
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:  # each run is a learner subprocess
-        results = [r for r in pool.map(lambda run: run_one(run, out, profile), runs) if r is not None]
+        results = [r for r in pool.map(run_one, runs) if r is not None]
     if results:
         print(f"wrote {write_results(results, out)} and {', '.join(map(str, write_plots(results, out)))}")
     return 0

@@ -95,3 +95,17 @@ def test_report_only_rereads_finished_runs_and_skips_missing_ones(tmp_path, caps
     with (tmp_path / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["algo"], r["steps_to_100"], r["train_steps_to_100"]) for r in rows] == [("sac", "130.0", "100.0")]
+
+
+def test_keep_finished_rereads_finished_runs_and_trains_only_the_missing_ones(tmp_path, monkeypatch):
+    finished = one_demo.RunSpec("ball_to_goal", "sac", 0, "original", one_demo.FAST)
+    (tmp_path / finished.name).mkdir()
+    write_episodes(tmp_path / finished.name / "episodes.csv", [(100, 0, 0, 100)] + [(130, 1, 1, 30)] * 20)
+    (tmp_path / finished.name / "summary.json").write_text('{"total_time_s": 60}')
+    trained = []
+    monkeypatch.setattr(one_demo, "execute", lambda run, out, profile: trained.append(run.algo))
+    argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path), "--keep-finished"]
+    assert one_demo.main(argv) == 0
+    assert trained == ["iql"], "only the run without a summary is trained"
+    with (tmp_path / "results.csv").open() as handle:
+        assert [r["algo"] for r in csv.DictReader(handle)] == ["sac"]
