@@ -53,6 +53,8 @@ class LocalRunConfig:
     def __post_init__(self) -> None:
         if self.final_policy not in ("best", "latest"):
             raise ValueError(f"final_policy must be 'best' or 'latest', got {self.final_policy!r}")
+        if self.eval_actor and not self.robot:
+            raise ValueError("--eval-actor starts a second local actor: it needs --local-actor ROBOT")
         block = evaluation_block_size(self.actor_args)
         if self.robot and self.stop_at_success and block < self.stop_window:
             raise ValueError(f"the stop rule needs {self.stop_window} evaluation episodes of one policy version, "

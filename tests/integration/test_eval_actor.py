@@ -49,3 +49,8 @@ def test_a_stop_rule_the_evaluation_blocks_cannot_satisfy_is_refused_up_front(ar
         with pytest.raises(ValueError, match="--eval-episodes"):
             make()
     LocalRunConfig("limo_sim", [], stop_at_success=0.0)  # no stop rule: nothing to check
+
+
+def test_an_evaluator_without_a_local_robot_is_refused():
+    with pytest.raises(ValueError, match="--local-actor"):
+        LocalRunConfig("", [], eval_actor=True)
