@@ -130,7 +130,8 @@ def learner_kills(work: Path, kills: int, command, rng: random.Random) -> dict:
     lost, duplicated, stored = loss(run_dir, "chaos", total)
     digest = hashlib.sha256(np.array(sorted(set(stored)), np.int64).tobytes()).hexdigest()[:16]
     truth = hashlib.sha256(np.arange(total, dtype=np.int64).tobytes()).hexdigest()[:16]
-    return {"kills": kills, "kills_mid_checkpoint": mid_checkpoint, "submitted": total, "lost": lost, "duplicated": duplicated, "flushed": flushed,
+    return {"kills": kills, "kills_mid_checkpoint": mid_checkpoint, "submitted": total, "lost": lost,
+            "duplicated": duplicated, "flushed": flushed,
             "reconnect_p50_s": float(np.percentile(reconnects, 50)),
             "reconnect_p99_s": float(np.percentile(reconnects, 99)),
             "reconnect_max_s": max(reconnects), "period_p99_outage_s": loop.period_p99(outages),

@@ -407,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         for per_batch in args.batch_sizes
         for system in ("zmq", "tandem")
     ]  # fmt: skip
-    lat_estimate = 0 if "latency" in args.skip else 3 * (3 + sum(profile.pushes * (profile.gap_s + s * 0.004) + 1 for s in args.sizes))
+    lat_estimate = 0 if "latency" in args.skip else 3 * (
+        3 + sum(profile.pushes * (profile.gap_s + s * 0.004) + 1 for s in args.sizes)
+    )
     progress = Progress(len(runs) * (profile.warm_s + profile.measure_s + 2.5) + lat_estimate, not args.no_progress)
     collected: dict[tuple, list[Throughput]] = {}
     for round_, per_batch, system in runs:
@@ -427,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             for size in args.sizes:
                 s = latency_stats(latency[system][size])
                 progress.bar.write(f"  {system:6s} {size} MB push: " + (
-                    f"median {s['median']:.1f} ms, p90 {s['p90']:.1f} ms" if "error" not in s else s["error"]))  # fmt: skip
+                    f"median {s['median']:.1f} ms, p90 {s['p90']:.1f} ms" if "error" not in s
+                    else s["error"]))  # fmt: skip
     progress.close()
     if "throughput" in args.skip:
         args.batch_sizes = []

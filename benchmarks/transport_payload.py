@@ -1,4 +1,5 @@
-"""Constants, profiles and payload of the transport benchmark (`python -m benchmarks.transport`; method in its docstring)."""
+"""Constants, profiles and payload of the transport benchmark
+(`python -m benchmarks.transport`; method in its docstring)."""
 
 from __future__ import annotations
 

@@ -132,7 +132,11 @@ def _metrics() -> list[MetricWrapperBase]:
     return [value for value in globals().values() if isinstance(value, MetricWrapperBase)]
 
 
-_SAMPLE_SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum", "_created")}
+_SAMPLE_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+}
 
 
 def exported_names() -> set[str]:

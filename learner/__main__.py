@@ -51,7 +51,8 @@ def _algorithm_names() -> str:
 @click.option("--max-updates", default=0, help="Stop after this many updates (0: no limit).")
 @click.option("--max-minutes", default=0.0, help="Stop training after this much wall time (0: no limit).")
 @click.option("--metrics-port", default=9400, help="Prometheus /metrics port (0: off).")
-@click.option("--local-actor", default="", metavar="ROBOT", help="Also start a simulated actor of ROBOT on this machine.")
+@click.option("--local-actor", default="", metavar="ROBOT",
+              help="Also start a simulated actor of ROBOT on this machine.")
 @click.option("--actor-arg", "actor_args", multiple=True, help="Extra argument for the local actor (repeatable).")
 @click.option("--eval-actor", is_flag=True,
               help="With --local-actor: evaluate in a second actor beside the training one (which then only trains).")

@@ -303,10 +303,14 @@ class Learner:
         if self.loop is not None:
             summary.update(self._publish_final_policy())
             summary.update(self._final_evaluation())
-            summary.update(env_steps=self.loop.received, updates=self.loop.updates, policy_version=self.loop.policy_version)
+            summary.update(
+                env_steps=self.loop.received, updates=self.loop.updates, policy_version=self.loop.policy_version
+            )
             self.checkpoint()
         summary["total_time_s"] = round(time.monotonic() - started, 1)
-        csv_path, png_path = write_curve(self.stats, self.run_dir, f"{self.config.algo} on {self.config.local.robot or 'robots'}")
+        csv_path, png_path = write_curve(
+            self.stats, self.run_dir, f"{self.config.algo} on {self.config.local.robot or 'robots'}"
+        )
         summary.update(curve_png=str(png_path), episodes_csv=str(csv_path))
         if self.loop is not None:
             summary["train_metrics_csv"] = str(write_train_metrics(self.loop.history, self.run_dir))
@@ -338,7 +342,8 @@ class Learner:
         successes = sum(p.success for p in results)
         mean_steps = sum(p.steps for p in results) / max(len(results), 1)
         return {"final_eval_episodes": len(results), "final_eval_successes": successes,
-                "final_eval_success_rate": successes / max(len(results), 1), "final_eval_mean_steps": mean_steps}  # fmt: skip
+                "final_eval_success_rate": successes / max(len(results), 1),
+                "final_eval_mean_steps": mean_steps}  # fmt: skip
 
 
 _BAR = "{elapsed}<{remaining} {bar:20} {postfix}"

@@ -29,7 +29,9 @@ class LocalActor:
         ]  # fmt: skip
         self._log_file = self.log_path.open("w")
         log.info("starting %s", " ".join(command))
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
 
     def alive(self) -> bool:
         return self.process.poll() is None

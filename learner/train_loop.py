@@ -110,7 +110,9 @@ class TrainLoop:
         next version."""
         self.policy_version += 1
         if tensors is None:
-            tensors = {k: v.detach().to("cpu", copy=True).numpy() for k, v in self.algorithm.policy_state_dict().items()}
+            tensors = {
+                k: v.detach().to("cpu", copy=True).numpy() for k, v in self.algorithm.policy_state_dict().items()
+            }
         self._publish(
             Weights(
                 version=self.policy_version,

@@ -188,7 +188,8 @@ class UnitreeLegged(Robot):
             observation=observation_specs(self.camera, self.config.image_size, len(self.STATE_FIELDS)),
             action=self.LIMITS.bounded_action_spec(),
             control_hz=self.LIMITS.control_hz,
-            metadata={"simulated": "false", "action_units": "m/s,m/s,rad/s", "observation": observation_mode(self.camera),
+            metadata={"simulated": "false", "action_units": "m/s,m/s,rad/s",
+                      "observation": observation_mode(self.camera),
                       "state_fields": ",".join(self.STATE_FIELDS), "twin": f"{self.NAME}_sim"},
         )
         self.safety = ActionSafety(self._spec.action)

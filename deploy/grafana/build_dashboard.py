@@ -59,11 +59,13 @@ ROWS: dict[str, list[PanelSpec]] = {
         PanelSpec("Actors connected", "none", (("tandem_learner_actors_connected", "actors"),), kind="stat"),
         PanelSpec("Learner policy version", "none", (("tandem_learner_policy_version", "version"),), kind="stat"),
         PanelSpec("Transitions/s per actor (received by the learner)", "ops", (
-            (f"sum by (actor_id, robot) (rate(tandem_learner_transitions_received_total{{{ACTOR}}}{RATE}))", "{{actor_id}} ({{robot}})"),
+            (f"sum by (actor_id, robot) (rate(tandem_learner_transitions_received_total{{{ACTOR}}}{RATE}))",
+             "{{actor_id}} ({{robot}})"),
         )),  # fmt: skip
         PanelSpec("Bytes/s", "Bps", (
             (f"sum by (actor_id) (rate(tandem_actor_bytes_sent_total{{{ACTOR}}}{RATE}))", "sent by {{actor_id}}"),
-            (f"sum by (actor_id) (rate(tandem_learner_bytes_received_total{{{ACTOR}}}{RATE}))", "received from {{actor_id}}"),
+            (f"sum by (actor_id) (rate(tandem_learner_bytes_received_total{{{ACTOR}}}{RATE}))",
+             "received from {{actor_id}}"),
         )),  # fmt: skip
         PanelSpec("Send queue, unacked and spool depth", "none", (
             (f"tandem_actor_send_queue_depth{{{ACTOR}}}", "queue {{actor_id}}"),
@@ -72,7 +74,8 @@ ROWS: dict[str, list[PanelSpec]] = {
         )),  # fmt: skip
         PanelSpec("Disk spool size", "bytes", ((f"tandem_actor_spool_bytes{{{ACTOR}}}", "{{actor_id}}"),)),
         PanelSpec("Policy-version staleness", "none", (
-            (f"scalar(max(tandem_learner_policy_version)) - tandem_actor_policy_version{{{ACTOR}}}", "behind now {{actor_id}}"),
+            (f"scalar(max(tandem_learner_policy_version)) - tandem_actor_policy_version{{{ACTOR}}}",
+             "behind now {{actor_id}}"),
             *_quantiles("tandem_learner_transition_staleness_versions", "actor_id"),
         ), description="Versions between the newest published policy and the one that acted."),  # fmt: skip
     ],
@@ -95,7 +98,8 @@ ROWS: dict[str, list[PanelSpec]] = {
         )),  # fmt: skip
         PanelSpec("Policy inference p50/p99", "s", _quantiles("tandem_actor_policy_inference_seconds", "actor_id")),
         PanelSpec("Safety and watchdog stops", "none", (
-            (f"sum by (actor_id, reason) (increase(tandem_actor_safety_stops_total{{{ACTOR}}}{RATE}))", "{{actor_id}} {{reason}}"),
+            (f"sum by (actor_id, reason) (increase(tandem_actor_safety_stops_total{{{ACTOR}}}{RATE}))",
+             "{{actor_id}} {{reason}}"),
         )),  # fmt: skip
         PanelSpec("Operator interventions (steps/s)", "ops", (
             (f"sum by (actor_id) (rate(tandem_actor_intervention_steps_total{{{ACTOR}}}{RATE}))", "{{actor_id}}"),
@@ -104,15 +108,18 @@ ROWS: dict[str, list[PanelSpec]] = {
             (f"avg by (robot, mode) (tandem_learner_episode_success_rate{{{ACTOR}}})", "{{robot}} {{mode}}"),
         )),  # fmt: skip
         PanelSpec("Episode return", "none", ((f"tandem_actor_episode_return{{{ACTOR}}}", "{{actor_id}} {{mode}}"),)),
-        PanelSpec("Episode length", "none", ((f"tandem_actor_episode_length_steps{{{ACTOR}}}", "{{actor_id}} {{mode}}"),)),
+        PanelSpec("Episode length", "none",
+                  ((f"tandem_actor_episode_length_steps{{{ACTOR}}}", "{{actor_id}} {{mode}}"),)),
     ],
     "Safety and security": [
         PanelSpec("Rejected messages by reason", "none", (
             (f"sum by (reason) (increase(tandem_learner_rejected_messages_total{RATE}))", "{{reason}}"),
         )),  # fmt: skip
         PanelSpec("Reconnects and resent batches", "none", (
-            (f"sum by (actor_id) (increase(tandem_actor_reconnects_total{{{ACTOR}}}{RATE}))", "reconnects {{actor_id}}"),
-            (f"sum by (actor_id) (increase(tandem_actor_batches_resent_total{{{ACTOR}}}{RATE}))", "resent {{actor_id}}"),
+            (f"sum by (actor_id) (increase(tandem_actor_reconnects_total{{{ACTOR}}}{RATE}))",
+             "reconnects {{actor_id}}"),
+            (f"sum by (actor_id) (increase(tandem_actor_batches_resent_total{{{ACTOR}}}{RATE}))",
+             "resent {{actor_id}}"),
         )),  # fmt: skip
         PanelSpec("Learner link up", "none", ((f"tandem_actor_learner_connected{{{ACTOR}}}", "{{actor_id}}"),)),
         PanelSpec("Transitions dropped (send queue full)", "none", (
@@ -124,7 +131,8 @@ ROWS: dict[str, list[PanelSpec]] = {
 
 def _panel(spec: PanelSpec, panel_id: int):
     if spec.kind == "stat":
-        panel = stat.Panel().reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"])).span(6).height(4)
+        panel = stat.Panel().reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
+        panel = panel.span(6).height(4)
     else:
         legend = common_builders.VizLegendOptions().show_legend(True).display_mode(common_models.LegendDisplayMode.LIST)
         legend = legend.placement(common_models.LegendPlacement.BOTTOM)

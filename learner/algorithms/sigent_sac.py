@@ -188,14 +188,18 @@ class SigEntSAC(Algorithm):
         nets.optimize(loss_critic + loss_actor)
         nets.soft_update(cfg.tau)
         self.num_updates += 1
-        return self._metrics(loss_critic, loss_ood, loss_actor, loss_bc, gate, batch.is_demo, q_data, target, h_sig, dist)
+        return self._metrics(
+            loss_critic, loss_ood, loss_actor, loss_bc, gate, batch.is_demo, q_data, target, h_sig, dist
+        )
 
     @torch.no_grad()
     def _target(self, next_observation: Mapping[str, torch.Tensor], next_action, next_log_prob, reward, terminated):
         """Eq. 5 with a' freshly sampled from the online policy at s' and scored by the target critics."""
         nets = self.nets
         next_q = nets.target_critic(nets.target_encoder(next_observation), next_action).min(0).values
-        return sigent_target(reward, terminated, next_q, self.h_sig(next_log_prob), self.config.alpha, self.config.gamma)
+        return sigent_target(
+            reward, terminated, next_q, self.h_sig(next_log_prob), self.config.alpha, self.config.gamma
+        )
 
     @torch.no_grad()
     def _ood_proposals(self, action_at_s, action_at_next_s, features, next_features) -> torch.Tensor:

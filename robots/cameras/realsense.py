@@ -112,11 +112,14 @@ class RealSenseCamera(Camera):
         candidates = []
         for sensor in device.query_sensors():
             for profile in sensor.get_stream_profiles():
-                if profile.stream_type() != rs.stream.color or str(profile.format()).split(".")[-1] not in COLOR_FORMATS:
+                if (profile.stream_type() != rs.stream.color
+                        or str(profile.format()).split(".")[-1] not in COLOR_FORMATS):
                     continue
                 video = profile.as_video_stream_profile()
                 exact = (video.width(), video.height(), profile.fps()) == (width, height, self.fps)
-                candidates.append((not exact, abs(video.width() - width) + abs(profile.fps() - self.fps), sensor, profile))
+                candidates.append(
+                    (not exact, abs(video.width() - width) + abs(profile.fps() - self.fps), sensor, profile)
+                )
         if not candidates:
             raise RobotError("realsense: the device has no bgr8/rgb8 colour stream")
         candidates.sort(key=lambda item: item[:2])

@@ -107,7 +107,9 @@ class LeggedSim(MujocoTwin):
         return LeggedSceneState(
             robot_xy=np.array([x, y]),
             robot_yaw=float(yaw),
-            robot_velocity=np.array([cos_yaw * world_vx + sin_yaw * world_vy, -sin_yaw * world_vx + cos_yaw * world_vy]),
+            robot_velocity=np.array(
+                [cos_yaw * world_vx + sin_yaw * world_vy, -sin_yaw * world_vx + cos_yaw * world_vy]
+            ),
             robot_yaw_rate=float(yaw_rate),
             box_xy=np.array([qpos[start:start + 2] for start in ids["boxes"]]),
             goal_x=float(self._data.mocap_pos[ids["goal"], 0]),

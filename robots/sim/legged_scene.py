@@ -134,7 +134,8 @@ def legged_mjcf(body: LeggedBody) -> str:
       <joint name="base_x" type="slide" axis="1 0 0" damping="0"/>
       <joint name="base_y" type="slide" axis="0 1 0" damping="0"/>
       <joint name="base_yaw" type="hinge" axis="0 0 1" damping="0"/>
-      <inertial pos="0 0 0.3" mass="{body.mass}" diaginertia="{body.yaw_inertia} {body.yaw_inertia} {body.yaw_inertia}"/>
+      <inertial pos="0 0 0.3" mass="{body.mass}"
+                diaginertia="{body.yaw_inertia} {body.yaw_inertia} {body.yaw_inertia}"/>
       {body.collision_xml}
       {body.visual_xml}
       <camera name="head" pos="{body.camera_pos[0]} {body.camera_pos[1]} {body.camera_pos[2]}" fovy="{body.camera_fovy}"
@@ -146,9 +147,12 @@ def legged_mjcf(body: LeggedBody) -> str:
     </body>
   </worldbody>
   <actuator>
-    <velocity name="drive_x" joint="base_x" kv="{kv_linear}" forcelimited="true" forcerange="{-body.max_force} {body.max_force}"/>
-    <velocity name="drive_y" joint="base_y" kv="{kv_linear}" forcelimited="true" forcerange="{-body.max_force} {body.max_force}"/>
-    <velocity name="drive_yaw" joint="base_yaw" kv="{kv_yaw}" forcelimited="true" forcerange="{-body.max_torque} {body.max_torque}"/>
+    <velocity name="drive_x" joint="base_x" kv="{kv_linear}" forcelimited="true"
+              forcerange="{-body.max_force} {body.max_force}"/>
+    <velocity name="drive_y" joint="base_y" kv="{kv_linear}" forcelimited="true"
+              forcerange="{-body.max_force} {body.max_force}"/>
+    <velocity name="drive_yaw" joint="base_yaw" kv="{kv_yaw}" forcelimited="true"
+              forcerange="{-body.max_torque} {body.max_torque}"/>
   </actuator>
 </mujoco>
 """

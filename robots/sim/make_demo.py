@@ -77,7 +77,8 @@ def record_successful_episodes(robot: Robot, expert, episodes: int, max_attempts
 @click.option("--robot", default="limo_sim", show_default=True, help="Registered robot name (a sim twin).")
 @click.option("--task", default="ball_to_goal", show_default=True, help="Task name; also selects the expert.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz path.")
-@click.option("--episodes", default=1, show_default=True, type=click.IntRange(min=1), help="Successful episodes to write.")
+@click.option("--episodes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Successful episodes to write.")
 @click.option("--observation", default="state", show_default=True, type=click.Choice(["state", "image"]),
               help="Observation mode of the recorded episodes.")
 @click.option("--image-size", default=64, show_default=True, type=int, help="Image side in pixels (image mode).")

@@ -75,7 +75,8 @@ def test_actor_loss_trains_neither_the_critics_nor_the_shared_encoder(monkeypatc
     # With the critic loss switched off, only the actor and temperature losses produce gradients.
     monkeypatch.setattr(sac_module, "critic_loss", lambda q, target: 0.0 * q.sum())
     algorithm = make_algorithm("sac", image_spec(), SMALL)
-    critic, encoder, head = _params(algorithm.nets.critic), _params(algorithm.nets.encoder), algorithm.policy_state_dict()
+    critic, encoder = _params(algorithm.nets.critic), _params(algorithm.nets.encoder)
+    head = algorithm.policy_state_dict()
     algorithm.update(random_batch(image_spec()))
     assert not _changed(critic, algorithm.nets.critic) and not _changed(encoder, algorithm.nets.encoder)
     assert not torch.equal(head["head.weight"], algorithm.nets.policy.head.weight)
@@ -84,7 +85,8 @@ def test_actor_loss_trains_neither_the_critics_nor_the_shared_encoder(monkeypatc
 def test_critic_loss_trains_the_critics_and_the_shared_encoder_but_not_the_actor(monkeypatch):
     monkeypatch.setattr(sac_module, "actor_loss", lambda log_prob, q, alpha: 0.0 * (log_prob.sum() + q.sum()))
     algorithm = make_algorithm("sac", image_spec(), SMALL)
-    critic, encoder, head = _params(algorithm.nets.critic), _params(algorithm.nets.encoder), _params(algorithm.nets.policy.head)
+    critic, encoder = _params(algorithm.nets.critic), _params(algorithm.nets.encoder)
+    head = _params(algorithm.nets.policy.head)
     algorithm.update(random_batch(image_spec()))
     assert _changed(critic, algorithm.nets.critic) and _changed(encoder, algorithm.nets.encoder)
     assert not _changed(head, algorithm.nets.policy.head)

@@ -56,7 +56,9 @@ def test_the_episode_ends_on_the_step_limit_with_truncation_not_termination(port
     server = LearnerServer("127.0.0.1", port, SPEC, store).start()
     sender = Sender("127.0.0.1", port, hello("limit")).start()
     robot = FakeRobot(seed=2, max_steps=5)
-    loop = ActorLoop(robot, robot.task, sender.submit, lambda _v: None, LoopConfig(episodes=3, time_scale=50.0), "limit")
+    loop = ActorLoop(
+        robot, robot.task, sender.submit, lambda _v: None, LoopConfig(episodes=3, time_scale=50.0), "limit"
+    )
     with robot:
         robot.enable()
         summaries = loop.run()

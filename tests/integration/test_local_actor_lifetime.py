@@ -35,7 +35,9 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
 def test_local_actor_exits_when_its_learner_is_killed(tmp_path, port):
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(port), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(port), str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     actor_pid = int(parent.stdout.readline())
     assert alive(actor_pid)
     parent.send_signal(signal.SIGKILL)  # whether or not the actor got to its prctl yet, it must go

@@ -42,7 +42,9 @@ def test_metrics_endpoint_counts_what_crossed_the_wire(port, monkeypatch):
     assert samples[("tandem_actor_transitions_acked_total", labels)] == 77
     assert samples[("tandem_actor_transitions_sent_total", labels)] == 77
     assert samples[("tandem_learner_bytes_received_total", labels)] > 77 * 4 * 4
-    for name in ("tandem_learner_updates_total", "tandem_learner_update_seconds_count", "tandem_learner_policy_version"):
+    for name in (
+        "tandem_learner_updates_total", "tandem_learner_update_seconds_count", "tandem_learner_policy_version"
+    ):
         assert any(key[0] == name for key in samples), name
 
 

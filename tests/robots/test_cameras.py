@@ -81,7 +81,8 @@ def _software_realsense(width=96, height=72, fmt="bgr8"):
     sensor = device.add_sensor("Color")
     intrinsics = rs.intrinsics()
     intrinsics.width, intrinsics.height, intrinsics.fx, intrinsics.fy = width, height, 50.0, 50.0
-    intrinsics.ppx, intrinsics.ppy, intrinsics.model, intrinsics.coeffs = width / 2, height / 2, rs.distortion.none, [0] * 5
+    intrinsics.ppx, intrinsics.ppy = width / 2, height / 2
+    intrinsics.model, intrinsics.coeffs = rs.distortion.none, [0] * 5
     stream = rs.video_stream()
     stream.type, stream.index, stream.uid, stream.width, stream.height = rs.stream.color, 0, 0, width, height
     stream.fps, stream.bpp, stream.fmt, stream.intrinsics = 30, 3, getattr(rs.format, fmt), intrinsics

@@ -155,7 +155,8 @@ def test_walking_back_over_a_box_unpasses_it():
 def test_goal_line_with_a_box_pushed_past_it_is_a_failure():
     boxes = ((1.4, 0.0), (2.8, 0.0), (6.0, 0.0))  # box 2 shoved beyond the goal line
     progress = SlalomProgress.start(_scene((0, 0), boxes))
-    outcomes = [progress.update(_scene(xy, boxes)) for xy in [(1.3, 0.5), (1.5, 0.5), (2.7, -0.5), (2.9, -0.5), (5.7, 0)]]
+    path = [(1.3, 0.5), (1.5, 0.5), (2.7, -0.5), (2.9, -0.5), (5.7, 0)]
+    outcomes = [progress.update(_scene(xy, boxes)) for xy in path]
     assert outcomes[-1] == "missed_box"
 
 
@@ -204,7 +205,9 @@ def test_two_box_course_parks_the_third_box_and_ends_earlier():
     assert outcomes == ["running"] * 4 + ["success"]
 
 
-@pytest.mark.parametrize("options", [{"max_steps": 0}, {"lateral_spread": -1.0}, {"box_spacing": 1.0}, {"n_boxes": 0}, {"n_boxes": 4}])
+@pytest.mark.parametrize(
+    "options", [{"max_steps": 0}, {"lateral_spread": -1.0}, {"box_spacing": 1.0}, {"n_boxes": 0}, {"n_boxes": 4}]
+)
 def test_invalid_slalom_options_are_rejected(options):
     with pytest.raises(ValueError):
         ROBOTS.get("go2_sim")(**options)

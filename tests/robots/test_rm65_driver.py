@@ -15,6 +15,18 @@ from robots.rm65 import RM65Robot
 from robots.sim.rm65 import make_rm65_spec
 from tests.robots.peers.rm65_arm import FakeRM65Arm
 from tests.robots.peers.video import write_test_video
+from tests.robots.test_robot_contract import (  # noqa: F401  (collected here, with this module's make_robot)
+    test_context_manager_disconnects_on_exception as test_contract_context_manager,
+    test_executed_actions_stay_inside_bounds as test_contract_executed_actions_stay_inside_bounds,
+    test_nan_action_executes_the_stop_action as test_contract_nan_action,
+    test_observations_validate_against_the_spec as test_contract_observations_validate,
+    test_reading_before_connect_or_enabling_a_disconnected_robot_raises as test_contract_reading_before_connect,
+    test_reset_observation_validates as test_contract_reset_observation,
+    test_send_action_before_enable_raises as test_contract_send_before_enable,
+    test_stop_and_disconnect_are_idempotent as test_contract_stop_and_disconnect,
+    test_stop_from_other_threads_during_control as test_contract_stop_from_other_threads,
+    test_task_contract as test_contract_task,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -235,7 +247,8 @@ def test_stop_and_disconnect_are_idempotent(arm):
 
 
 # ---- the robot contract (tests/robots/test_robot_contract.py) over the driver and its TCP peer ----
-# Every contract test except the two that are about simulation (metadata "simulated", seeded replay).
+# Every contract test except the two that are about simulation (metadata "simulated", seeded replay);
+# they are imported at the top of this module and run with the make_robot fixture below.
 
 @pytest.fixture
 def make_robot(arm):
@@ -248,17 +261,3 @@ def make_robot(arm):
     yield factory
     for robot in built:
         robot.disconnect()
-
-
-from tests.robots.test_robot_contract import (  # noqa: F401  (collected here, with this module's make_robot)
-    test_context_manager_disconnects_on_exception as test_contract_context_manager,
-    test_executed_actions_stay_inside_bounds as test_contract_executed_actions_stay_inside_bounds,
-    test_nan_action_executes_the_stop_action as test_contract_nan_action,
-    test_observations_validate_against_the_spec as test_contract_observations_validate,
-    test_reading_before_connect_or_enabling_a_disconnected_robot_raises as test_contract_reading_before_connect,
-    test_reset_observation_validates as test_contract_reset_observation,
-    test_send_action_before_enable_raises as test_contract_send_before_enable,
-    test_stop_and_disconnect_are_idempotent as test_contract_stop_and_disconnect,
-    test_stop_from_other_threads_during_control as test_contract_stop_from_other_threads,
-    test_task_contract as test_contract_task,
-)

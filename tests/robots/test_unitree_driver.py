@@ -201,7 +201,8 @@ def test_out_of_bounds_and_nan_actions_never_reach_the_peer(peer, make_driver):
     commands = [np.array(command_of(peer.robot, r)) for r in records if r["name"] == MOTION[peer.robot]]
     moves = [c for c in commands if not (peer.robot == "g1" and not c.any())]
     assert len(moves) == n_finite  # every finite action was sent once; each NaN/Inf one became a stop
-    outside = [c for c in commands if not (np.all(np.isfinite(c)) and np.all(c >= low - 1e-6) and np.all(c <= high + 1e-6))]
+    outside = [c for c in commands
+               if not (np.all(np.isfinite(c)) and np.all(c >= low - 1e-6) and np.all(c <= high + 1e-6))]
     assert outside == [], f"{len(outside)} of {len(commands)} commands outside the envelope reached the peer"
     assert robot.safety.nan_stops == n_actions - n_finite
     # Every NaN/Inf action and the final stop() reach the peer as a stop. A stop whose reply came late
@@ -231,7 +232,8 @@ def test_watchdog_stop_reaches_the_peer_within_the_deadline(peer, make_driver):
         move = [r for r in records if is_move(peer.robot, r)][-1]
         latencies.append(records[-1]["t"] - move["t"])
     print(f"{peer.robot} watchdog stop latency after the last action (deadline {deadline_s * 1e3:.0f} ms): "
-          f"min {min(latencies) * 1e3:.0f} / median {np.median(latencies) * 1e3:.0f} / max {max(latencies) * 1e3:.0f} ms")
+          f"min {min(latencies) * 1e3:.0f} / median {np.median(latencies) * 1e3:.0f} / "
+          f"max {max(latencies) * 1e3:.0f} ms")
     assert all(deadline_s * 0.9 <= latency <= deadline_s + 0.3 for latency in latencies), latencies
 
 

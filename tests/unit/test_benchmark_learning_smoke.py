@@ -26,7 +26,8 @@ def test_update_cost_times_algorithms_and_prints_ratios_to_sac(capsys):
 def test_every_profile_plans_runs_of_registered_algorithms_on_known_tasks():
     for profile in one_demo.PROFILES.values():
         runs = one_demo.plan(profile)
-        assert runs and {r.algo for r in runs} <= set(ALGORITHMS.names()) and {r.task for r in runs} <= set(one_demo.TASKS)
+        assert runs and {r.algo for r in runs} <= set(ALGORITHMS.names())
+        assert {r.task for r in runs} <= set(one_demo.TASKS)
         assert len({r.name for r in runs}) == len(runs), "two runs would share a directory"
 
 
@@ -49,7 +50,11 @@ def test_a_run_is_read_back_into_steps_to_100_percent_and_completion_steps(tmp_p
     rows = [(100, 0, 0, 50)] + [(150, 1, int(i < 1), 30) for i in range(2)] + [(400, 0, 1, 40)]
     rows += [(450, 1, 1, 20), (450, 1, 1, 24)] + [(600, 0, 0, 10)]
     write_episodes(tmp_path / "episodes.csv", rows)
-    (tmp_path / "train_metrics.csv").write_text("updates,env_steps,q_oscillation,ood_action_ratio\n1,1,0.5,nan\n2,2,1.5,0.25\n")
+    (tmp_path / "train_metrics.csv").write_text(
+        "updates,env_steps,q_oscillation,ood_action_ratio\n"
+        "1,1,0.5,nan\n"
+        "2,2,1.5,0.25\n"
+    )
     spec = one_demo.RunSpec("ball_to_goal", "sac", 0, "original", one_demo.FAST)
     demo = one_demo.bundled_demo("ball_to_goal", images=False)
     result = read_run(spec, tmp_path, demo, wall_s=60.0)
@@ -88,8 +93,8 @@ def test_report_only_rereads_finished_runs_and_skips_missing_ones(tmp_path, caps
     (tmp_path / run.name).mkdir()
     block = [(130, 1, 1, 30)] * one_demo.EVAL_EPISODES  # the harness counts full blocks only
     write_episodes(tmp_path / run.name / "episodes.csv", [(100, 0, 0, 100), *block])
-    argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path), "--report-only",
-            "--parallel", "2"]
+    argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path),
+            "--report-only", "--parallel", "2"]
     assert one_demo.main(argv) == 0
     assert "skip ball_to_goal_iql" in capsys.readouterr().out, "a run never made is reported, not invented"
     with (tmp_path / "results.csv").open() as handle:

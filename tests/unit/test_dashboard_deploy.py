@@ -109,9 +109,11 @@ def test_every_flag_the_deployment_files_pass_exists_in_the_cli():
     keep changing; each flag must still be in that program's --help."""
     docker = ROOT / "deploy" / "docker"
     compose = COMPOSE.read_text()
-    learner_text = compose.split("  learner:", 1)[1].split("\n  sim-actor:", 1)[0] + (docker / "learner.Dockerfile").read_text()
+    learner_text = compose.split("  learner:", 1)[1].split("\n  sim-actor:", 1)[0]
+    learner_text += (docker / "learner.Dockerfile").read_text()
     actor_text = compose.split("  sim-actor:", 1)[1].split("\n  prometheus:", 1)[0] + UNIT.read_text()
-    actor_text += (ROOT / "deploy" / "systemd" / "actor.env.example").read_text() + (docker / "sim-actor.sh").read_text()
+    actor_text += (ROOT / "deploy" / "systemd" / "actor.env.example").read_text()
+    actor_text += (docker / "sim-actor.sh").read_text()
     for program, text in (("learner", learner_text), ("actor", actor_text)):
         help_text = subprocess.run([sys.executable, "-m", program, "--help"], cwd=ROOT, capture_output=True,
                                    text=True, timeout=60).stdout  # fmt: skip

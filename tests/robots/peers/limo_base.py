@@ -126,7 +126,9 @@ class FakeLimoBase:
                 enabled = self.enables > 0
             odometry_mm = [odometry_mm[0] + int(v * 1000 * period), odometry_mm[1] + int(v * 1000 * period)]
             frames = [
-                lp.encode_frame(lp.ID_MOTION_STATE, struct.pack(">4h", lp.to_int16_milli(v), lp.to_int16_milli(w), 0, 0)),
+                lp.encode_frame(
+                    lp.ID_MOTION_STATE, struct.pack(">4h", lp.to_int16_milli(v), lp.to_int16_milli(w), 0, 0)
+                ),
                 lp.encode_frame(lp.ID_SYSTEM_STATE, struct.pack(">BBHHBB", 0, 1 if enabled else 0, 124, 0, 0, 0)),
                 lp.encode_frame(lp.ID_ODOMETRY, struct.pack(">2i", *odometry_mm)),
                 lp.encode_frame(lp.ID_IMU_EULER, struct.pack(">3h1x1x", int(self.yaw_deg * 100), 0, 0)),
