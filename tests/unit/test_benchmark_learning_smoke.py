@@ -109,7 +109,8 @@ def test_keep_finished_rereads_finished_runs_and_trains_only_the_missing_ones(tm
     (tmp_path / finished.name / "summary.json").write_text('{"total_time_s": 60}')
     trained = []
     monkeypatch.setattr(one_demo, "execute", lambda run, out, profile: trained.append(run.algo))
-    argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path), "--keep-finished"]
+    argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path),
+            "--keep-finished"]
     assert one_demo.main(argv) == 0
     assert trained == ["iql"], "only the run without a summary is trained"
     with (tmp_path / "results.csv").open() as handle:
