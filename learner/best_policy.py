@@ -87,6 +87,7 @@ class BestPolicy:
         self._tallies: dict[int, Tally] = {}
         self.best: Tally | None = None
         self.best_weights: Weights | None = None
+        self._loaded: Tally | None = None  # the saved best a resumed run started from
 
     def load_saved(self) -> None:
         """A resumed run starts from the best it had saved, so a worse policy never overwrites it."""
@@ -95,6 +96,7 @@ class BestPolicy:
             with self._lock:
                 self.best, self.best_weights = tally, weights
                 self._tallies[tally.version] = tally
+                self._loaded = tally
             log.info("resumed best policy %s from %s", tally.describe(), self.path)
 
     def remember(self, weights: Weights) -> None:
@@ -123,10 +125,13 @@ class BestPolicy:
             self._choose_best(tally)
 
     def reached(self, target: float, min_episodes: int) -> Tally | None:
-        """A version still held whose success rate over at least `min_episodes` evaluation episodes is >= target."""
+        """A version still held whose success rate over at least `min_episodes` evaluation episodes is >= target.
+
+        A resumed run's saved best does not count: resuming means training on, not stopping at once."""
         with self._lock:
             for tally in self._tallies.values():
-                if tally.episodes >= min_episodes and tally.successes >= target * tally.episodes:
+                enough = tally is not self._loaded and tally.episodes >= min_episodes
+                if enough and tally.successes >= target * tally.episodes:
                     return tally
         return None
 

@@ -80,6 +80,7 @@ def test_a_resumed_run_keeps_its_saved_best_against_a_worse_newcomer(tmp_path):
     evaluate(first, 3, [True] * 5)
     resumed = BestPolicy(tmp_path / "best.npz")
     resumed.load_saved()
+    assert resumed.reached(1.0, 5) is None, "a resumed run trains on; its saved 5/5 does not stop it"
     resumed.remember(weights(9))
     evaluate(resumed, 9, [True, True, False])
     assert load_weights(tmp_path / "best.npz")[0].version == 3
