@@ -1,7 +1,7 @@
 """The one-demonstration benchmark: tasks x algorithms x seeds x demo variants, through the real product.
 
     python -m benchmarks.one_demo --profile learning_check          # LIMO ball-to-goal, every algorithm, 3 seeds
-    python -m benchmarks.one_demo --profile quick                   # 4 algorithms x 4 tasks, 1 seed (~85 min)
+    python -m benchmarks.one_demo --profile quick --parallel 2      # 4 algorithms x 4 tasks, 1 seed (~70 min)
     python -m benchmarks.one_demo --profile full                    # 3 seeds, images, variants (a GPU box)
     python -m benchmarks.one_demo --profile sensitivity             # lambda x epsilon sweep (Fig. 7)
     python -m benchmarks.one_demo --algos sac,sigent_sac --seeds 1 --minutes 5   # any profile, narrowed
@@ -64,7 +64,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(tuple(TASKS), ("sigent_sac", "sac", "rlpd", "cal_ql"), seeds=1, minutes=5),
+    "quick": Profile(tuple(TASKS), ("sigent_sac", "sac", "rlpd", "cal_ql"), seeds=1, minutes=8),
     "learning_check": Profile(("ball_to_goal",), ALL_ALGOS, seeds=3, minutes=10),
     "full": Profile(tuple(TASKS), ALL_ALGOS, seeds=3, minutes=60, variants=VARIANTS, images=True),
     "sensitivity": Profile(("ball_to_goal",), ("sigent_sac",), seeds=3, minutes=10,
@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = plan(profile)
     print(f"{len(runs)} runs, at most {profile.minutes:g} min each, {args.parallel} at a time, results in {out}",
           flush=True)  # fmt: skip
+
     def run_one(run: RunSpec) -> RunResult | None:
         finished = args.keep_finished and (out / run.name / "summary.json").exists()
         return read_existing(run, out, profile) if args.report_only or finished else execute(run, out, profile)
