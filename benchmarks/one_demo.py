@@ -141,7 +141,7 @@ def demo_for(run: RunSpec, run_dir: Path, images: bool) -> Path:
         return demo
     from robots.sim.demo_variants import write_variant  # the twins' degraded-demo generator
 
-    return write_variant(demo, run.variant, run_dir / f"demo_{run.variant}.npz", seed=run.seed)
+    return write_variant(demo, out=run_dir / f"demo_{run.variant}.npz", variant=run.variant, seed=run.seed)
 
 
 def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: bool) -> list[str]:

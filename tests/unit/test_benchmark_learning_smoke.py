@@ -37,6 +37,17 @@ def test_parallel_runs_never_get_the_same_ports():
     assert len(set(taken)) == len(taken)
 
 
+def test_a_degraded_variant_run_trains_on_its_own_degraded_copy_of_the_demo(tmp_path):
+    from common.episodes import load_episodes
+
+    run = one_demo.RunSpec("ball_to_goal", "sigent_sac", 0, "drop50", one_demo.FAST)
+    clean = one_demo.bundled_demo("ball_to_goal", images=False)
+    degraded = one_demo.demo_for(run, tmp_path, images=False)
+    assert degraded.parent == tmp_path and degraded != clean
+    kept, full = len(load_episodes(degraded)[1]["reward"]), len(load_episodes(clean)[1]["reward"])
+    assert 0 < kept < full, "half the transitions dropped"
+
+
 def write_episodes(path: Path, rows: list[tuple[int, int, int, int]]) -> None:
     """rows: (env_steps, evaluation, success, steps)."""
     with path.open("w", newline="") as handle:
