@@ -167,18 +167,18 @@ def read_existing(run: RunSpec, out: Path, profile: Profile) -> RunResult | None
     if not (run_dir / "episodes.csv").exists():
         print(f"skip {run.name}: no finished run in {run_dir}", flush=True)
         return None
-    demo = run_dir / f"demo_{run.variant}.npz" if run.variant != "original" else bundled_demo(run.task, profile.images)
     summary = run_dir / "summary.json"
     wall_s = json.loads(summary.read_text()).get("total_time_s", math.nan) if summary.exists() else math.nan
-    result = read_run(run, run_dir, demo, wall_s, EVAL_EPISODES)
+    # Completion is compared with the clean demo: a drop50 copy's episodes are half as long.
+    result = read_run(run, run_dir, bundled_demo(run.task, profile.images), wall_s, EVAL_EPISODES)
     print(result.one_line(), flush=True)
     return result
 
 
 def execute(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
-    robot, demo = TASKS[run.task][0], bundled_demo(run.task, profile.images)
-    if not demo.exists():
-        print(f"skip {run.name}: no bundled demo {demo.name} (twin {robot} not installed)", flush=True)
+    robot, clean_demo = TASKS[run.task][0], bundled_demo(run.task, profile.images)
+    if not clean_demo.exists():
+        print(f"skip {run.name}: no bundled demo {clean_demo.name} (twin {robot} not installed)", flush=True)
         return None
     run_dir = out / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,8 @@ def execute(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
                                   stderr=subprocess.STDOUT, timeout=profile.minutes * 60 + 300)  # fmt: skip
     if finished.returncode != 0:
         print(f"{run.name}: learner exited {finished.returncode}; see {run_dir / 'learner.log'}", flush=True)
-    result = read_run(run, run_dir, demo, time.monotonic() - started, EVAL_EPISODES)
+    # Completion is compared with the clean demo: a drop50 copy's episodes are half as long.
+    result = read_run(run, run_dir, clean_demo, time.monotonic() - started, EVAL_EPISODES)
     print(result.one_line(), flush=True)
     return result
 
