@@ -7,6 +7,7 @@
     python -m benchmarks.one_demo --algos sac,sigent_sac --seeds 1 --minutes 5   # any profile, narrowed
     python -m benchmarks.one_demo --profile quick --out DIR --report-only      # re-read finished runs in DIR
     python -m benchmarks.one_demo --profile learning_check --out DIR --keep-finished  # train only what is missing
+    python -m benchmarks.one_demo --profile learning_check --algos sigent_sac --set ood_batch_fraction=0.5
 
 Every run is `learner --local-actor ROBOT`: a real learner process that starts a real actor process
 of the robot's MuJoCo twin and trains over ZeroMQ, and a second actor (`--eval-actor`) that runs
@@ -32,7 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.one_demo_report import RunResult, read_run, write_plots, write_results  # noqa: F401  (re-exported)
+from benchmarks.one_demo_report import (  # noqa: F401  (re-exported)
+    RunResult,
+    read_run,
+    write_plots,
+    write_results,
+    write_summary,
+)
 
 DEMOS = Path(__file__).resolve().parent.parent / "robots" / "sim" / "demos"
 ALL_ALGOS = ("sigent_sac", "sac", "rlpd", "cql", "cal_ql", "awac", "iql")
@@ -86,8 +93,11 @@ class RunSpec:
         return f"{self.task}_{self.algo}_{self.variant}_s{self.seed}{extra}".replace(",", "-")
 
 
-def plan(profile: Profile) -> list[RunSpec]:
-    """Every run of a profile, in an order that spreads algorithms over time (fair under drifting load)."""
+def plan(profile: Profile, extra: tuple[str, ...] = ()) -> list[RunSpec]:
+    """Every run of a profile, in an order that spreads algorithms over time (fair under drifting load).
+
+    `extra` config overrides (KEY=VALUE) go to every run and into its name, beside the profile's own.
+    """
     sweeps = [()]
     if profile.sweep:
         names = list(profile.sweep)
@@ -97,8 +107,22 @@ def plan(profile: Profile) -> list[RunSpec]:
     for seed, task, variant, sweep, algo in itertools.product(
         range(profile.seeds), profile.tasks, profile.variants, sweeps, profile.algos
     ):
-        runs.append(RunSpec(task, algo, seed, variant, FAST + sweep))
+        runs.append(RunSpec(task, algo, seed, variant, FAST + sweep + extra))
     return runs
+
+
+def check_overrides(runs: list[RunSpec]) -> None:
+    """Refuse, before any run starts, an override that is not KEY=VALUE or not valid for a run's algorithm."""
+    from learner.algorithms import config_from_overrides  # the package import registers every algorithm
+
+    for run in runs:
+        pairs = [o.partition("=") for o in run.overrides]
+        if any(not sep or not key for key, sep, _ in pairs):
+            raise SystemExit(f"--set expects KEY=VALUE, got {list(run.overrides)}")
+        try:
+            config_from_overrides(run.algo, {key: value for key, _, value in pairs})
+        except ValueError as error:
+            raise SystemExit(f"{run.name}: {error}") from None
 
 
 _handed_out: set[int] = set()  # ports given to runs of this process (parallel runs must not share one)
@@ -205,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, help="wall-time budget per run")
     parser.add_argument("--parallel", type=int, default=1,
                         help="runs at a time (each learner needs a core to itself to keep its update ratio)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run (repeatable); it becomes part of the run's name")
     parser.add_argument("--out", default="runs/one_demo", help="results directory")
     parser.add_argument("--report-only", action="store_true", help="re-read the profile's runs already in --out")
     parser.add_argument("--keep-finished", action="store_true",
@@ -218,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     profile.seeds = args.seeds or profile.seeds
     profile.minutes = args.minutes or profile.minutes
     out = Path(args.out)
-    runs = plan(profile)
+    runs = plan(profile, tuple(args.overrides))
+    check_overrides(runs)
     print(f"{len(runs)} runs, at most {profile.minutes:g} min each, {args.parallel} at a time, results in {out}",
           flush=True)  # fmt: skip
 
@@ -229,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:  # each run is a learner subprocess
         results = [r for r in pool.map(run_one, runs) if r is not None]
     if results:
-        print(f"wrote {write_results(results, out)} and {', '.join(map(str, write_plots(results, out)))}")
+        summary, table = write_summary(results, out)
+        print(f"\n{table}\nwrote {write_results(results, out)}, {summary} and "
+              f"{', '.join(map(str, write_plots(results, out)))}")
     return 0
 
 

@@ -142,8 +142,95 @@ def write_results(results: list[RunResult], out: Path) -> Path:
     return path
 
 
+def _group_key(result: RunResult) -> tuple[str, str, str, str]:
+    return result.task, result.variant, result.algo, result.overrides
+
+
+def summarise(results: list[RunResult]) -> list[dict]:
+    """One row per configuration (task, variant, algorithm, overrides) over its seeds."""
+    groups: dict[tuple, list[RunResult]] = defaultdict(list)
+    for result in results:
+        groups[_group_key(result)].append(result)
+    rows = []
+    for (task, variant, algo, overrides), runs in groups.items():
+        reached = sorted(r.train_steps_to_100 for r in runs if not math.isnan(r.train_steps_to_100))
+        rows.append({
+            "task": task, "variant": variant, "algo": algo, "overrides": overrides, "seeds": len(runs),
+            "seeds_at_100": len(reached),
+            "median_train_steps_to_100": float(np.median(reached)) if reached else math.nan,
+            "train_steps_to_100_each": " ".join(str(int(s)) for s in reached),
+            "best_success_mean": _mean(r.best_success for r in runs),
+            "best_success_min": min(r.best_success for r in runs),
+            "final_success_mean": _mean(r.final_success for r in runs),
+            "completion_steps_mean": _mean(r.completion_steps for r in runs),
+            "demo_steps": runs[0].demo_steps,
+            "updates_mean": _mean(r.updates for r in runs),
+            "q_oscillation_mean": _mean(r.q_oscillation for r in runs),
+            "ood_action_ratio_mean": _mean(r.ood_action_ratio for r in runs),
+        })  # fmt: skip
+    return rows
+
+
+def _mean(values) -> float:
+    """Mean over the finite values (NaN when there are none: e.g. completion steps of runs that never succeeded)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def write_summary(results: list[RunResult], out: Path) -> tuple[Path, str]:
+    """summary.csv (per configuration over seeds) and the same as a Markdown table, also returned."""
+    rows = summarise(results)
+    path = out / "summary.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    table = markdown_table(rows)
+    (out / "summary.md").write_text(table)
+    return path, table
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The summary as a Markdown table: what reached 100 % over 20 episodes, and after how many steps."""
+    lines = ["| task | algorithm | seeds at 100 % | training env steps to 100 % (median; each) | best block "
+             "(mean; worst seed) | last block | completion vs demo | updates | Q oscillation | OOD ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        algo = " ".join(part for part in (r["algo"], r["overrides"], "" if r["variant"] == "original" else
+                                          f"[{r['variant']}]") if part)  # fmt: skip
+        each = ", ".join(f"{int(s):,}" for s in r["train_steps_to_100_each"].split())
+        steps = f"{r['median_train_steps_to_100']:,.0f}; {each}" if r["seeds_at_100"] else "never"
+        completion = "–" if math.isnan(r["completion_steps_mean"]) else f"{r['completion_steps_mean']:.1f}"
+        lines.append(
+            f"| {r['task']} | {algo} | {r['seeds_at_100']}/{r['seeds']} | {steps} | "
+            f"{r['best_success_mean']:.0%}; {r['best_success_min']:.0%} | {r['final_success_mean']:.0%} | "
+            f"{completion} vs {r['demo_steps']:.1f} | {r['updates_mean']:,.0f} | "
+            f"{r['q_oscillation_mean']:.2f} | {r['ood_action_ratio_mean']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def mean_curve(curves: list[list[tuple[int, float]]], points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds of each seed's latest block success at every env step, up to where the longest run ends.
+
+    Curves are step functions between blocks; a seed's success before its first block counts as 0, and
+    after its last block stays at that block's (a run the stop rule ended early holds its 100 %).
+    """
+    curves = [c for c in curves if c]
+    if not curves:
+        return np.zeros(0), np.zeros(0)
+    grid = np.linspace(0, max(c[-1][0] for c in curves), points)
+    values = []
+    for curve in curves:
+        xs, ys = np.array([x for x, _ in curve]), np.array([y for _, y in curve])
+        latest = np.searchsorted(xs, grid, side="right") - 1
+        values.append(np.where(latest >= 0, ys[np.clip(latest, 0, None)], 0.0))
+    return grid, np.mean(values, axis=0)
+
+
 def write_plots(results: list[RunResult], out: Path) -> list[Path]:
-    """success_curves.png (one panel per task, a line per algorithm and seed) and completion_steps.png."""
+    """success_curves.png (a panel per task; per configuration its seeds thin and their mean bold) and
+    completion_steps.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,16 +239,21 @@ def write_plots(results: list[RunResult], out: Path) -> list[Path]:
     by_task: dict[str, list[RunResult]] = defaultdict(list)
     for result in results:
         by_task[result.task].append(result)
-    fig, axes = plt.subplots(1, len(by_task), figsize=(5 * len(by_task), 3.6), squeeze=False)
-    colours: dict[str, str] = {}
+    fig, axes = plt.subplots(1, len(by_task), figsize=(6 * len(by_task), 4.2), squeeze=False)
     for ax, (task, runs) in zip(axes[0], sorted(by_task.items())):
+        configurations: dict[tuple, list[RunResult]] = defaultdict(list)
         for run in runs:
-            label = f"{run.algo} {run.overrides}".strip()
-            colour = colours.setdefault(label, f"C{len(colours) % 10}")
-            xs, ys = zip(*run.curve) if run.curve else ((), ())
-            ax.plot(xs, ys, "o-", color=colour, alpha=0.8, markersize=3,
-                    label=label if run.seed == min(r.seed for r in runs if r.algo == run.algo) else None)  # fmt: skip
-        ax.set(title=task, xlabel="env steps", ylabel="eval success (20 episodes)", ylim=(-0.05, 1.05))
+            configurations[_group_key(run)].append(run)
+        for index, ((_, variant, algo, overrides), seeds) in enumerate(configurations.items()):
+            colour = f"C{index % 10}"
+            for run in seeds:
+                xs, ys = zip(*run.curve) if run.curve else ((), ())
+                ax.plot(xs, ys, "-", color=colour, alpha=0.25, linewidth=0.8, drawstyle="steps-post")
+            grid, mean = mean_curve([run.curve for run in seeds])
+            label = " ".join(p for p in (algo, overrides, "" if variant == "original" else variant) if p)
+            ax.plot(grid, mean, "-", color=colour, linewidth=2, label=f"{label} (mean of {len(seeds)})")
+        ax.set(title=task, xlabel="env steps (training + evaluation)", ylabel="success over a 20-episode block",
+               ylim=(-0.05, 1.05))  # fmt: skip
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import one_demo, update_cost
-from benchmarks.one_demo_report import evaluation_blocks, read_run
+from benchmarks.one_demo_report import RunResult, evaluation_blocks, markdown_table, mean_curve, read_run, summarise
 from learner.algorithms import ALGORITHMS
 
 pytestmark = pytest.mark.timeout(120)
@@ -126,3 +126,47 @@ def test_keep_finished_rereads_finished_runs_and_trains_only_the_missing_ones(tm
     assert trained == ["iql"], "only the run without a summary is trained"
     with (tmp_path / "results.csv").open() as handle:
         assert [r["algo"] for r in csv.DictReader(handle)] == ["sac"]
+
+
+def result_of(algo: str, seed: int, steps_to_100: float, best: float, overrides: str = "") -> RunResult:
+    return RunResult(task="ball_to_goal", algo=algo, seed=seed, variant="original", overrides=overrides,
+                     env_steps=1000, updates=100 * (seed + 1), wall_s=60.0, steps_to_100=steps_to_100,
+                     train_steps_to_100=steps_to_100 / 2, train_env_steps=500, best_success=best,
+                     final_success=best, completion_steps=math.nan if best == 0 else 20.0 + seed, demo_steps=39.0,
+                     q_oscillation=0.1, ood_action_ratio=0.3, curve=[(100, best / 2), (300, best)])  # fmt: skip
+
+
+def test_the_summary_counts_seeds_at_100_percent_per_configuration_and_keeps_overrides_apart():
+    results = [result_of("sigent_sac", 0, 400.0, 1.0), result_of("sigent_sac", 1, math.nan, 0.6),
+               result_of("sigent_sac", 2, 800.0, 1.0), result_of("sac", 0, math.nan, 0.0),
+               result_of("sigent_sac", 0, math.nan, 0.5, overrides="ood_batch_fraction=0.5")]  # fmt: skip
+    rows = {(r["algo"], r["overrides"]): r for r in summarise(results)}
+    sigent = rows["sigent_sac", ""]
+    assert (sigent["seeds"], sigent["seeds_at_100"]) == (3, 2)
+    assert sigent["median_train_steps_to_100"] == 300.0 and sigent["train_steps_to_100_each"] == "200 400"
+    assert sigent["best_success_min"] == 0.6 and sigent["completion_steps_mean"] == 21.0
+    assert rows["sac", ""]["seeds_at_100"] == 0 and math.isnan(rows["sac", ""]["completion_steps_mean"])
+    assert rows["sigent_sac", "ood_batch_fraction=0.5"]["seeds"] == 1
+    table = markdown_table(summarise(results))
+    assert "| ball_to_goal | sigent_sac | 2/3 | 300; 200, 400 |" in table and "| sac | 0/1 | never |" in table
+
+
+def test_the_mean_curve_holds_each_seeds_latest_block_until_the_longest_run_ends():
+    grid, mean = mean_curve([[(100, 0.5), (500, 0.0)], [(200, 0.5), (250, 1.0)]], points=6)
+    at = dict(zip(grid.tolist(), mean.tolist()))
+    assert list(at) == [0, 100, 200, 300, 400, 500]
+    assert at[0] == 0.0 and at[100] == 0.25 and at[200] == 0.5
+    assert at[300] == 0.75 and at[500] == 0.5, "a seed stopped early holds its last block"
+
+
+def test_set_overrides_reach_every_run_and_its_name_and_bad_ones_are_refused_before_training(tmp_path):
+    profile = one_demo.Profile(("ball_to_goal",), ("sigent_sac",), seeds=2, minutes=1)
+    runs = one_demo.plan(profile, ("ood_batch_fraction=0.5",))
+    assert all(r.overrides[-1] == "ood_batch_fraction=0.5" and r.name.endswith("_ood_batch_fraction0.5")
+               for r in runs)  # fmt: skip
+    assert "--set" in (cmd := one_demo.command(runs[0], Path("demo.npz"), tmp_path, 1, images=False))
+    assert cmd[cmd.index("ood_batch_fraction=0.5") - 1] == "--set"
+    one_demo.check_overrides(runs)
+    for bad in ("no_such_field=1", "ood_batch_fraction", "ood_batch_fraction=lots"):
+        with pytest.raises(SystemExit):
+            one_demo.check_overrides(one_demo.plan(profile, (bad,)))
