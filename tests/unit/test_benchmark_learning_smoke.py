@@ -23,6 +23,16 @@ def test_update_cost_times_algorithms_and_prints_ratios_to_sac(capsys):
     assert "SigEnt-SAC / SAC = " in printed
 
 
+def test_update_cost_times_a_config_variant_beside_the_default_and_refuses_a_malformed_one(capsys):
+    argv = ["--rounds", "1", "--settings", "state", "--algos", "sigent_sac,sigent_sac:ood_batch_fraction=0.5"]
+    assert update_cost.main(argv) == 0
+    assert "\nsigent_sac:ood_batch_fraction=0.5 " in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="NAME:KEY=VALUE"):
+        update_cost.main(["--rounds", "1", "--settings", "state", "--algos", "sigent_sac:ood_batch_fraction"])
+    with pytest.raises(ValueError, match="unknown sigent_sac config field"):
+        update_cost.main(["--rounds", "1", "--settings", "state", "--algos", "sigent_sac:no_such_field=1"])
+
+
 def test_every_profile_plans_runs_of_registered_algorithms_on_known_tasks():
     for profile in one_demo.PROFILES.values():
         runs = one_demo.plan(profile)
