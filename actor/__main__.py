@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from actor import DEFAULT_EVAL_EPISODES
 from actor.app import ActorOptions, run_actor
 from actor.lifetime import exit_with_parent
 from actor.loop import LoopConfig
@@ -35,7 +36,7 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
               help="Robot/twin option, e.g. -o observation=image -o image_size=64 -o seed=3.")
 @click.option("--episodes", default=0, help="Stop after this many episodes (0: run until Ctrl-C).")
 @click.option("--eval-every", default=0, help="After every N training episodes run --eval-episodes deterministic ones.")
-@click.option("--eval-episodes", default=5, help="Episodes per evaluation block.")
+@click.option("--eval-episodes", default=DEFAULT_EVAL_EPISODES, help="Episodes per evaluation block.")
 @click.option("--eval-only", is_flag=True, help="Only evaluation blocks, each of one policy version (an evaluator).")
 @click.option("--time-scale", default=1.0, help="Run a simulated robot this many times faster than real time.")
 @click.option("--batch-size", default=32, help="Transitions per batch sent to the learner.")

@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from actor import DEFAULT_EVAL_EPISODES
 from actor.operator import Operator
 from actor.policy import PolicyOutputError, RandomPolicy
 from actor.recorder import EpisodeRecord, Recorder
@@ -44,7 +45,7 @@ class LoopConfig:
 
     episodes: int = 0  # stop after this many episodes (0: until stopped)
     eval_every: int = 0  # after every N training episodes run `eval_episodes` deterministic ones (0: never)
-    eval_episodes: int = 5  # episodes per evaluation block
+    eval_episodes: int = DEFAULT_EVAL_EPISODES  # episodes per evaluation block
     eval_only: bool = False  # only evaluation blocks (an evaluator beside training, or the final evaluation)
     time_scale: float = 1.0  # >1 runs a simulator faster than real time; real robots must use 1
     seed: int = 0  # seed of the random policy used before the first weights

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from actor import DEFAULT_EVAL_EPISODES
 from common import metrics
 from common.episodes import load_episodes
 from common.protocol import EpisodeSummary
@@ -63,8 +64,8 @@ class LocalRunConfig:
 
 
 def evaluation_block_size(actor_args: list[str]) -> int:
-    """The `--eval-episodes` the local actors are given (the actor's default, 5, when absent)."""
-    size = 5
+    """The `--eval-episodes` the local actors are given (the actor's default when absent)."""
+    size = DEFAULT_EVAL_EPISODES
     for index, arg in enumerate(actor_args):
         if arg == "--eval-episodes" and index + 1 < len(actor_args):
             size = int(actor_args[index + 1])
@@ -257,17 +258,21 @@ class Learner:
 
     def _train(self, started: float, local: list[LocalActor]) -> None:
         budget_s = self.config.max_minutes * 60 or None
-        with tqdm(total=budget_s, unit="s", bar_format=_BAR, mininterval=1 if sys.stderr.isatty() else 30) as bar:
-            last_refresh = 0.0
+        # A log file (not a terminal) gets a progress line every 30 s instead of every second.
+        refresh_every = 1.0 if sys.stderr.isatty() else 30.0
+        with tqdm(total=budget_s, unit="s", bar_format=_BAR, mininterval=refresh_every) as bar:
+            last_check = last_refresh = 0.0
 
-            def on_progress() -> None:  # called between updates; refreshes at most once a second
-                nonlocal last_refresh
+            def on_progress() -> None:  # called between updates; checks the stop rules once a second
+                nonlocal last_check, last_refresh
                 now = time.monotonic()
-                if now - last_refresh < 1.0:
+                if now - last_check < 1.0:
                     return
-                last_refresh = now
-                bar.n = min(now - started, budget_s or now - started)
-                bar.set_postfix_str(self.progress_line(), refresh=True)
+                last_check = now
+                if now - last_refresh >= refresh_every:
+                    last_refresh = now
+                    bar.n = min(now - started, budget_s or now - started)
+                    bar.set_postfix_str(self.progress_line(), refresh=True)
                 self._check_stop(started, local)
 
             while not self.stop.is_set() and not self.spec_ready.wait(timeout=0.5):
