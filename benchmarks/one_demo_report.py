@@ -196,8 +196,7 @@ def markdown_table(rows: list[dict]) -> str:
              "(mean; worst seed) | last block | completion vs demo | updates | Q oscillation | OOD ratio |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
-        algo = " ".join(part for part in (r["algo"], r["overrides"], "" if r["variant"] == "original" else
-                                          f"[{r['variant']}]") if part)  # fmt: skip
+        algo = configuration_label(r["algo"], r["overrides"], r["variant"])
         each = ", ".join(f"{int(s):,}" for s in r["train_steps_to_100_each"].split())
         steps = f"{r['median_train_steps_to_100']:,.0f}; {each}" if r["seeds_at_100"] else "never"
         completion = "–" if math.isnan(r["completion_steps_mean"]) else f"{r['completion_steps_mean']:.1f}"
@@ -208,6 +207,11 @@ def markdown_table(rows: list[dict]) -> str:
             f"{r['q_oscillation_mean']:.2f} | {r['ood_action_ratio_mean']:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def configuration_label(algo: str, overrides: str, variant: str) -> str:
+    """e.g. "sigent_sac ood_batch_fraction=0.5 [drop50]" (the demo variant only when it is not the original)."""
+    return " ".join(part for part in (algo, overrides, "" if variant == "original" else f"[{variant}]") if part)
 
 
 def mean_curve(curves: list[list[tuple[int, float]]], points: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +254,7 @@ def write_plots(results: list[RunResult], out: Path) -> list[Path]:
                 xs, ys = zip(*run.curve) if run.curve else ((), ())
                 ax.plot(xs, ys, "-", color=colour, alpha=0.25, linewidth=0.8, drawstyle="steps-post")
             grid, mean = mean_curve([run.curve for run in seeds])
-            label = " ".join(p for p in (algo, overrides, "" if variant == "original" else variant) if p)
+            label = configuration_label(algo, overrides, variant)
             ax.plot(grid, mean, "-", color=colour, linewidth=2, label=f"{label} (mean of {len(seeds)})")
         ax.set(title=task, xlabel="env steps (training + evaluation)", ylabel="success over a 20-episode block",
                ylim=(-0.05, 1.05))  # fmt: skip
