@@ -276,90 +276,104 @@ def latency_publisher_proc(out, mode: str, sizes_mb: list[int], pushes: int, gap
         acks = ctx.socket(zmq.PULL)
         acks.setsockopt(zmq.LINGER, 0)
         ack_port = acks.bind_to_random_port(f"tcp://{HOST}")
-        if mode == "tandem":
-            from common.protocol import Weights
-
-            spec = bench_spec()
-            server = start_learner_server(spec, lambda *_: None)
-            pub_port = server.weights_port
-
-            def send(version: int, payload) -> None:
-                server.publish(Weights(version, "sac", "{}", spec.spec_hash, payload))
-
-            def close() -> None:
-                server.close()
-        else:
-            pub = ctx.socket(zmq.PUB)
-            pub.setsockopt(zmq.LINGER, 0)
-            pub.setsockopt(zmq.SNDHWM, 4)  # as LearnerServer's PUB
-            pub_port = pub.bind_to_random_port(f"tcp://{HOST}")
-
-            def send(version: int, payload) -> None:
-                if mode == "zmq":  # one frame
-                    payload[0] = version  # the subscriber reads the version from the first float
-                    pub.send(payload, copy=False)
-                else:  # "zmq-frames": the same tensors as Tandem, one frame each, no header
-                    payload[0][0] = version
-                    pub.send_multipart(payload, copy=False)
-
-            def close() -> None:
-                pub.close(linger=0)
-
+        pub_port, send, close = _latency_publisher(ctx, mode)
         out.put(("ports", (pub_port, ack_port)))
         version = 0
         results = {}
         for size_mb in sizes_mb:
-            floats = size_mb * 250_000  # 4 MB = 1M float32, as in the reference figures
-            if mode == "tandem":
-                payload = weight_tensors(floats)
-                nbytes = sum(a.nbytes for a in payload.values())
-            elif mode == "zmq-frames":
-                payload = list(weight_tensors(floats).values())
-                nbytes = sum(a.nbytes for a in payload)
-            else:
-                payload = np.random.default_rng(0).standard_normal(floats).astype(np.float32)
-                nbytes = payload.nbytes
-            # Warm-up: publish until one version arrives, so the subscription is established.
-            deadline = time.monotonic() + 20.0
-            arrived = False
-            while not arrived and time.monotonic() < deadline:
-                version += 1
-                send(version, payload)
-                arrived = bool(acks.poll(timeout=250))
+            payload, nbytes = _latency_payload(mode, size_mb)
+            version, arrived = _warm_up(send, acks, payload, version)
             if not arrived:
                 results[size_mb] = {"error": "the subscriber never received a warm-up version"}
                 continue
-            time.sleep(0.3)
-            while acks.poll(timeout=0):
-                acks.recv()
-            one_way, round_trip, call, lost = [], [], [], 0
-            for _ in range(pushes):
-                version += 1
-                t_wall = time.time()
-                t0 = time.perf_counter()
-                send(version, payload)
-                t_call = time.perf_counter() - t0
-                ack_deadline = t0 + 5.0
-                while True:
-                    remaining_ms = int((ack_deadline - time.perf_counter()) * 1000)
-                    if remaining_ms <= 0 or not acks.poll(timeout=remaining_ms):
-                        lost += 1
-                        break
-                    got_version, t_sub = ACK.unpack(acks.recv())
-                    if got_version == version:
-                        round_trip.append(time.perf_counter() - t0)
-                        one_way.append(t_sub - t_wall)
-                        call.append(t_call)
-                        break
-                out.put(("progress", 1))
-                time.sleep(gap_s)
-            results[size_mb] = {"bytes": nbytes, "one_way": one_way, "round_trip": round_trip, "call": call,
-                                "lost": lost}  # fmt: skip
+            version, timings = _timed_pushes(out, send, acks, payload, version, pushes, gap_s)
+            results[size_mb] = {"bytes": nbytes, **timings}
         close()
         acks.close(linger=0)
         out.put(("latency", results))
     except Exception as exc:
         out.put(("error", f"{mode} publisher: {type(exc).__name__}: {exc}"))
+
+
+def _latency_publisher(ctx, mode: str):
+    """(weights port, send(version, payload), close()) of Tandem's LearnerServer or a plain PUB socket."""
+    if mode == "tandem":
+        from common.protocol import Weights
+
+        spec = bench_spec()
+        server = start_learner_server(spec, lambda *_: None)
+
+        def send_weights(version: int, payload) -> None:
+            server.publish(Weights(version, "sac", "{}", spec.spec_hash, payload))
+
+        return server.weights_port, send_weights, server.close
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.setsockopt(zmq.SNDHWM, 4)  # as LearnerServer's PUB
+
+    def send(version: int, payload) -> None:
+        if mode == "zmq":  # one frame
+            payload[0] = version  # the subscriber reads the version from the first float
+            pub.send(payload, copy=False)
+        else:  # "zmq-frames": the same tensors as Tandem, one frame each, no header
+            payload[0][0] = version
+            pub.send_multipart(payload, copy=False)
+
+    return pub.bind_to_random_port(f"tcp://{HOST}"), send, lambda: pub.close(linger=0)
+
+
+def _latency_payload(mode: str, size_mb: int):
+    """(payload in the mode's form, its bytes); 4 MB = 1M float32, as in the reference figures."""
+    floats = size_mb * 250_000
+    if mode == "tandem":
+        payload = weight_tensors(floats)
+        return payload, sum(a.nbytes for a in payload.values())
+    if mode == "zmq-frames":
+        frames = list(weight_tensors(floats).values())
+        return frames, sum(a.nbytes for a in frames)
+    flat = np.random.default_rng(0).standard_normal(floats).astype(np.float32)
+    return flat, flat.nbytes
+
+
+def _warm_up(send, acks, payload, version: int) -> tuple[int, bool]:
+    """Publish until one version arrives (the subscription is then established), then drain the acks."""
+    deadline = time.monotonic() + 20.0
+    arrived = False
+    while not arrived and time.monotonic() < deadline:
+        version += 1
+        send(version, payload)
+        arrived = bool(acks.poll(timeout=250))
+    if arrived:
+        time.sleep(0.3)  # let late acks of warm-up versions arrive, so none is taken for a timed push's
+        while acks.poll(timeout=0):
+            acks.recv()
+    return version, arrived
+
+
+def _timed_pushes(out, send, acks, payload, version: int, pushes: int, gap_s: float) -> tuple[int, dict]:
+    """`pushes` publications, each timed until its own ack (5 s, else counted lost)."""
+    one_way, round_trip, call, lost = [], [], [], 0
+    for _ in range(pushes):
+        version += 1
+        t_wall = time.time()
+        t0 = time.perf_counter()
+        send(version, payload)
+        t_call = time.perf_counter() - t0
+        ack_deadline = t0 + 5.0
+        while True:
+            remaining_ms = int((ack_deadline - time.perf_counter()) * 1000)
+            if remaining_ms <= 0 or not acks.poll(timeout=remaining_ms):
+                lost += 1
+                break
+            got_version, t_sub = ACK.unpack(acks.recv())
+            if got_version == version:
+                round_trip.append(time.perf_counter() - t0)
+                one_way.append(t_sub - t_wall)
+                call.append(t_call)
+                break
+        out.put(("progress", 1))
+        time.sleep(gap_s)
+    return version, {"one_way": one_way, "round_trip": round_trip, "call": call, "lost": lost}
 
 
 def latency_subscriber_proc(out, stop, mode: str, pub_port: int, ack_port: int) -> None:
