@@ -26,13 +26,12 @@ from typing import Callable
 
 import numpy as np
 
-from actor import DEFAULT_EVAL_EPISODES
 from actor.operator import Operator
 from actor.policy import PolicyOutputError, RandomPolicy
 from actor.recorder import EpisodeRecord, Recorder
 from actor.status import Status
 from common import metrics
-from common.protocol import EpisodeSummary
+from common.protocol import DEFAULT_EVAL_EPISODES, EpisodeSummary
 from common.timing import RateLimiter, Stopwatch
 from robots.base import Robot, Task
 

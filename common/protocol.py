@@ -17,6 +17,10 @@ import numpy as np
 
 PROTOCOL_VERSION = 1
 
+DEFAULT_EVAL_EPISODES = 5
+"""Episodes per actor evaluation block unless `--eval-episodes` says otherwise (the learner's stop-rule
+check must know the block size of the actors it starts)."""
+
 
 @dataclass
 class Hello:

@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from actor import DEFAULT_EVAL_EPISODES
 from common import metrics
 from common.episodes import load_episodes
-from common.protocol import EpisodeSummary
+from common.protocol import DEFAULT_EVAL_EPISODES, EpisodeSummary
 from common.specs import ArraySpec, RobotSpec
 from learner.algorithms import config_from_overrides, config_to_dict, make_algorithm
 from common.transport import SequenceTracker, load_learner_security, require_security
