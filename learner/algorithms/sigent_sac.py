@@ -20,7 +20,7 @@ Choices the paper leaves open (see ../shared/reference/algorithms.md §1):
     they are scored with the data action in one critic pass: one policy pass per state, one critic pass.
   * Eq. 7 is estimated on an evenly spread half of each batch (ood_batch_fraction 0.5). It is a mean over
     states of the data, so half the rows estimate the same term; the proposals' critic rows with
-    gradients are most of SigEnt-SAC's extra cost (1.75x SAC per update on the full batch, 1.2x on half).
+    gradients are most of SigEnt-SAC's extra cost (1.6-1.75x SAC per update on the full batch, 1.36x on half).
     Over 4 seeds of the learning check it learned no worse than the full batch (3 seeds), from fewer updates.
   * alpha is fixed: H_sig is bounded, so there is no target entropy to tune towards; `m` is set from a
     target standard deviation (the follow-up paper's parameterisation).
