@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: Weights name their policy and the actor program that runs it
 
 DEFAULT_EVAL_EPISODES = 5
 """Episodes per actor evaluation block unless `--eval-episodes` says otherwise (the learner's stop-rule
@@ -59,6 +59,7 @@ class Ack:
     """The batch with this sequence number is in replay (or was already)."""
 
     seq: int
+    learner_updates: int = 0  # gradient updates the learner has made (lets a simulated actor keep pace)
 
 
 @dataclass
@@ -98,6 +99,9 @@ class Weights:
     policy_config_json: str
     spec_hash: str
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    policy: str = "online"  # which of the algorithm's policies (`Algorithm.make_named_policy`), e.g. "bc"
+    program: str = "one_step"  # the actor program that runs it: one_step, chunked, gated, ensembled
+    program_config_json: str = "{}"  # that program's settings (e.g. chunk execution length, deterministic)
 
 
 MESSAGE_TYPES: dict[str, type] = {

@@ -24,23 +24,34 @@ from torch import nn
 from common.registry import Registry
 from common.specs import RobotSpec
 from common.types import Batch
+from learner.replay.spec import SamplingSpec
+
+
+STAGE_KINDS = ("offline", "rollouts", "online")
 
 
 @dataclass(frozen=True)
-class SamplingSpec:
-    """What one `update` call consumes from replay."""
+class Stage:
+    """One stage of an algorithm's training; the learner runs `Algorithm.stages()` in order.
 
-    batch_size: int
-    horizon: int = 1
-    demo_ratio: float = 0.5
+    - offline: `length` calls of `offline_update(name, batch)` on batches sampled per `sampling`
+      (None: the algorithm's own sampling with demo_ratio 1, i.e. the demonstrations only);
+    - rollouts: `length` training episodes acted on the robot by the algorithm's policy `policy`
+      (published as its own weights version), stored in online replay like any data, no updates;
+    - online: `update(batch)` as data arrives, until the run stops (`length` 0) or after `length` updates.
+    """
+
+    name: str
+    kind: str
+    length: int
+    policy: str = "online"
+    sampling: SamplingSpec | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
-        if self.horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {self.horizon}")
-        if not 0.0 <= self.demo_ratio <= 1.0:
-            raise ValueError(f"demo_ratio must be in [0, 1], got {self.demo_ratio}")
+        if self.kind not in STAGE_KINDS:
+            raise ValueError(f"stage {self.name!r}: kind must be one of {STAGE_KINDS}, got {self.kind!r}")
+        if self.length < 0:
+            raise ValueError(f"stage {self.name!r}: length must be >= 0, got {self.length}")
 
 
 class Algorithm(abc.ABC):
@@ -105,6 +116,35 @@ class Algorithm(abc.ABC):
     def pretrain(self, demo_batch_fn: Callable[[], Batch], steps: int) -> dict[str, float]:
         """Optional offline phase on demonstration batches before online training; default: nothing."""
         return {}
+
+    # ---- training stages and the policies actors run ---------------------------------------------
+    def stages(self) -> list[Stage]:
+        """The stages the learner runs in order, the last one online; lengths come from the config."""
+        return [Stage("online", "online", 0)]
+
+    def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
+        """One gradient step of offline stage `stage` on a batch already on `self.device`."""
+        raise NotImplementedError(f"{type(self).__name__} has no offline stage {stage!r}")
+
+    def end_stage(self, stage: str) -> None:
+        """Called once when stage `stage` completes (e.g. initialise the RL actor from the BC policy)."""
+
+    def policy_program(self, policy: str = "online") -> tuple[str, dict[str, Any]]:
+        """The actor program that runs the named policy, and its JSON-able settings."""
+        return "one_step", {}
+
+    @classmethod
+    def make_named_policy(cls, config: Any, spec: RobotSpec, policy: str = "online") -> nn.Module:
+        """The network of the named policy (what the actor builds from a `Weights` naming it)."""
+        if policy != "online":
+            raise ValueError(f"{cls.__name__} has no policy {policy!r}; it has 'online'")
+        return cls.make_policy(config, spec)
+
+    def named_policy_state_dict(self, policy: str = "online") -> dict[str, torch.Tensor]:
+        """The weights of the named policy; loads strictly into `make_named_policy(config, spec, policy)`."""
+        if policy != "online":
+            raise ValueError(f"{type(self).__name__} has no policy {policy!r}; it has 'online'")
+        return self.policy_state_dict()
 
 
 ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm")

@@ -9,7 +9,7 @@ import numpy as np
 
 from common.specs import ArraySpec, RobotSpec
 from common.types import NEXT_OBS_PREFIX, OBS_PREFIX, Batch, split_observations, transition_columns
-from learner.algorithms.base import SamplingSpec
+from learner.replay.spec import SamplingSpec
 from learner.replay.samplers import MixedSampler, make_sampler
 from learner.replay.storage import RingStorage
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from learner.algorithms.base import SamplingSpec
+from learner.replay.spec import SamplingSpec
 from learner.replay.storage import RingStorage
 
 
