@@ -82,6 +82,10 @@ LEARNER_REPLAY_DISK_BYTES = Gauge("tandem_learner_replay_disk_bytes", "Bytes of 
 LEARNER_REPLAY_CORRUPT = Counter(
     "tandem_learner_replay_corrupt_records_total", "Torn or corrupt replay records skipped at resume"
 )
+# Training stages (learner/stages.py): which one runs, its name and kind, and how far it is.
+LEARNER_STAGE = Gauge("tandem_learner_stage", "Number of the training stage running (1-based; 0 once all completed)")
+LEARNER_STAGE_INFO = Gauge("tandem_learner_stage_info", "1 for the stage running, 0 for the others", ("stage", "kind"))
+LEARNER_STAGE_DONE = Gauge("tandem_learner_stage_done", "Progress inside the running stage: updates or episodes")
 LEARNER_CHECKPOINT_SECONDS = Histogram(
     "tandem_learner_checkpoint_seconds", "Time to write one checkpoint", buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30)
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -12,6 +13,7 @@ import torch
 from common.registry import UnknownNameError
 from common.transport import DEFAULT_PORT
 from learner.app import Learner, LearnerConfig, LocalRunConfig, install_signal_handlers
+from learner.stages import StageError
 from learner.train_loop import TrainConfig
 
 
@@ -31,8 +33,35 @@ def _algorithm_names() -> str:
     return ", ".join(ALGORITHMS.names())
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--algo", default="sigent_sac", help="Algorithm to train (an unknown name lists all).")
+class _TrainCommand(click.Command):
+    """`--help` ends with the chosen algorithm's config fields (`--set` keys, stage lengths among them)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        from learner.algorithms import ALGORITHMS, config_docs
+
+        algo = ctx.params.get("algo") or "sigent_sac"  # --algo is eager: known here when given before --help
+        try:
+            config_cls = ALGORITHMS.get(algo).Config
+        except UnknownNameError as exc:
+            formatter.write_paragraph()
+            formatter.write_text(str(exc))
+            return
+        docs, defaults = config_docs(config_cls), config_cls()
+        rows = [(f"{f.name}={_cli_value(getattr(defaults, f.name))}", docs.get(f.name, ""))
+                for f in dataclasses.fields(config_cls) if f.init]  # fmt: skip
+        with formatter.section(f"{algo} config fields (--set KEY=VALUE; `learner --algo NAME --help` for another)"):
+            formatter.write_dl(rows)
+
+
+def _cli_value(value: object) -> str:
+    """A default as `--set` takes it (tuples comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+@click.command(cls=_TrainCommand, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--algo", default="sigent_sac", is_eager=True,
+              help="Algorithm to train (an unknown name lists all; before --help: its config fields).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change an algorithm config field.")
 @click.option("--demo", default="", help="Demonstration file (.npz) for the demo buffer; also fixes the robot spec.")
 @click.option("--bind", default="127.0.0.1", help="Address to listen on; 0.0.0.0 to accept robots on the network.")
@@ -100,7 +129,10 @@ def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd
     except (UnknownNameError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     install_signal_handlers(learner)
-    summary = learner.run()
+    try:
+        summary = learner.run()
+    except StageError as exc:  # e.g. an offline stage without demonstrations
+        raise click.ClickException(str(exc)) from None
     click.echo(format_summary(summary))
     sys.exit(0)
 

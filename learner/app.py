@@ -33,6 +33,7 @@ from learner.replay.demos import load_demo_columns
 from learner.replay.durable import SegmentJournal, read_spec, restore, set_aside, write_spec
 from learner.replay.returns import MC_RETURN, EpisodeReturns, with_returns
 from learner.server import LearnerServer
+from learner.stages import StageRunner
 from learner.train_loop import TrainConfig, TrainLoop, select_device
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Learner:
         self.interrupted = threading.Event()  # stopped by a signal: checkpoint and exit, skip the final evaluation
         self.replay: ReplayBuffer | None = None
         self.loop: TrainLoop | None = None
+        self.stages: StageRunner | None = None
         self.server: LearnerServer | None = None
         self.episode_returns: EpisodeReturns | None = None
         self.best_policy = BestPolicy(self.run_dir / BEST_POLICY_FILE)
@@ -133,6 +135,7 @@ class Learner:
         self.loop = TrainLoop(
             algorithm, cfg.algo, policy_config, self.replay, self._publish, cfg.train, self.checkpoint, cfg.seed
         )
+        self.stages = StageRunner(self.loop, self.checkpoint, cfg.algo)
         if cfg.demo:
             columns = load_demo_columns(cfg.demo, spec)
             if self.episode_returns:
@@ -154,6 +157,7 @@ class Learner:
             if columns is None:
                 return
         self.replay.add_online(columns)
+        self.stages.rollouts.note(columns)
         self._interventions_to_demo(columns)
         self.loop.note_received(len(columns["reward"]))
         self.stats.env_steps = self.loop.received
@@ -205,23 +209,25 @@ class Learner:
             state, _ = load_checkpoint(path)
             self.loop.algorithm.load_state_dict(state["algorithm"])
             self.loop.load_state_dict(state["train_loop"])
+            self.stages.load_state_dict(state.get("stages"))  # before the replay restore recounts rollouts
         updates, received = self.loop.updates, self.loop.received
         self.loop.received = 0
         report = restore(self.run_dir / "replay", self.replay.spec, self.store)
         self.loop.received = max(received, self.loop.received)
         for actor_id, seq in report.acked.items():
             sequences.commit(actor_id, seq)
-        log.info("resumed %s: checkpoint %s (%d updates), %d transitions in %d batches, acked %s, %d damaged",
+        log.info("resumed %s: checkpoint %s (%d updates), %d transitions in %d batches, acked %s, %d damaged; %s",
                  self.run_dir, path.name if path else "none", updates, report.transitions, report.records,
-                 report.acked, len(report.damaged))  # fmt: skip
+                 report.acked, len(report.damaged), self.stages.describe())  # fmt: skip
         return sequences
 
     def checkpoint(self, loop: TrainLoop | None = None) -> Path | None:
         if self.loop is None:
             return None
         state = {"algorithm": self.loop.algorithm.state_dict(), "train_loop": self.loop.state_dict(),
-                 "sequences": self.server.sequences.snapshot()}  # fmt: skip
-        return save_checkpoint(self.run_dir, self.loop.updates, state, config_as_dict(self.config))
+                 "sequences": self.server.sequences.snapshot(), "stages": self.stages.state_dict()}  # fmt: skip
+        updates = self.loop.offline_updates + self.loop.updates  # names must grow through every stage
+        return save_checkpoint(self.run_dir, updates, state, config_as_dict(self.config))
 
     # ---- running -------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -277,13 +283,14 @@ class Learner:
             while not self.stop.is_set() and not self.spec_ready.wait(timeout=0.5):
                 on_progress()
             if self.loop is not None:
-                self.loop.run(self.stop, on_progress)
+                self.stages.run(self.stop, on_progress)
             bar.set_postfix_str(self.progress_line(), refresh=True)
 
     def progress_line(self) -> str:
         if self.loop is None:
             return "waiting for the first actor"
-        return live_line(self.stats, self.loop.updates, self.loop.policy_version, self.replay.online_size)
+        return live_line(self.stats, self.loop.updates, self.loop.policy_version, self.replay.online_size,
+                         stage=self.stages.describe() if len(self.stages.stages) > 1 else "")  # fmt: skip
 
     def _check_stop(self, started: float, local: list[LocalActor]) -> None:
         cfg = self.config
@@ -308,7 +315,8 @@ class Learner:
             summary.update(self._publish_final_policy())
             summary.update(self._final_evaluation())
             summary.update(
-                env_steps=self.loop.received, updates=self.loop.updates, policy_version=self.loop.policy_version
+                env_steps=self.loop.received, updates=self.loop.updates, policy_version=self.loop.policy_version,
+                offline_updates=self.loop.offline_updates, stage=self.stages.describe(),
             )
             self.checkpoint()
         summary["total_time_s"] = round(time.monotonic() - started, 1)
@@ -325,7 +333,7 @@ class Learner:
         """Publish what the final evaluation runs (as a new version): the best-evaluated policy, or the last."""
         best = self.best_policy.best
         if self.config.local.final_policy == "best" and best is not None:
-            self.loop.publish(self.best_policy.best_weights.tensors)
+            self.loop.republish(self.best_policy.best_weights)
             chosen = {"evaluated_policy": f"best, {best.describe()}"}
         else:
             self.loop.publish()

@@ -56,7 +56,8 @@ def save_weights(weights: Weights, path: Path, tally: Tally) -> None:
     """Write `weights` (with what rebuilds the policy, and its evaluation tally) atomically to `path`."""
     meta = {"version": weights.version, "algorithm": weights.algorithm, "spec_hash": weights.spec_hash,
             "policy_config_json": weights.policy_config_json, "successes": tally.successes,
-            "episodes": tally.episodes}  # fmt: skip
+            "episodes": tally.episodes, "policy": weights.policy, "program": weights.program,
+            "program_config_json": weights.program_config_json}  # fmt: skip
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as handle:
         np.savez(handle, meta_json=np.array(json.dumps(meta)), **{f"tensor/{k}": v for k, v in weights.tensors.items()})
@@ -71,6 +72,9 @@ def load_weights(path: str | Path) -> tuple[Weights, Tally]:
         meta = json.loads(str(data["meta_json"]))
         tensors = {k.removeprefix("tensor/"): data[k] for k in data.files if k.startswith("tensor/")}
     weights = Weights(meta["version"], meta["algorithm"], meta["policy_config_json"], meta["spec_hash"], tensors)
+    for name in ("policy", "program", "program_config_json"):  # absent from files saved before protocol 2
+        if name in meta:
+            setattr(weights, name, meta[name])
     return weights, Tally(meta["version"], meta["successes"], meta["episodes"])
 
 

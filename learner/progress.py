@@ -78,18 +78,19 @@ class EpisodeStats:
         return True
 
 
-def live_line(stats: EpisodeStats, updates: int, version: int, replay_size: int) -> str:
-    """One-line progress summary for the terminal."""
+def live_line(stats: EpisodeStats, updates: int, version: int, replay_size: int, stage: str = "") -> str:
+    """One-line progress summary for the terminal; `stage` (e.g. "stage 2/3 rollouts 3/10 episodes") leads."""
     train = stats.success_rate(evaluation=False)
     evaluation = stats.success_rate(evaluation=True)
 
     def pct(value: float | None) -> str:
         return "  - " if value is None else f"{100 * value:3.0f}%"
 
-    return (
+    line = (
         f"env steps {stats.env_steps:>7} | updates {updates:>7} | success train {pct(train)} "
         f"eval {pct(evaluation)} | policy v{version} | replay {replay_size}"
     )
+    return f"{stage} | {line}" if stage else line
 
 
 def write_curve(stats: EpisodeStats, run_dir: Path, title: str) -> tuple[Path, Path]:

@@ -2,7 +2,8 @@
 
 The update rate follows the data: at most `utd_ratio` gradient updates per online transition received
 (so a slow robot is not over-fitted and a fast simulator is not starved), starting once
-`learning_starts` online transitions are in replay.
+`learning_starts` online transitions are in replay. Offline-stage updates (`offline_step`, driven by
+`learner.stages`) are counted apart and do not count toward that cap: it is about online data.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -23,6 +24,7 @@ from learner.algorithms.base import Algorithm
 from learner.diagnostics import Diagnostics
 from learner.replay.batches import to_torch
 from learner.replay.buffer import ReplayBuffer
+from learner.replay.spec import SamplingSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class TrainConfig:
     learning_starts: int = 200  # online transitions in replay before the first update
     publish_every: int = 25  # updates between weight publications
     checkpoint_every: int = 5000  # updates between checkpoints (0: only at the end)
-    max_updates: int = 0  # stop after this many updates (0: no limit)
+    max_updates: int = 0  # stop after this many online updates (0: no limit); offline-stage updates not counted
 
     def __post_init__(self) -> None:
         if self.utd_ratio <= 0 or self.publish_every < 1:
@@ -68,7 +70,8 @@ class TrainLoop:
         self._algorithm_name = algorithm_name
         self._policy_config_json = json.dumps(policy_config, sort_keys=True)
         self._rng = np.random.default_rng(seed)
-        self.updates = 0
+        self.updates = 0  # online updates (what the update-to-data cap and --max-updates count)
+        self.offline_updates = 0  # updates of offline stages
         self.policy_version = 0
         self.last_metrics: dict[str, float] = {}
         self.received = 0  # online transitions received (not capped by the replay capacity)
@@ -105,14 +108,26 @@ class TrainLoop:
             self._checkpoint(self)
         return True
 
-    def publish(self, tensors: dict[str, np.ndarray] | None = None) -> None:
-        """Send the current policy weights (or the given ones, e.g. the best so far) to every actor as the
-        next version."""
-        self.policy_version += 1
-        if tensors is None:
-            tensors = {
-                k: v.detach().to("cpu", copy=True).numpy() for k, v in self.algorithm.policy_state_dict().items()
-            }
+    def offline_step(self, stage: str, sampling: SamplingSpec) -> dict[str, float]:
+        """One update of offline stage `stage` on a batch sampled per `sampling`; returns its metrics."""
+        batch = to_torch(self.replay.sample(sampling, self._rng), self.algorithm.device)
+        start = time.perf_counter()
+        values = self.algorithm.offline_update(stage, batch)
+        metrics.LEARNER_UPDATE_SECONDS.observe(time.perf_counter() - start)
+        metrics.LEARNER_UPDATES.inc()
+        self.offline_updates += 1
+        if self.offline_updates % self.config.publish_every == 0:  # the dashboard follows offline losses too
+            for name, value in values.items():
+                metrics.LEARNER_TRAIN_METRIC.labels(name).set(value)
+        return values
+
+    def publish(self, policy: str = "online", version: int | None = None) -> None:
+        """Send the algorithm's named policy to every actor as the next weights version (or as `version`,
+        when a resumed rollouts stage publishes its version again)."""
+        tensors = {k: v.detach().to("cpu", copy=True).numpy()
+                   for k, v in self.algorithm.named_policy_state_dict(policy).items()}  # fmt: skip
+        program, program_config = self.algorithm.policy_program(policy)
+        self.policy_version = self.policy_version + 1 if version is None else version
         self._publish(
             Weights(
                 version=self.policy_version,
@@ -120,8 +135,20 @@ class TrainLoop:
                 policy_config_json=self._policy_config_json,
                 spec_hash=self.algorithm.spec.spec_hash,
                 tensors=tensors,
+                policy=policy,
+                program=program,
+                program_config_json=json.dumps(program_config, sort_keys=True),
             )
         )
+        self._record_metrics()
+
+    def republish(self, weights: Weights) -> None:
+        """Send earlier weights (e.g. the best evaluated) again as the next version, policy and program kept."""
+        self.policy_version += 1
+        self._publish(replace(weights, version=self.policy_version))
+        self._record_metrics()
+
+    def _record_metrics(self) -> None:
         for name, value in self.last_metrics.items():
             metrics.LEARNER_TRAIN_METRIC.labels(name).set(value)
         if self.last_metrics:
@@ -129,10 +156,13 @@ class TrainLoop:
             if len(self.history) > MAX_HISTORY:  # hours-long runs: halve the resolution, keep the whole span
                 del self.history[1::2]
 
-    def run(self, stop: threading.Event, on_progress: Callable[[], None] = lambda: None) -> None:
-        """Update until `stop` is set or max_updates is reached; waits (on an event) when data is short."""
+    def run(self, stop: threading.Event, on_progress: Callable[[], None] = lambda: None, until: int = 0) -> None:
+        """Update until `stop` is set, max_updates is reached, or (if non-zero) `until` updates are done;
+        waits (on an event) when data is short."""
         while not stop.is_set():
             if self.config.max_updates and self.updates >= self.config.max_updates:
+                return
+            if until and self.updates >= until:
                 return
             if not self.step():
                 self.data_arrived.wait(timeout=0.1)
@@ -142,6 +172,7 @@ class TrainLoop:
     def state_dict(self) -> dict:
         return {
             "updates": self.updates,
+            "offline_updates": self.offline_updates,
             "policy_version": self.policy_version,
             "received": self.received,
             "rng": self._rng.bit_generator.state,
@@ -149,6 +180,7 @@ class TrainLoop:
 
     def load_state_dict(self, state: dict) -> None:
         self.updates = int(state["updates"])
+        self.offline_updates = int(state.get("offline_updates", 0))  # absent in checkpoints from before stages
         self.policy_version = int(state["policy_version"])
         self.received = int(state["received"])
         self._rng.bit_generator.state = state["rng"]

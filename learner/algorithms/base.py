@@ -15,7 +15,7 @@ import textwrap
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -112,10 +112,6 @@ class Algorithm(abc.ABC):
     def episode_returns(self, reward: np.ndarray, terminated: np.ndarray) -> np.ndarray:
         """Discounted returns-to-go of ONE complete episode, as this algorithm values its rewards."""
         raise NotImplementedError(f"{type(self).__name__} does not use Monte-Carlo returns")
-
-    def pretrain(self, demo_batch_fn: Callable[[], Batch], steps: int) -> dict[str, float]:
-        """Optional offline phase on demonstration batches before online training; default: nothing."""
-        return {}
 
     # ---- training stages and the policies actors run ---------------------------------------------
     def stages(self) -> list[Stage]:
