@@ -80,6 +80,11 @@ ROWS: dict[str, list[PanelSpec]] = {
         ), description="Versions between the newest published policy and the one that acted."),  # fmt: skip
     ],
     "Learner": [
+        PanelSpec("Training stage", "none", (
+            ("tandem_learner_stage", "stage number"),
+            ("tandem_learner_stage_info == 1", "{{kind}} {{stage}}"),
+            ("tandem_learner_stage_done", "updates or episodes done in it"),
+        ), kind="stat", description="The algorithm's stages run in order: offline, rollouts, online."),  # fmt: skip
         PanelSpec("Updates/s", "ops", ((f"rate(tandem_learner_updates_total{RATE})", "updates/s"),)),
         PanelSpec("Update seconds p50/p99", "s", _quantiles("tandem_learner_update_seconds", "instance", "")),
         PanelSpec("Replay size", "none", (("tandem_learner_replay_size", "{{buffer}}"),)),

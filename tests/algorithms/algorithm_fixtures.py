@@ -43,3 +43,40 @@ def random_batch(spec: RobotSpec, size: int = 32, seed: int = 0) -> Batch:
         # Cal-QL's Monte-Carlo returns (the learner computes them per episode); others ignore it.
         extras={"mc_return": torch.from_numpy(rng.uniform(-100, 0, size).astype(np.float32))},
     )
+
+
+def demo_columns(spec: RobotSpec, episodes: int = 4, steps: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """Replay columns of `episodes` random demonstration episodes of `steps` steps each (the last truncated)."""
+    from common.types import transition_columns
+
+    rng, count = np.random.default_rng(seed), episodes * steps
+    columns = {}
+    for name, column in transition_columns(spec).items():
+        shape = (count,) + column.shape
+        if column.dtype == "uint8":
+            columns[name] = rng.integers(0, 256, shape, dtype=np.uint8)
+        elif column.dtype == "bool":
+            columns[name] = np.zeros(shape, bool)
+        else:
+            columns[name] = rng.uniform(-1, 1, shape).astype(column.dtype)
+    columns["episode"] = np.repeat(np.arange(episodes), steps).astype(np.int64)
+    columns["step"] = np.tile(np.arange(steps), episodes).astype(np.int32)
+    columns["truncated"] = columns["step"] == steps - 1
+    columns["policy_version"] = np.full(count, -1, np.int32)
+    return columns
+
+
+def demo_batch(algorithm, sampling, seed: int = 0) -> Batch:
+    """A torch batch sampled per `sampling` from a real replay holding only random demonstrations."""
+    from learner.replay.batches import to_torch
+    from learner.replay.buffer import ReplayBuffer
+    from learner.replay.returns import MC_RETURN, with_returns
+    from common.specs import ArraySpec
+
+    columns, extra = demo_columns(algorithm.spec, seed=seed), None
+    if algorithm.needs_episode_returns:  # the learner stores such algorithms' episodes with their returns
+        columns = with_returns(columns, algorithm.episode_returns)
+        extra = {MC_RETURN: ArraySpec(MC_RETURN, (), "float32")}
+    replay = ReplayBuffer(algorithm.spec, 64, extra_columns=extra)
+    replay.add_demo(columns)
+    return to_torch(replay.sample(sampling, np.random.default_rng(seed)), algorithm.device)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
-from algorithm_fixtures import image_spec, random_batch, random_observation, state_spec
+from algorithm_fixtures import demo_batch, image_spec, random_batch, random_observation, state_spec
 
+import tests.stage_fixture  # noqa: F401 - registers an algorithm with offline, rollouts and online stages
 from learner.algorithms import ALGORITHMS, Algorithm, SamplingSpec, config_docs, make_algorithm
+from learner.algorithms.base import STAGE_KINDS
+from learner.stages import check_stages
 
 NAMES = ALGORITHMS.names()
 
@@ -151,3 +155,34 @@ def test_images_enter_the_convolutions_channels_last_without_a_copy():
     encoder.convs[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
     encoder(torch.zeros(2, 16, 16, 3, dtype=torch.uint8))
     assert seen[0].is_contiguous(memory_format=torch.channels_last)
+
+
+# ---- training stages and named policies (the fixture algorithm has all three stage kinds) ---------------
+
+
+def test_stages_are_valid_kinds_uniquely_named_and_end_online(name):
+    stages = make_algorithm(name, state_spec()).stages()
+    check_stages(stages, name)
+    assert all(stage.kind in STAGE_KINDS and stage.length >= 0 for stage in stages)
+
+
+def test_offline_stages_take_offline_updates_on_a_demo_batch(name, spec):
+    algorithm = make_algorithm(name, spec, {"batch_size": 16}, seed=0)
+    for stage in (s for s in algorithm.stages() if s.kind == "offline"):
+        sampling = stage.sampling or dataclasses.replace(algorithm.sampling, demo_ratio=1.0)
+        for seed in range(2):
+            metrics = algorithm.offline_update(stage.name, demo_batch(algorithm, sampling, seed))
+            assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), (stage.name, metrics)
+        algorithm.end_stage(stage.name)
+
+
+def test_every_named_policy_builds_loads_strictly_and_acts_in_range(name, spec):
+    algorithm = make_algorithm(name, spec, device="cpu", seed=0)
+    policies = {"online"} | {stage.policy for stage in algorithm.stages() if stage.kind == "rollouts"}
+    for policy in sorted(policies):
+        module = type(algorithm).make_named_policy(algorithm.config, spec, policy)
+        module.load_state_dict(algorithm.named_policy_state_dict(policy), strict=True)
+        actions = module.act(random_observation(spec, 4, np.random.default_rng(0)), deterministic=True)
+        assert actions.shape == (4, spec.action_dim) and actions.abs().max() <= 1, policy
+        program, settings = algorithm.policy_program(policy)
+        assert isinstance(program, str) and program and json.loads(json.dumps(settings)) == settings, policy

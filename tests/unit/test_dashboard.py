@@ -77,7 +77,7 @@ def test_the_issue_panels_are_all_there():
     for wanted in ("actors connected", "transitions/s", "bytes/s", "spool", "staleness", "updates/s",
                    "update seconds", "replay size", "losses", "q statistics", "entropy", "gate-open",
                    "control period", "overruns", "watchdog", "interventions", "success rate",
-                   "rejected messages", "reconnects"):  # fmt: skip
+                   "rejected messages", "reconnects", "training stage"):  # fmt: skip
         assert wanted in titles, wanted
 
 
