@@ -9,8 +9,10 @@ It records its offline updates and the stages it saw end, so tests can check wha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from common.specs import RobotSpec
@@ -87,6 +89,34 @@ class StagedFixture(SAC):
         self.bc_optimizer.load_state_dict(state["bc_optimizer"])
         self.offline_updates = int(state["offline_updates"])
         self.ended_stages = list(state["ended_stages"])
+
+
+def write_fake_demo(path: Path, episodes: int = 2, steps: int = 20) -> Path:
+    """A demonstration file for the fake robot (random actions: the BC stage needs data, not skill)."""
+    from common.episodes import save_episodes
+    from common.types import Transition
+    from robots.fake import FakeRobot
+
+    spec, rng, items = FakeRobot().spec, np.random.default_rng(0), []
+    for number in range(episodes):
+        for step in range(steps):
+            obs = {key: rng.uniform(-1, 1, s.shape).astype(s.dtype) for key, s in spec.observation.items()}
+            items.append(Transition(obs, rng.uniform(-1, 1, spec.action.shape).astype(np.float32), 0.0, False,
+                                    step == steps - 1, obs, number, step))  # fmt: skip
+    return save_episodes(path, spec, items)
+
+
+def ended_episodes(run_dir: Path, version: int) -> int:
+    """Training episodes in RUN_DIR's durable replay whose last step acted with weights `version`."""
+    from learner.replay.durable import read_journal
+
+    count = 0
+    for record in read_journal(Path(run_dir) / "replay"):
+        if record.arrays is not None:
+            a = record.arrays
+            ended = (a["terminated"] | a["truncated"]) & (a["policy_version"] == version) & ~a["evaluation"]
+            count += int(ended.sum())
+    return count
 
 
 if NAME not in ALGORITHMS:  # importable twice (as a plugin and from a test) without registering twice
