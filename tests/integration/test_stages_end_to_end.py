@@ -46,3 +46,17 @@ def test_the_learner_runs_the_stages_in_order_with_a_real_actor(tmp_path, port):
     state = torch.load(final / "state.pt", weights_only=True)
     assert state["algorithm"]["ended_stages"] == ["bc", "bc_rollouts"]
     assert state["algorithm"]["offline_updates"] == 30 and state["stages"]["index"] == 2
+
+
+def test_help_lists_the_chosen_algorithms_config_fields_with_its_stage_lengths():
+    env = {**os.environ, **PLUGIN_ENV}
+    result = subprocess.run([sys.executable, "-m", "learner", "--algo", NAME, "--help"], capture_output=True,
+                            text=True, timeout=120, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    help_text = " ".join(result.stdout.split())  # click wraps long lines
+    assert f"{NAME} config fields" in help_text
+    assert "bc_updates=50 Offline behaviour-cloning updates of the BC policy" in help_text
+    assert "hidden_dims=256,256" in help_text, "defaults are written as --set takes them"
+    default = subprocess.run([sys.executable, "-m", "learner", "--help"], capture_output=True, text=True,
+                             timeout=120, env=env)  # fmt: skip
+    assert "sigent_sac config fields" in default.stdout and "bc_updates" not in default.stdout

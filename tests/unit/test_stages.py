@@ -38,15 +38,20 @@ class _Server:
         self.published.append(weights)
 
 
-def episode(version: int, steps: int = 4, evaluation: bool = False, number: int = 0) -> dict[str, np.ndarray]:
-    """Columns of one finished episode acted with weights `version`."""
+def episode_transitions(version: int, steps: int = 4, evaluation: bool = False, number: int = 0) -> list:
+    """One finished (truncated) episode acted with weights `version`."""
     rng = np.random.default_rng(number)
     items = []
     for step in range(steps):
         obs = {"state": rng.standard_normal(4).astype(np.float32)}
         items.append(Transition(obs, rng.uniform(-1, 1, 2).astype(np.float32), 0.0, False, step == steps - 1,
                                 obs, number, step, version, evaluation=evaluation))  # fmt: skip
-    return transitions_to_columns(items, SPEC)
+    return items
+
+
+def episode(version: int, evaluation: bool = False, number: int = 0) -> dict[str, np.ndarray]:
+    """The columns of `episode_transitions`, as the server hands them to `Learner.store`."""
+    return transitions_to_columns(episode_transitions(version, evaluation=evaluation, number=number), SPEC)
 
 
 def make_learner(tmp_path, overrides=SMALL, demo_steps: int = 16, **train) -> tuple[Learner, _Server]:
@@ -57,7 +62,7 @@ def make_learner(tmp_path, overrides=SMALL, demo_steps: int = 16, **train) -> tu
     learner.build(SPEC)
     learner.server = _Server()
     if demo_steps:
-        learner.replay.add_demo(episode(-1, demo_steps, number=99))
+        learner.replay.add_demo(transitions_to_columns(episode_transitions(-1, demo_steps, number=99), SPEC))
     return learner, learner.server
 
 
@@ -184,3 +189,30 @@ def test_the_runner_refuses_a_bad_declaration_before_training(tmp_path):
     with pytest.raises(StageError, match="fixture.stages"):
         runner.run(threading.Event())
     assert learner.loop.offline_updates == 0
+
+
+def test_a_resumed_rollouts_stage_recounts_its_episodes_from_the_durable_replay(tmp_path):
+    from common.types import pack_transitions
+    from learner.replay.durable import SegmentJournal
+
+    learner, server = make_learner(tmp_path, {**SMALL, "bc_rollouts": "3"})
+    thread, stop, errors = start(learner)
+    wait_until(lambda: server.published or errors, what="the rollouts stage")
+    stop.set()
+    thread.join(10)
+    journal = SegmentJournal(tmp_path / "replay", 10_000, fsync=False)  # what the server journaled meanwhile
+    for seq, (version, evaluation) in enumerate([(1, False), (1, True), (-1, False), (1, False)], start=1):
+        journal.append("a1", seq, pack_transitions(episode_transitions(version, evaluation=evaluation, number=seq)))
+    journal.close()
+
+    resumed, server = make_learner(tmp_path, {**SMALL, "bc_rollouts": "3"})
+    resumed._resume()
+    assert resumed.stages.describe() == "stage 2/3 rollouts 'bc_rollouts' 2/3 episodes"
+    thread, stop, errors = start(resumed)
+    wait_until(lambda: server.published or errors, what="the version published again")
+    assert (server.published[0].version, server.published[0].policy) == (1, "bc"), "the same version, not a new one"
+    resumed.store("a1", episode(1, number=9))
+    wait_until(lambda: resumed.loop.algorithm.ended_stages == ["bc", "bc_rollouts"] or errors, what="the stage end")
+    stop.set()
+    thread.join(10)
+    assert not errors, errors
