@@ -76,8 +76,10 @@ def _cli_value(value: object) -> str:
 @click.option("--utd", default=1.0, help="Gradient updates per online transition received.")
 @click.option("--learning-starts", default=200, help="Online transitions before the first update.")
 @click.option("--publish-every", default=25, help="Updates between weight publications.")
-@click.option("--checkpoint-every", default=5000, help="Updates between checkpoints (0: only at the end).")
-@click.option("--max-updates", default=0, help="Stop after this many updates (0: no limit).")
+@click.option("--checkpoint-every", default=5000,
+              help="Updates between checkpoints, in offline stages too (0: only at stage ends and the end).")
+@click.option("--max-updates", default=0,
+              help="Stop after this many online updates (0: no limit); offline-stage updates do not count.")
 @click.option("--max-minutes", default=0.0, help="Stop training after this much wall time (0: no limit).")
 @click.option("--metrics-port", default=9400, help="Prometheus /metrics port (0: off).")
 @click.option("--local-actor", default="", metavar="ROBOT",

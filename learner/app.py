@@ -311,9 +311,10 @@ class Learner:
 
     def _finish(self, started: float) -> dict:
         summary = {"wall_time_s": round(time.monotonic() - started, 1)}
-        if self.loop is not None:
+        if self.loop is not None and self.stages.online_started():
             summary.update(self._publish_final_policy())
             summary.update(self._final_evaluation())
+        if self.loop is not None:
             summary.update(
                 env_steps=self.loop.received, updates=self.loop.updates, policy_version=self.loop.policy_version,
                 offline_updates=self.loop.offline_updates, stage=self.stages.describe(),

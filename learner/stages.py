@@ -118,7 +118,7 @@ class StageRunner:
         check_stages(self.stages, self._algorithm_name)
         while (stage := self.current) is not None and not stop.is_set():
             self._show()
-            log.info("%s started (%s)", self.describe(), self._length_text(stage))
+            log.info("%s started%s", self.describe(), "" if stage.length else " (runs until the run stops)")
             run_stage = {"offline": self._offline, "rollouts": self._rollouts, "online": self._online}[stage.kind]
             if not run_stage(stage, stop, lambda: self._tick(on_progress)):
                 return
@@ -174,6 +174,11 @@ class StageRunner:
         return bool(stage.length) and self.done() >= stage.length
 
     # ---- progress, display, checkpoint -----------------------------------------------------------
+    def online_started(self) -> bool:
+        """Whether online training began. A run stopped before it publishes no final policy: that would be an
+        untrained network, and a newer version than a resumed rollouts stage's, which actors would then ignore."""
+        return any(stage.kind == "online" for stage in self.stages[: self.progress.index + 1])
+
     def done(self) -> int:
         """Progress inside the stage running, in its unit (updates or episodes)."""
         stage = self.current
@@ -193,10 +198,6 @@ class StageRunner:
         length = f"/{stage.length}" if stage.length else ""
         return (f"stage {self.progress.index + 1}/{len(self.stages)} {stage.kind} {stage.name!r} "
                 f"{self.done()}{length} {UNITS[stage.kind]}")  # fmt: skip
-
-    @staticmethod
-    def _length_text(stage: Stage) -> str:
-        return f"{stage.length} {UNITS[stage.kind]}" if stage.length else "until the run stops"
 
     def _show(self) -> None:
         """The stage gauges: its number (1-based, 0 once all completed), name and kind, progress."""

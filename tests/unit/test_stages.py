@@ -216,3 +216,15 @@ def test_a_resumed_rollouts_stage_recounts_its_episodes_from_the_durable_replay(
     stop.set()
     thread.join(10)
     assert not errors, errors
+
+
+def test_a_run_stopped_before_its_online_stage_publishes_no_final_policy(tmp_path):
+    """Publishing the untrained online policy then would also outdate the rollouts version a resume republishes."""
+    learner, server = make_learner(tmp_path)
+    thread, stop, errors = start(learner)
+    wait_until(lambda: server.published or errors, what="the rollouts stage")
+    stop.set()
+    thread.join(10)
+    summary = learner._finish(0.0)
+    assert [w.version for w in server.published] == [1] and "evaluated_policy" not in summary
+    assert summary["stage"] == "stage 2/3 rollouts 'bc_rollouts' 0/2 episodes"
