@@ -15,7 +15,7 @@ import threading
 
 import zmq
 
-from actor.policy import NetworkPolicy, WeightsSchemaError, build_policy
+from actor.policy import ActingPolicy, WeightsSchemaError, build_policy
 from common.codec import DecodeError, decode
 from common.protocol import Weights
 from common.specs import RobotSpec
@@ -37,7 +37,7 @@ class WeightClient:
         self._context = context or zmq.Context.instance()
         self._offered: queue.Queue[Weights] = queue.Queue(maxsize=4)
         self._lock = threading.Lock()
-        self._ready: NetworkPolicy | None = None
+        self._ready: ActingPolicy | None = None
         self._latest_version = -1
         self._stopping = threading.Event()
         self.rejected = 0
@@ -58,7 +58,7 @@ class WeightClient:
         except queue.Full:
             pass  # a newer offer or publication will follow; the latest always wins
 
-    def take_newer(self, current_version: int) -> NetworkPolicy | None:
+    def take_newer(self, current_version: int) -> ActingPolicy | None:
         """Called by the control loop at a step boundary: the ready policy if it is newer."""
         with self._lock:
             if self._ready is not None and self._ready.version > current_version:
