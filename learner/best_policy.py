@@ -56,7 +56,8 @@ def save_weights(weights: Weights, path: Path, tally: Tally) -> None:
     """Write `weights` (with what rebuilds the policy, and its evaluation tally) atomically to `path`."""
     meta = {"version": weights.version, "algorithm": weights.algorithm, "spec_hash": weights.spec_hash,
             "policy_config_json": weights.policy_config_json, "successes": tally.successes,
-            "episodes": tally.episodes}  # fmt: skip
+            "episodes": tally.episodes, "policy": weights.policy, "program": weights.program,
+            "program_config_json": weights.program_config_json}  # fmt: skip
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as handle:
         np.savez(handle, meta_json=np.array(json.dumps(meta)), **{f"tensor/{k}": v for k, v in weights.tensors.items()})
@@ -66,11 +67,13 @@ def save_weights(weights: Weights, path: Path, tally: Tally) -> None:
 
 
 def load_weights(path: str | Path) -> tuple[Weights, Tally]:
-    """Read a `save_weights` file back."""
+    """Read a `save_weights` file back (a file from before policy programs runs its policy one step at a time)."""
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta_json"]))
         tensors = {k.removeprefix("tensor/"): data[k] for k in data.files if k.startswith("tensor/")}
-    weights = Weights(meta["version"], meta["algorithm"], meta["policy_config_json"], meta["spec_hash"], tensors)
+    weights = Weights(meta["version"], meta["algorithm"], meta["policy_config_json"], meta["spec_hash"], tensors,
+                      policy=meta.get("policy", "online"), program=meta.get("program", "one_step"),
+                      program_config_json=meta.get("program_config_json", "{}"))  # fmt: skip
     return weights, Tally(meta["version"], meta["successes"], meta["episodes"])
 
 
