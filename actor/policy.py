@@ -19,6 +19,12 @@ from common.specs import RobotSpec
 from common.types import PROPOSAL_NONE, Observation
 
 
+INFERENCE_THREADS = 1
+"""Torch intra-op threads of an actor process. Batch-of-one policies gain nothing from more, and on a busy
+machine the OpenMP barriers between threads stall for whole scheduler slices: a 10-critic gated program
+took 15.8 ms (p50) with 2 threads against 0.2 ms with 1 on a loaded 2-core box (benchmarks/policy_programs.py)."""
+
+
 class PolicyOutputError(RuntimeError):
     """The policy produced a non-finite (or wrongly shaped) action."""
 
@@ -80,6 +86,7 @@ def build_policy(weights: Weights, spec: RobotSpec) -> ActingPolicy:
 
     if weights.spec_hash != spec.spec_hash:
         raise WeightsSchemaError(f"weights are for spec {weights.spec_hash}, this robot is {spec.spec_hash}")
+    torch.set_num_threads(INFERENCE_THREADS)  # the actor's torch only ever runs these policies
     algorithm = ALGORITHMS.get(weights.algorithm)
     config = config_from_overrides(weights.algorithm, json.loads(weights.policy_config_json))
     module = algorithm.make_named_policy(config, spec, weights.policy)
