@@ -1,8 +1,10 @@
 """The actor's weight client: receives versioned weights, builds a ready policy, hands it over at a step boundary.
 
 Weights arrive on the learner's PUB socket (every new version) or through the sender (the "latest
-please" answer at connect). Building and loading the network happens on this thread, so the control
-loop's swap is a reference assignment. Only the newest version is kept; older ones are ignored.
+please" answer at connect). Building and loading the network, wrapped in the policy program the
+weights name (actor/programs), happens on this thread, so the control loop's swap is a reference
+assignment (made at a step boundary, or at the next re-plan while a chunk is queued). Only the newest
+version is kept; older ones are ignored.
 With `security`, the SUB socket is a CURVE client of the learner's public key: weights signed by any
 other key never arrive (CURVE authenticates the server), so a forged publisher cannot move the robot.
 """
