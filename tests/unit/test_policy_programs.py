@@ -258,3 +258,15 @@ def test_a_gated_module_valuing_with_nan_stops_instead_of_guessing():
 
     with pytest.raises(PolicyOutputError, match="valued its proposals"):
         make_program("gated", NanGate(), SPEC, 1, "{}").act({"state": np.zeros(4, np.float32)})
+
+
+def test_an_actor_exports_program_series_from_zero_so_dashboards_show_no_gaps():
+    from common import metrics
+
+    metrics.init_actor("fresh-actor", "fake")
+    for proposal in ("single", "first", "second", "operator"):
+        labels = {"actor_id": "fresh-actor", "robot": "fake", "proposal": proposal}
+        assert metrics.REGISTRY.get_sample_value("tandem_actor_proposal_actions_total", labels) == 0.0
+    for step in ("forward", "replan", "queued"):
+        labels = {"actor_id": "fresh-actor", "robot": "fake", "step": step}
+        assert metrics.REGISTRY.get_sample_value("tandem_actor_policy_inference_seconds_count", labels) == 0.0
