@@ -10,9 +10,12 @@ An episode ends by the task (terminated), the step limit (truncated), an operato
 own success/failure reward and termination), an operator reset or e-stop (truncated), or a stop
 request. `EpisodeSummary.outcome_source` says which: task, step_limit, operator, stopped, policy_error.
 
-Training episodes take the newest policy at every step boundary. Evaluation is deterministic and
-measures one policy version: a block of `eval_episodes` holds the version it started with. An
-evaluation-only actor runs such blocks back to back (beside a training actor, or after training).
+Training episodes take the newest policy at every step boundary, except while a policy program still
+has queued actions of a chunk: then at its next re-plan (`ActingPolicy.mid_chunk`). A program's queue
+is cleared at the episode's end, when the operator intervenes and while paused or e-stopped
+(`ActingPolicy.interrupt`). Evaluation is deterministic and measures one policy version: a block of
+`eval_episodes` holds the version it started with. An evaluation-only actor runs such blocks back to
+back (beside a training actor, or after training).
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ from typing import Callable
 import numpy as np
 
 from actor.operator import Operator
-from actor.policy import PolicyOutputError, RandomPolicy
+from actor.policy import ActingPolicy, PolicyOutputError, RandomPolicy
 from actor.recorder import EpisodeRecord, Recorder
 from actor.status import Status
 from common import metrics
 from common.protocol import DEFAULT_EVAL_EPISODES, EpisodeSummary
 from common.timing import RateLimiter, Stopwatch
+from common.types import PROPOSAL_FIRST, PROPOSAL_NONE, PROPOSAL_SECOND
 from robots.base import Robot, Task
 
 log = logging.getLogger(__name__)
+PROPOSAL_LABEL = {PROPOSAL_NONE: "single", PROPOSAL_FIRST: "first", PROPOSAL_SECOND: "second"}
 
 
 @dataclass
@@ -66,7 +71,7 @@ class ActorLoop:
         robot: Robot,
         task: Task,
         submit: Callable[[object], object],
-        take_policy: Callable[[int], object | None],
+        take_policy: Callable[[int], ActingPolicy | None],
         config: LoopConfig,
         actor_id: str,
         operator: Operator | None = None,
@@ -78,7 +83,7 @@ class ActorLoop:
         self.spec = robot.spec
         self._take_policy = take_policy
         self._recorder = Recorder(submit, keep_transitions)
-        self._policy = RandomPolicy(self.spec, config.seed)
+        self._policy: ActingPolicy = RandomPolicy(self.spec, config.seed)
         self._policy_since = time.monotonic()
         self._stop = threading.Event()
         self.operator = operator or Operator(self.spec, robot.stop)
@@ -90,7 +95,9 @@ class ActorLoop:
         labels = (actor_id, self.spec.name)
         self._m_period = metrics.ACTOR_CONTROL_PERIOD.labels(*labels)
         self._m_overruns = metrics.ACTOR_CONTROL_OVERRUNS.labels(*labels)
-        self._m_inference = metrics.ACTOR_POLICY_INFERENCE.labels(*labels)
+        inference = metrics.ACTOR_POLICY_INFERENCE
+        self._m_inference = {kind: inference.labels(*labels, kind) for kind in metrics.INFERENCE_STEPS}
+        self._m_proposals = {name: metrics.ACTOR_PROPOSALS.labels(*labels, name) for name in metrics.PROPOSALS}
         self._m_version = metrics.ACTOR_POLICY_VERSION.labels(*labels)
         self._m_policy_stops = metrics.ACTOR_SAFETY_STOPS.labels(*labels, "policy_output")
         self._m_interventions = metrics.ACTOR_INTERVENTIONS.labels(*labels)
@@ -165,7 +172,7 @@ class ActorLoop:
             if not evaluation:
                 self._swap_policy()
             try:
-                normalized, intervention = self._choose_action(observation, evaluation)
+                normalized, intervention, proposal = self._choose_action(observation, evaluation)
             except PolicyOutputError as exc:
                 log.error("%s; stopping the robot and ending the episode", exc)
                 self._m_policy_stops.inc()
@@ -182,14 +189,16 @@ class ActorLoop:
             truncated = not terminated and steps >= self.task.max_steps
             self._recorder.record(
                 observation, self.spec.normalize_action(executed), reward, terminated, truncated,
-                next_observation, self._policy.version, intervention,
+                next_observation, self._policy.version, intervention, proposal,
             )  # fmt: skip
             self._m_interventions.inc(int(intervention))
+            self._m_proposals["operator" if intervention else PROPOSAL_LABEL[proposal]].inc()
             observation = next_observation
             self._show(rate)
             if terminated or truncated:
                 outcome = "task" if terminated else "step_limit"
         self.robot.stop()
+        self._policy.interrupt()  # a plan never outlives its episode
         return self._finish(outcome, reward, terminated)
 
     def _finish(self, outcome: str, reward: float, terminated: bool) -> EpisodeSummary:
@@ -207,18 +216,20 @@ class ActorLoop:
         self._on_episode(self._recorder.current, summary)
         return summary
 
-    def _choose_action(self, observation: dict[str, np.ndarray], evaluation: bool) -> tuple[np.ndarray, bool]:
-        """(normalised action, chosen by the operator?)."""
+    def _choose_action(self, observation: dict[str, np.ndarray], evaluation: bool) -> tuple[np.ndarray, bool, int]:
+        """(normalised action, chosen by the operator?, which proposal of the policy ran)."""
         if self.operator.intervening:
-            return self.operator.teleop_action(), True
+            self._policy.interrupt()  # after the operator lets go, the policy plans from where the robot is
+            return self.operator.teleop_action(), True, PROPOSAL_NONE
         with Stopwatch() as watch:
             action = self._policy.act(observation, deterministic=evaluation)
-        self._m_inference.observe(watch.seconds)
-        return action, False
+        self._m_inference[self._policy.step_kind].observe(watch.seconds)
+        return action, False, self._policy.proposal
 
     def _hold(self, rate: RateLimiter) -> None:
         """One control period of holding still (paused or e-stopped): stop again, keep the status fresh."""
         self.robot.stop()
+        self._policy.interrupt()  # the world moves on while held: no stale plan resumes afterwards
         rate.wait()
         rate.restart()  # a pause is not an overrun
         self._show(rate)
@@ -255,6 +266,8 @@ class ActorLoop:
         self._on_status(status)
 
     def _swap_policy(self) -> None:
+        if self._policy.mid_chunk:
+            return  # new weights take over at the next re-plan, never in the middle of a chunk
         newer = self._take_policy(self._policy.version)
         if newer is not None:
             self._policy = newer

@@ -1,8 +1,10 @@
 """Policies as the control loop sees them: numpy observation in, normalised action in [-1, 1] out.
 
-`NetworkPolicy` wraps the network an algorithm's `make_policy` builds (CPU, inference mode, batch of
-one). `RandomPolicy` acts before the first weights arrive. A policy that produces NaN or Inf raises
-`PolicyOutputError` instead of handing the robot garbage; the loop turns that into a stop.
+`ActingPolicy` is what the loop runs: a policy *program* (actor/programs: one step, chunked, gated,
+ensembled) around the network an algorithm's `make_named_policy` builds, or `RandomPolicy` before the
+first weights arrive. Every action leaves through `checked_action`: NaN or Inf raises `PolicyOutputError`
+instead of handing the robot garbage (the loop turns that into a stop), anything else is clipped to [-1, 1].
+`build_policy` turns a `Weights` message into a ready program; it runs on the weight client's thread.
 """
 
 from __future__ import annotations
@@ -14,21 +16,59 @@ import torch
 
 from common.protocol import Weights
 from common.specs import RobotSpec
-from common.types import Observation
+from common.types import PROPOSAL_NONE, Observation
+
+
+INFERENCE_THREADS = 1
+"""Torch intra-op threads of an actor process. Batch-of-one policies gain nothing from more, and on a busy
+machine the OpenMP barriers between threads stall for whole scheduler slices: a 10-critic gated program
+took 15.8 ms (p50) with 2 threads against 0.2 ms with 1 on a loaded 2-core box (benchmarks/policy_programs.py)."""
 
 
 class PolicyOutputError(RuntimeError):
-    """The policy produced a non-finite action."""
+    """The policy produced a non-finite (or wrongly shaped) action."""
 
 
 class WeightsSchemaError(ValueError):
     """Received weights do not match the policy network's own parameter names, shapes or dtypes."""
 
 
-class RandomPolicy:
-    """Uniform actions in [-1, 1]; what an actor does before the learner has published anything."""
+def checked_action(action: np.ndarray, shape: tuple[int, ...], version: int) -> np.ndarray:
+    """`action` (one action or a chunk of them, trailing shape `shape`) clipped to [-1, 1] as float32.
+
+    Raises PolicyOutputError if any element is NaN or Inf, or the trailing shape is not `shape`.
+    """
+    action = np.asarray(action)
+    if action.shape[action.ndim - len(shape):] != tuple(shape):
+        raise PolicyOutputError(f"policy v{version} produced shape {action.shape}, actions are {tuple(shape)}")
+    if not np.all(np.isfinite(action)):
+        raise PolicyOutputError(f"policy v{version} produced {action}")
+    return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+class ActingPolicy:
+    """What the control loop runs. After each `act`, `proposal` says which proposal ran (a `common.types`
+    PROPOSAL_* value) and `step_kind` what the step cost (`common.metrics.INFERENCE_STEPS`)."""
 
     version = -1
+    proposal = PROPOSAL_NONE
+    step_kind = "forward"
+
+    def act(self, observation: Observation, deterministic: bool = False) -> np.ndarray:
+        """The next action, normalised to [-1, 1]."""
+        raise NotImplementedError
+
+    def interrupt(self) -> None:
+        """Forget queued actions: the episode ended, the operator took over, or the robot was paused/e-stopped."""
+
+    @property
+    def mid_chunk(self) -> bool:
+        """True while queued actions remain: new weights wait for the next re-plan, never cut a chunk."""
+        return False
+
+
+class RandomPolicy(ActingPolicy):
+    """Uniform actions in [-1, 1]; what an actor does before the learner has published anything."""
 
     def __init__(self, spec: RobotSpec, seed: int = 0) -> None:
         self._shape = spec.action.shape
@@ -38,34 +78,20 @@ class RandomPolicy:
         return self._rng.uniform(-1.0, 1.0, self._shape).astype(np.float32)
 
 
-class NetworkPolicy:
-    """A torch policy network of a given weights version, run on the CPU."""
-
-    def __init__(self, module: torch.nn.Module, spec: RobotSpec, version: int) -> None:
-        self.module = module.eval()
-        self.spec = spec
-        self.version = version
-
-    @torch.inference_mode()
-    def act(self, observation: Observation, deterministic: bool = False) -> np.ndarray:
-        batch = {key: torch.from_numpy(np.ascontiguousarray(value))[None] for key, value in observation.items()}
-        action = self.module.act(batch, deterministic=deterministic)[0].numpy()
-        if not np.all(np.isfinite(action)):
-            raise PolicyOutputError(f"policy v{self.version} produced {action}")
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
-
-
-def build_policy(weights: Weights, spec: RobotSpec) -> NetworkPolicy:
-    """Build the algorithm's policy network and load `weights` after checking them against its schema."""
-    from learner.algorithms import ALGORITHMS, config_from_overrides  # torch-heavy; only when weights arrive
+def build_policy(weights: Weights, spec: RobotSpec) -> ActingPolicy:
+    """Build the named policy's network, load `weights` after checking them against its schema, and wrap it
+    in the program the weights name. Bad weights, programs or program settings raise ValueError/KeyError."""
+    from actor.programs import make_program  # torch-heavy; only when weights arrive
+    from learner.algorithms import ALGORITHMS, config_from_overrides
 
     if weights.spec_hash != spec.spec_hash:
         raise WeightsSchemaError(f"weights are for spec {weights.spec_hash}, this robot is {spec.spec_hash}")
+    torch.set_num_threads(INFERENCE_THREADS)  # the actor's torch only ever runs these policies
     algorithm = ALGORITHMS.get(weights.algorithm)
     config = config_from_overrides(weights.algorithm, json.loads(weights.policy_config_json))
-    module = algorithm.make_policy(config, spec)
+    module = algorithm.make_named_policy(config, spec, weights.policy)
     module.load_state_dict(checked_state_dict(module, weights.tensors), strict=True)
-    return NetworkPolicy(module, spec, weights.version)
+    return make_program(weights.program, module, spec, weights.version, weights.program_config_json)
 
 
 def checked_state_dict(module: torch.nn.Module, tensors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from common.protocol import EpisodeSummary
-from common.types import Observation, Transition
+from common.types import PROPOSAL_NONE, Observation, Transition
 
 
 @dataclass
@@ -58,8 +58,9 @@ class Recorder:
         next_observation: Observation,
         policy_version: int,
         intervention: bool = False,
+        proposal: int = PROPOSAL_NONE,
     ) -> Transition:
-        """Record one step; `executed_action` is normalised to [-1, 1]."""
+        """Record one step; `executed_action` is normalised to [-1, 1]; `proposal` is a PROPOSAL_* value."""
         episode = self.current
         transition = Transition(
             observation=observation,
@@ -73,6 +74,7 @@ class Recorder:
             policy_version=policy_version,
             intervention=intervention,
             evaluation=episode.evaluation,
+            proposal=proposal,
         )
         episode.steps += 1
         episode.episode_return += float(reward)

@@ -1,8 +1,10 @@
 """The actor's weight client: receives versioned weights, builds a ready policy, hands it over at a step boundary.
 
 Weights arrive on the learner's PUB socket (every new version) or through the sender (the "latest
-please" answer at connect). Building and loading the network happens on this thread, so the control
-loop's swap is a reference assignment. Only the newest version is kept; older ones are ignored.
+please" answer at connect). Building and loading the network, wrapped in the policy program the
+weights name (actor/programs), happens on this thread, so the control loop's swap is a reference
+assignment (made at a step boundary, or at the next re-plan while a chunk is queued). Only the newest
+version is kept; older ones are ignored.
 With `security`, the SUB socket is a CURVE client of the learner's public key: weights signed by any
 other key never arrive (CURVE authenticates the server), so a forged publisher cannot move the robot.
 """
@@ -15,7 +17,7 @@ import threading
 
 import zmq
 
-from actor.policy import NetworkPolicy, WeightsSchemaError, build_policy
+from actor.policy import ActingPolicy, WeightsSchemaError, build_policy
 from common.codec import DecodeError, decode
 from common.protocol import Weights
 from common.specs import RobotSpec
@@ -37,7 +39,7 @@ class WeightClient:
         self._context = context or zmq.Context.instance()
         self._offered: queue.Queue[Weights] = queue.Queue(maxsize=4)
         self._lock = threading.Lock()
-        self._ready: NetworkPolicy | None = None
+        self._ready: ActingPolicy | None = None
         self._latest_version = -1
         self._stopping = threading.Event()
         self.rejected = 0
@@ -58,7 +60,7 @@ class WeightClient:
         except queue.Full:
             pass  # a newer offer or publication will follow; the latest always wins
 
-    def take_newer(self, current_version: int) -> NetworkPolicy | None:
+    def take_newer(self, current_version: int) -> ActingPolicy | None:
         """Called by the control loop at a step boundary: the ready policy if it is newer."""
         with self._lock:
             if self._ready is not None and self._ready.version > current_version:

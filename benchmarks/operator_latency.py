@@ -23,6 +23,7 @@ import numpy as np
 from actor.console import Console
 from actor.loop import ActorLoop, LoopConfig
 from actor.operator import Operator, OperatorConfig
+from actor.policy import ActingPolicy
 from robots.sim.limo import LimoSim
 
 
@@ -42,7 +43,7 @@ class _TimedLimo(LimoSim):
         self.stops.append(time.monotonic())
 
 
-class _Spin:
+class _Spin(ActingPolicy):
     version = 1
 
     def act(self, observation, deterministic=False):

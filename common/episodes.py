@@ -8,7 +8,10 @@ Layout (version 1):
 
 Episodes are told apart by the `episode` column; actions are the executed actions normalised to
 [-1, 1]. Both `actor --record-demo` and the simulated experts write this format; `learner --demo`
-reads it. Loading never unpickles (`allow_pickle=False`) and validates every column against the spec.
+reads it. Scalar columns added to the layout later (`common.types.ADDED_COLUMNS`) may be absent from
+older files: the loader fills them with the value those files imply (e.g. `proposal` = -1: no gated
+program ran), so demos recorded before a column existed keep loading. Loading never unpickles
+(`allow_pickle=False`) and validates every column against the spec.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from common.specs import RobotSpec, SpecError
-from common.types import Transition, transition_columns
+from common.types import ADDED_COLUMNS, Transition, transition_columns, with_added_columns
 
 FORMAT_VERSION = 1
 
@@ -58,11 +61,12 @@ def load_episodes(path: str | Path) -> tuple[RobotSpec, dict[str, np.ndarray]]:
             raise SpecError(f"{path}: not a Tandem demo file of format version {FORMAT_VERSION}")
         spec = RobotSpec.from_json(str(data["spec_json"]))
         expected = transition_columns(spec)
-        missing = set(expected) - set(data.files)
+        missing = set(expected) - set(data.files) - set(ADDED_COLUMNS)
         if missing:
             raise SpecError(f"{path}: missing columns {sorted(missing)}")
-        columns = {name: data[name] for name in expected}
+        columns = {name: data[name] for name in expected if name in data.files}
     count = len(columns["reward"])
+    columns = with_added_columns(columns, count)  # a file from before a column existed
     for name, column_spec in expected.items():
         value = columns[name]
         if value.shape != (count,) + column_spec.shape or value.dtype != np.dtype(column_spec.dtype):

@@ -27,9 +27,6 @@ ACTOR_CONTROL_PERIOD = Histogram(
     "tandem_actor_control_period_seconds", "Wall time between control ticks", ACTOR, buckets=_PERIOD_BUCKETS
 )
 ACTOR_CONTROL_OVERRUNS = Counter("tandem_actor_control_overruns_total", "Control ticks that overran", ACTOR)
-ACTOR_POLICY_INFERENCE = Histogram(
-    "tandem_actor_policy_inference_seconds", "Policy forward pass time", ACTOR, buckets=_FAST_BUCKETS
-)
 ACTOR_TRANSITIONS_SENT = Counter("tandem_actor_transitions_sent_total", "Transitions sent (incl. resends)", ACTOR)
 ACTOR_TRANSITIONS_ACKED = Counter("tandem_actor_transitions_acked_total", "Transitions acked by the learner", ACTOR)
 ACTOR_TRANSITIONS_DROPPED = Counter(
@@ -52,6 +49,22 @@ ACTOR_SPOOLED = Counter(
 ACTOR_SPOOL_DEPTH = Gauge("tandem_actor_spool_transitions", "Transitions waiting in the disk spool", ACTOR)
 ACTOR_SPOOL_BYTES = Gauge("tandem_actor_spool_bytes", "Bytes of unacked batches in the disk spool", ACTOR)
 ACTOR_BATCHES_RESENT = Counter("tandem_actor_batches_resent_total", "Batches sent again after a reconnect", ACTOR)
+
+# Policy programs (actor/programs): inference time per control step and who proposed each executed action.
+# Buckets are fine from 0.1 to 50 ms, so histogram_quantile gives a readable p50/p99 of small CPU networks.
+_INFERENCE_BUCKETS = (0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01,
+                      0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)  # fmt: skip
+INFERENCE_STEPS = ("forward", "replan", "queued")
+"""`step` label: a network ran for this action / a chunk was planned / the action came from a queue."""
+ACTOR_POLICY_INFERENCE = Histogram(
+    "tandem_actor_policy_inference_seconds", "Policy program time per control step, by step kind",
+    ACTOR + ("step",), buckets=_INFERENCE_BUCKETS,
+)  # fmt: skip
+PROPOSALS = ("single", "first", "second", "operator")
+"""`proposal` label: a program without a choice / a gated program's first (BC) or second (RL) / teleop."""
+ACTOR_PROPOSALS = Counter(
+    "tandem_actor_proposal_actions_total", "Executed actions by who proposed them", ACTOR + ("proposal",)
+)
 
 # ---- learner -----------------------------------------------------------------------------------
 LEARNER_TRANSITIONS_RECEIVED = Counter(
@@ -116,6 +129,10 @@ def init_actor(actor_id: str, robot: str) -> None:
             metric.labels(*labels)
     for reason in SAFETY_STOP_REASONS:
         ACTOR_SAFETY_STOPS.labels(*labels, reason)
+    for step in INFERENCE_STEPS:
+        ACTOR_POLICY_INFERENCE.labels(*labels, step)
+    for proposal in PROPOSALS:
+        ACTOR_PROPOSALS.labels(*labels, proposal)
     for mode in EPISODE_MODES:
         for outcome in EPISODE_OUTCOMES:
             ACTOR_EPISODES.labels(*labels, outcome, mode)

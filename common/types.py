@@ -30,7 +30,14 @@ SCALAR_COLUMNS: dict[str, str] = {
     "policy_version": "int32",  # weights version that chose the action; -1 = before any weights
     "intervention": "bool",  # the operator, not the policy, chose the action
     "evaluation": "bool",  # a deterministic evaluation episode
+    "proposal": "int8",  # which proposal of a gated program ran: PROPOSAL_FIRST / _SECOND, else PROPOSAL_NONE
 }
+PROPOSAL_NONE = -1  # not a gated program's choice (a one-step, chunked or ensembled program, or the operator)
+PROPOSAL_FIRST = 0  # a gated program's first proposal ran (Q2RL: the BC policy's action)
+PROPOSAL_SECOND = 1  # a gated program's second proposal ran (Q2RL: the RL policy's action)
+ADDED_COLUMNS: dict[str, int] = {"proposal": PROPOSAL_NONE}
+"""Scalar columns added after data was first stored -> the value older data without them implies. Demo files
+and durable replay journals written before a column existed keep loading (`with_added_columns`)."""
 OBS_PREFIX = "observation/"
 NEXT_OBS_PREFIX = "next_observation/"
 ROW_PREFIX = "rows/"
@@ -51,6 +58,7 @@ class Transition:
     policy_version: int = -1
     intervention: bool = False
     evaluation: bool = False
+    proposal: int = PROPOSAL_NONE
 
     @property
     def done(self) -> bool:
@@ -86,6 +94,15 @@ def transition_columns(spec: RobotSpec) -> dict[str, ArraySpec]:
     return columns
 
 
+def with_added_columns(columns: Mapping[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+    """`columns` plus any `ADDED_COLUMNS` they lack, filled with the implied value for `count` rows."""
+    filled = dict(columns)
+    for name, default in ADDED_COLUMNS.items():
+        if name not in filled:
+            filled[name] = np.full(count, default, dtype=SCALAR_COLUMNS[name])
+    return filled
+
+
 def split_observations(columns: Mapping[str, np.ndarray], prefix: str) -> Observation:
     """The observation dict stored under `prefix` in a column mapping."""
     return {k[len(prefix):]: v for k, v in columns.items() if k.startswith(prefix)}
@@ -119,15 +136,17 @@ def unpack_transitions(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dic
     """Validate a packed batch against `spec` and expand it to per-transition columns.
 
     Raises SpecError naming the first problem (missing or extra arrays, wrong shapes or dtypes,
-    indexes out of range, non-finite floats).
+    indexes out of range, non-finite floats). A batch stored before an `ADDED_COLUMNS` column existed (a
+    durable replay journal) gets its implied value; live actors of an older protocol are refused at Hello.
     """
     row_keys = {ROW_PREFIX + key for key in spec.observation}
     expected = row_keys | {"obs_index", "next_obs_index", "action"} | set(SCALAR_COLUMNS)
-    if set(arrays) != expected:
+    if not set(arrays) <= expected or expected - set(arrays) - set(ADDED_COLUMNS):
         raise SpecError(f"batch arrays {sorted(arrays)} != expected {sorted(expected)}")
     count = arrays["action"].shape[0] if arrays["action"].ndim else 0
     if count == 0:
         raise SpecError("empty batch")
+    arrays = with_added_columns(arrays, count)
     ArraySpec("action", (count,) + spec.action.shape, "float32").validate(arrays["action"])
     if np.any(np.abs(arrays["action"]) > 1.0 + 1e-6):
         raise SpecError("normalised actions must lie in [-1, 1]")

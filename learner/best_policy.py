@@ -67,14 +67,13 @@ def save_weights(weights: Weights, path: Path, tally: Tally) -> None:
 
 
 def load_weights(path: str | Path) -> tuple[Weights, Tally]:
-    """Read a `save_weights` file back."""
+    """Read a `save_weights` file back (a file from before policy programs runs its policy one step at a time)."""
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta_json"]))
         tensors = {k.removeprefix("tensor/"): data[k] for k in data.files if k.startswith("tensor/")}
-    weights = Weights(meta["version"], meta["algorithm"], meta["policy_config_json"], meta["spec_hash"], tensors)
-    for name in ("policy", "program", "program_config_json"):  # absent from files saved before protocol 2
-        if name in meta:
-            setattr(weights, name, meta[name])
+    weights = Weights(meta["version"], meta["algorithm"], meta["policy_config_json"], meta["spec_hash"], tensors,
+                      policy=meta.get("policy", "online"), program=meta.get("program", "one_step"),
+                      program_config_json=meta.get("program_config_json", "{}"))  # fmt: skip
     return weights, Tally(meta["version"], meta["successes"], meta["episodes"])
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from actor.loop import ActorLoop, LoopConfig
+from actor.policy import ActingPolicy
 from actor.sender import Sender
 from actor.weights import WeightClient
 from common.types import Transition
@@ -75,7 +76,7 @@ def test_the_episode_ends_on_the_step_limit_with_truncation_not_termination(port
     assert not np.any(truncated & terminated)
 
 
-class _Versioned:
+class _Versioned(ActingPolicy):
     """A deterministic policy standing for one weights version."""
 
     def __init__(self, version: int) -> None:

@@ -11,7 +11,7 @@ import zmq
 from actor.sender import Sender, SenderConfig
 from actor.weights import WeightClient
 from common.codec import decode, encode
-from common.protocol import Ack, Hello, TransitionBatch, Weights, WeightsRequest, Welcome
+from common.protocol import PROTOCOL_VERSION, Ack, Hello, TransitionBatch, Weights, WeightsRequest, Welcome
 from common.transport import transitions_endpoint
 from common.types import Transition, pack_transitions
 from learner.algorithms import ALGORITHMS, config_from_overrides, config_to_dict
@@ -131,7 +131,7 @@ def test_another_protocol_version_is_refused_naming_both(server, port):
     sock.send_multipart(encode(Hello("old", SPEC.name, SPEC.spec_hash, SPEC.to_json(), protocol_version=99)))
     welcome = decode(sock.recv_multipart())
     assert isinstance(welcome, Welcome) and not welcome.accepted
-    assert "actor 99" in welcome.reason and "learner 1" in welcome.reason
+    assert "actor 99" in welcome.reason and f"learner {PROTOCOL_VERSION}" in welcome.reason
     sock.close()
 
 

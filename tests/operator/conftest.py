@@ -18,6 +18,7 @@ import pytest
 from actor.console import Console
 from actor.loop import ActorLoop, LoopConfig
 from actor.operator import Operator, OperatorConfig
+from actor.policy import ActingPolicy
 from actor.sender import Sender
 from common.protocol import EpisodeSummary, Hello
 from learner.server import LearnerServer
@@ -51,7 +52,7 @@ class ObservedLimo(LimoSim):
         return super().reset(layout)
 
 
-class SpinPolicy:
+class SpinPolicy(ActingPolicy):
     """A stand-in for learned weights: turn on the spot (never reaches the goal, never leaves the arena)."""
 
     version = 7
