@@ -11,6 +11,7 @@ from typing import Callable
 from actor.demo import record_demo
 from actor.loop import ActorLoop, LoopConfig
 from actor.operator import Operator, OperatorConfig
+from actor.pacing import Pacer, check_pacing, default_slack
 from actor.sender import Sender, SenderConfig, link_security
 from actor.spool import PauseWhenFull
 from actor.status import Status
@@ -19,6 +20,7 @@ from actor.weights import WeightClient
 from common import metrics
 from common.protocol import Hello
 from common.transport import parse_address
+from common.types import Transition
 from robots.base import ROBOTS, Robot
 
 log = logging.getLogger("actor")
@@ -42,6 +44,9 @@ class ActorOptions:
     insecure: bool = False  # plaintext even with keys (loopback only)
     pause_when_full: bool = True  # spool and queue full: stop the robot and wait (False: keep acting, drop data)
     policy_file: str = ""  # run this saved policy (e.g. a run's best_policy.npz) deterministically, no learner
+    pace_utd: float = 0.0  # lockstep with the learner: wait while sent transitions x this > its updates + slack
+    pace_slack: int = -1  # updates the actor may run ahead (-1: R x (200 + one episode + one batch), actor.pacing)
+    eval_data: bool = True  # send evaluation episodes' transitions to replay (False: only their summaries)
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
@@ -72,7 +77,8 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     task = getattr(robot, "task", None)
     if task is None:
         raise ValueError(f"robot {options.robot} has no task to run")
-    operator = Operator(spec, robot.stop, options.operator)
+    pacer = make_pacer(options, spec, task.max_steps)
+    operator = Operator(spec, _stopping_wakes(robot.stop, pacer), options.operator)
     if options.operator.record_demo:
         return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals)
     if options.policy_file:
@@ -85,17 +91,18 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     hello = Hello(options.actor_id, spec.name, spec.spec_hash, spec.to_json())
     sender = Sender(
         host, port, hello, options.sender, on_weights=weights.offer, have_version=lambda: weights.latest_version,
-        security=security,
+        security=security, on_learner_updates=pacer.on_learner_updates if pacer else None,
     ).start()
-    submit = PauseWhenFull(sender.submit, sender.room, robot.stop, lambda: loop._stop.is_set(), options.pause_when_full)
+    paused = PauseWhenFull(sender.submit, sender.room, robot.stop, lambda: loop._stop.is_set(), options.pause_when_full)
+    submit = counting_submit(paused, pacer, options.eval_data)
     try:
         with operator_terminal(operator, lambda status: _link_status(sender, status)) as on_status:
             loop = ActorLoop(robot, task, submit, weights.take_newer, options.loop, options.actor_id,
-                             operator, on_status)  # fmt: skip
-            install_signals(lambda: _stop_now(loop, robot))
+                             operator, on_status, before_training_step=pacer.wait_turn if pacer else None)  # fmt: skip
+            install_signals(lambda: _stop_now(loop, robot, pacer))
             if _refused(sender):
                 return EXIT_REFUSED
-            threading.Thread(target=_stop_on_refusal, args=(sender, loop), daemon=True).start()
+            threading.Thread(target=_stop_on_refusal, args=(sender, loop, pacer), daemon=True).start()
             with robot:
                 robot.enable()
                 summaries = loop.run()
@@ -105,6 +112,45 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
         weights.close()
         log.info("sender closed: %s", "everything acked" if flushed else f"{sender.outstanding()} unacked")
     return EXIT_REFUSED if sender.refused_reason else 0
+
+
+def make_pacer(options: ActorOptions, spec, max_episode_steps: int) -> Pacer | None:
+    """The lockstep pacer of `--pace-utd` (None without it); refuses a real robot."""
+    if not options.pace_utd:
+        return None
+    slack = options.pace_slack
+    if slack == -1:  # the default
+        slack = default_slack(options.pace_utd, max_episode_steps, options.sender.batch_size)
+    check_pacing(spec, options.pace_utd, slack)
+    log.info("paced: at most %g learner updates per transition sent, %d updates of slack", options.pace_utd, slack)
+    return Pacer(options.pace_utd, slack)
+
+
+def _stopping_wakes(stop_robot: Callable[[], None], pacer: Pacer | None) -> Callable[[], None]:
+    """The operator's stop: the robot stops at once, and a paced loop stops waiting to see the key."""
+    if pacer is None:
+        return stop_robot
+
+    def stop_and_nudge() -> None:
+        stop_robot()
+        pacer.nudge()
+
+    return stop_and_nudge
+
+
+def counting_submit(submit: Callable[[object], bool], pacer: Pacer | None,
+                    eval_data: bool) -> Callable[[object], bool]:
+    """The loop's submit: evaluation transitions left out when `eval_data` is False; what is sent is counted."""
+
+    def send(item: object) -> bool:
+        if not eval_data and isinstance(item, Transition) and item.evaluation:
+            return True  # measured, not fed to replay (the episode's summary still goes)
+        sent = submit(item)
+        if sent and pacer is not None:
+            pacer.count_sent(item)
+        return sent
+
+    return send
 
 
 def run_saved_policy(robot: Robot, task, operator: Operator, options: ActorOptions, install_signals) -> int:
@@ -132,10 +178,12 @@ def _no_learner(status: Status) -> None:
     status.learner = "off (saved policy)"
 
 
-def _stop_now(loop: ActorLoop, robot: Robot) -> None:
+def _stop_now(loop: ActorLoop, robot: Robot, pacer: Pacer | None = None) -> None:
     """Ctrl-C / SIGTERM: stop the robot at once (stop() is signal-safe), then let the loop wind down."""
     loop.request_stop()
     robot.stop()
+    if pacer is not None:
+        pacer.release()
 
 
 def _link_status(sender: Sender, status: Status) -> None:
@@ -158,9 +206,11 @@ def _refused(sender: Sender) -> bool:
     return False
 
 
-def _stop_on_refusal(sender: Sender, loop: ActorLoop) -> None:
+def _stop_on_refusal(sender: Sender, loop: ActorLoop, pacer: Pacer | None) -> None:
     sender.refused.wait()
     loop.request_stop()
+    if pacer is not None:
+        pacer.release()
 
 
 def _report(summaries: list) -> None:
