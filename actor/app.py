@@ -122,6 +122,8 @@ def make_pacer(options: ActorOptions, spec, max_episode_steps: int) -> Pacer | N
     if slack == -1:  # the default
         slack = default_slack(options.pace_utd, max_episode_steps, options.sender.batch_size)
     check_pacing(spec, options.pace_utd, slack)
+    if options.loop.eval_only:  # an evaluator beside a paced training actor: it acts, it is not paced
+        return None
     log.info("paced: at most %g learner updates per transition sent, %d updates of slack", options.pace_utd, slack)
     return Pacer(options.pace_utd, slack)
 

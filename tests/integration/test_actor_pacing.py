@@ -114,6 +114,8 @@ def test_pacing_is_refused_for_a_real_robot_and_bad_settings():
     default = make_pacer(ActorOptions("fake", "x:1", "f", pace_utd=2.0), SPEC, 20)
     assert default.slack == 2 * (200 + 20 + 32), "covers learning_starts, an episode and a batch"
     assert make_pacer(ActorOptions("fake", "x:1", "f"), SPEC, 20) is None
+    evaluator = ActorOptions("fake", "x:1", "f", loop=LoopConfig(eval_only=True), pace_utd=2.0)
+    assert make_pacer(evaluator, SPEC, 20) is None, "evaluation-only actors are not paced"
 
 
 def test_without_evaluation_data_only_training_transitions_are_sent_and_counted():
