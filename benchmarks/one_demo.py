@@ -22,10 +22,11 @@ The `comparison` profile matches runs on gradient updates AND env steps instead 
 registered algorithm (plugins included) runs to the same `--max-updates`, with the training actor paced
 in lockstep with its learner (`actor --pace-utd R`, learner `--utd R`: R updates per training env step
 from both sides, see actor.pacing) and the evaluator's transitions kept out of replay (it measures, it
-does not feed). Runs are not stopped at 100 %, so the final success of every run is at the same update
-count. Each run directory gets run_info.json: start and end (UTC), the machine load (os.getloadavg) at
-both, the parallelism and the command. comparison_report.py then writes success against env steps and
-against updates with 95 % intervals over seeds (see there).
+does not feed). Runs are not stopped at 100 %, and a final block of 20 episodes evaluates each run's
+last policy, so every run's final success is measured at the same update count. Each run directory
+gets run_info.json: start and end (UTC), the machine load (os.getloadavg) at both, the parallelism
+and the command. comparison_report.py then writes success against env steps and against updates
+with 95 % intervals over seeds (see there).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class Profile:
     max_updates: int = 0  # gradient updates per run, paced (0: wall clock only; `minutes` caps either way)
     utd: float = 2.0  # learner updates per env step (with max_updates: also the actor's --pace-utd)
     stop_at_success: bool = True  # end a run at its first 100 % block (False: every run reaches the cap)
+    final_eval: int = 0  # episodes of the last policy evaluated after training (its final success at the cap)
 
     def seeds_for(self, task: str) -> int:
         return self.task_seeds.get(task, self.seeds)
@@ -108,7 +110,7 @@ PROFILES = {
     # Matched on updates and env steps; `minutes` is only a ceiling (CQL needs ~75 at 40k updates).
     "comparison": Profile(("ball_to_goal", "slalom_go2"), REGISTERED, seeds=5, minutes=240,
                           task_seeds={"slalom_go2": 3}, max_updates=COMPARISON_UPDATES, utd=COMPARISON_UTD,
-                          stop_at_success=False),
+                          stop_at_success=False, final_eval=EVAL_EPISODES),
 }  # fmt: skip
 
 
@@ -222,7 +224,8 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
         "--seed", str(run.seed), "--port", str(free_port()), "--metrics-port", "0", "--threads", "1",
         "--utd", f"{profile.utd:g}", "--max-minutes", str(minutes),
         "--stop-at-success", "1.0" if profile.stop_at_success else "0",
-        "--stop-window", str(EVAL_EPISODES), "--final-eval", "0", "--local-actor", robot, "--eval-actor",
+        "--stop-window", str(EVAL_EPISODES), "--final-eval", str(profile.final_eval), "--final-policy", "latest",
+        "--local-actor", robot, "--eval-actor",
         "--actor-arg=--time-scale", "--actor-arg=4", "--actor-arg=--seed", f"--actor-arg={run.seed}",
         f"--actor-arg=--eval-episodes={EVAL_EPISODES}",
     ]  # fmt: skip
@@ -290,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="seeds per configuration")
     parser.add_argument("--minutes", type=float, help="wall-time budget per run (a ceiling when capped by updates)")
     parser.add_argument("--max-updates", type=int, help="gradient updates per run, paced in lockstep (0: off)")
+    parser.add_argument("--final-eval", type=int, help="episodes of the last policy evaluated after each run")
     parser.add_argument("--parallel", type=int, default=1,
                         help="runs at a time (each learner needs a core to itself to keep its update ratio)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -308,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         profile.seeds, profile.task_seeds = args.seeds, {}
     profile.minutes = args.minutes or profile.minutes
     profile.max_updates = profile.max_updates if args.max_updates is None else args.max_updates
+    profile.final_eval = profile.final_eval if args.final_eval is None else args.final_eval
     out = Path(args.out)
     runs = plan(profile, tuple(args.overrides))
     check_overrides(runs)

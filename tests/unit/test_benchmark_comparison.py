@@ -37,8 +37,10 @@ def test_an_algorithm_registered_later_joins_the_comparison(monkeypatch):
 def test_a_comparison_run_is_capped_by_updates_paced_and_not_stopped_at_100_percent(tmp_path):
     run = one_demo.plan(COMPARISON)[0]
     args = one_demo.command(run, Path("demo.npz"), tmp_path, COMPARISON.minutes, False, COMPARISON)
-    value = {flag: args[args.index(flag) + 1] for flag in ("--max-updates", "--utd", "--stop-at-success")}
-    assert value == {"--max-updates": str(one_demo.COMPARISON_UPDATES), "--utd": "2", "--stop-at-success": "0"}
+    flags = ("--max-updates", "--utd", "--stop-at-success", "--final-eval", "--final-policy")
+    value = {flag: args[args.index(flag) + 1] for flag in flags}
+    assert value == {"--max-updates": str(one_demo.COMPARISON_UPDATES), "--utd": "2", "--stop-at-success": "0",
+                     "--final-eval": "20", "--final-policy": "latest"}  # the final success is the last policy's
     assert "--actor-arg=--pace-utd=2" in args and "--actor-arg=--no-eval-data" in args
     quick = one_demo.command(run, Path("demo.npz"), tmp_path, 8, False, one_demo.PROFILES["quick"])
     assert "--max-updates" not in quick and not any("pace-utd" in a for a in quick), "other profiles unchanged"
@@ -107,7 +109,7 @@ def test_a_run_is_read_with_its_updates_curve_and_run_info(tmp_path):
 def test_a_tiny_paced_comparison_run_through_the_harness(tmp_path, capsys):
     """One real learner + paced LIMO twin actor + evaluator, capped at 40 updates: matched, recorded, reported."""
     argv = ["--profile", "comparison", "--tasks", "ball_to_goal", "--algos", "sac", "--seeds", "1",
-            "--max-updates", "40", "--minutes", "1", "--out", str(tmp_path)]  # fmt: skip
+            "--max-updates", "40", "--final-eval", "0", "--minutes", "1", "--out", str(tmp_path)]  # fmt: skip
     assert one_demo.main(argv) == 0
     run_dir = tmp_path / "ball_to_goal_sac_original_s0"
     summary = json.loads((run_dir / "summary.json").read_text())
