@@ -17,7 +17,9 @@ transitions (200 by default), the transitions in flight, and for algorithms that
 (Cal-QL's returns-to-go) the current episode. The default slack is R x (200 + one episode + one batch).
 With too small a slack, or a learner whose own `--utd` is below R, or one that has stopped, the actor
 waits: a warning names the causes every `WARN_AFTER_S`, and Ctrl-C or a stop always ends the wait.
-The learner normally ends a paced run itself (`--max-updates`), stopping its local actors.
+The run itself never hangs for good: the learner ends it (`--max-updates`, or `--max-minutes` when it
+stops updating) and stops its local actors, whose stop ends the wait.
+A restarted actor counts from 0 again, so it runs ahead until its own count catches up with the learner.
 
 Refused for a real robot: a real robot would stand mid-episode waiting for a learner, so only
 simulated robots (`spec.metadata["simulated"] == "true"`: twins and the fake robot) can be paced.
