@@ -11,7 +11,7 @@ from typing import Callable
 from actor.demo import record_demo
 from actor.loop import ActorLoop, LoopConfig
 from actor.operator import Operator, OperatorConfig
-from actor.pacing import Pacer, check_pacing, default_slack
+from actor.pacing import Pacer, check_pacing, counting_submit, default_slack, spaced_intake, stopping_wakes
 from actor.sender import Sender, SenderConfig, link_security
 from actor.spool import PauseWhenFull
 from actor.status import Status
@@ -20,7 +20,6 @@ from actor.weights import WeightClient
 from common import metrics
 from common.protocol import Hello
 from common.transport import parse_address
-from common.types import Transition
 from robots.base import ROBOTS, Robot
 
 log = logging.getLogger("actor")
@@ -47,6 +46,7 @@ class ActorOptions:
     pace_utd: float = 0.0  # lockstep with the learner: wait while sent transitions x this > its updates + slack
     pace_slack: int = -1  # updates the actor may run ahead (-1: R x (200 + one episode + one batch), actor.pacing)
     eval_data: bool = True  # send evaluation episodes' transitions to replay (False: only their summaries)
+    eval_every_updates: int = 0  # an open-ended evaluator starts a block at most once per this many learner updates
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
@@ -78,7 +78,7 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     if task is None:
         raise ValueError(f"robot {options.robot} has no task to run")
     pacer = make_pacer(options, spec, task.max_steps)
-    operator = Operator(spec, _stopping_wakes(robot.stop, pacer), options.operator)
+    operator = Operator(spec, stopping_wakes(robot.stop, pacer), options.operator)
     if options.operator.record_demo:
         return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals)
     if options.policy_file:
@@ -95,9 +95,11 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     ).start()
     paused = PauseWhenFull(sender.submit, sender.room, robot.stop, lambda: loop._stop.is_set(), options.pause_when_full)
     submit = counting_submit(paused, pacer, options.eval_data)
+    take_policy = spaced_intake(weights.take_newer, pacer, pacer.block_every) if pacer and pacer.block_every \
+        else weights.take_newer  # fmt: skip
     try:
         with operator_terminal(operator, lambda status: _link_status(sender, status)) as on_status:
-            loop = ActorLoop(robot, task, submit, weights.take_newer, options.loop, options.actor_id,
+            loop = ActorLoop(robot, task, submit, take_policy, options.loop, options.actor_id,
                              operator, on_status, before_training_step=pacer.wait_turn if pacer else None)  # fmt: skip
             install_signals(lambda: _stop_now(loop, robot, pacer))
             if _refused(sender):
@@ -115,44 +117,21 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
 
 
 def make_pacer(options: ActorOptions, spec, max_episode_steps: int) -> Pacer | None:
-    """The lockstep pacer of `--pace-utd` (None without it); refuses a real robot."""
+    """The pacer of `--pace-utd` (training actors; refused for a real robot) or of `--eval-every-updates`
+    (an open-ended evaluator: not a final evaluation of `--episodes N`, which must not wait); else None."""
+    if options.loop.eval_only:
+        every = 0 if options.loop.episodes else options.eval_every_updates
+        if every < 0:
+            raise ValueError(f"--eval-every-updates must be >= 0, got {every}")
+        return Pacer(0.0, 0, block_every=every) if every else None
     if not options.pace_utd:
         return None
     slack = options.pace_slack
     if slack == -1:  # the default
         slack = default_slack(options.pace_utd, max_episode_steps, options.sender.batch_size)
     check_pacing(spec, options.pace_utd, slack)
-    if options.loop.eval_only:  # an evaluator beside a paced training actor: it acts, it is not paced
-        return None
     log.info("paced: at most %g learner updates per transition sent, %d updates of slack", options.pace_utd, slack)
     return Pacer(options.pace_utd, slack)
-
-
-def _stopping_wakes(stop_robot: Callable[[], None], pacer: Pacer | None) -> Callable[[], None]:
-    """The operator's stop: the robot stops at once, and a paced loop stops waiting to see the key."""
-    if pacer is None:
-        return stop_robot
-
-    def stop_and_nudge() -> None:
-        stop_robot()
-        pacer.nudge()
-
-    return stop_and_nudge
-
-
-def counting_submit(submit: Callable[[object], bool], pacer: Pacer | None,
-                    eval_data: bool) -> Callable[[object], bool]:
-    """The loop's submit: evaluation transitions left out when `eval_data` is False; what is sent is counted."""
-
-    def send(item: object) -> bool:
-        if not eval_data and isinstance(item, Transition) and item.evaluation:
-            return True  # measured, not fed to replay (the episode's summary still goes)
-        sent = submit(item)
-        if sent and pacer is not None:
-            pacer.count_sent(item)
-        return sent
-
-    return send
 
 
 def run_saved_policy(robot: Robot, task, operator: Operator, options: ActorOptions, install_signals) -> int:

@@ -21,6 +21,13 @@ The run itself never hangs for good: the learner ends it (`--max-updates`, or `-
 stops updating) and stops its local actors, whose stop ends the wait.
 A restarted actor counts from 0 again, so it runs ahead until its own count catches up with the learner.
 
+Evaluation on the same grid (`--eval-every-updates N`): an open-ended evaluator beside a paced actor
+starts a block only at the learner's next multiple of N updates after its previous block began, so a
+slow algorithm is not evaluated more often per update than a fast one (more blocks would also give it
+more chances at a lucky all-success block). A block that lasts longer than N updates makes that run's
+grid coarser. An evaluator asks for a newer policy only at a block's start (and while waiting for the
+first weights, which is not held back), so the wait is in its policy intake.
+
 Refused for a real robot: a real robot would stand mid-episode waiting for a learner, so only
 simulated robots (`spec.metadata["simulated"] == "true"`: twins and the fake robot) can be paced.
 """
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 from common.specs import RobotSpec
 from common.types import Transition
@@ -56,12 +64,13 @@ def default_slack(ratio: float, max_episode_steps: int, batch_size: int) -> int:
 class Pacer:
     """Counts the transitions this actor sends and holds the control loop while it is ahead of the learner."""
 
-    def __init__(self, ratio: float, slack: int) -> None:
-        self.ratio, self.slack = ratio, slack
+    def __init__(self, ratio: float, slack: int, block_every: int = 0) -> None:
+        self.ratio, self.slack = ratio, slack  # ratio 0: the actor's steps are not paced
+        self.block_every = block_every  # an evaluator's block grid in learner updates (0: none)
         self.sent = 0  # transitions handed to the sender
         self.learner_updates = 0  # the newest count an ack brought
         self.waits = 0  # step boundaries at which the actor had to wait
-        self.waiting = False  # the control loop is waiting for the learner now
+        self.waiting = False  # the control loop is waiting for the learner now (either wait)
         self._changed = threading.Condition()
         self._released = False  # stopping: never wait again
         self._nudged = False  # an operator key: end this wait so the loop can look at it
@@ -95,6 +104,15 @@ class Pacer:
         """True while sent x R > learner updates + slack."""
         return self.sent * self.ratio > self.learner_updates + self.slack
 
+    def wait_for_updates(self, target: int) -> bool:
+        """Wait until the learner reports at least `target` updates; False if released (stopping) first."""
+        with self._changed:
+            self.waiting = True
+            while self.learner_updates < target and not self._released:
+                self._changed.wait()
+            self.waiting = False
+            return not self._released
+
     def wait_turn(self) -> bool:
         """At a training step boundary: wait while ahead of the learner. Returns whether it waited."""
         with self._changed:
@@ -108,3 +126,45 @@ class Pacer:
                                 self.sent, self.ratio, self.learner_updates, self.slack, self.ratio)  # fmt: skip
             self._nudged = self.waiting = False
             return True
+
+
+def spaced_intake(take_newer: Callable[[int], object], pacer: Pacer, every: int) -> Callable[[int], object]:
+    """An evaluator's policy intake on a grid of `every` learner updates (see the module docstring)."""
+    next_block = 0
+
+    def take(version: int) -> object:
+        nonlocal next_block
+        if version >= 0:  # holding a policy: this is a block's start
+            if not pacer.wait_for_updates(next_block):
+                return None  # stopping
+            next_block = (pacer.learner_updates // every + 1) * every
+        return take_newer(version)
+
+    return take
+
+
+def stopping_wakes(stop_robot: Callable[[], None], pacer: Pacer | None) -> Callable[[], None]:
+    """The operator's stop: the robot stops at once, and a paced loop stops waiting to see the key."""
+    if pacer is None:
+        return stop_robot
+
+    def stop_and_nudge() -> None:
+        stop_robot()
+        pacer.nudge()
+
+    return stop_and_nudge
+
+
+def counting_submit(submit: Callable[[object], bool], pacer: Pacer | None,
+                    eval_data: bool) -> Callable[[object], bool]:
+    """The loop's submit: evaluation transitions left out when `eval_data` is False; what is sent is counted."""
+
+    def send(item: object) -> bool:
+        if not eval_data and isinstance(item, Transition) and item.evaluation:
+            return True  # measured, not fed to replay (the episode's summary still goes)
+        sent = submit(item)
+        if sent and pacer is not None:
+            pacer.count_sent(item)
+        return sent
+
+    return send

@@ -22,7 +22,8 @@ The `comparison` profile matches runs on gradient updates AND env steps instead 
 registered algorithm (plugins included) runs to the same `--max-updates`, with the training actor paced
 in lockstep with its learner (`actor --pace-utd R`, learner `--utd R`: R updates per training env step
 from both sides, see actor.pacing) and the evaluator's transitions kept out of replay (it measures, it
-does not feed). Runs are not stopped at 100 %, and a final block of 20 episodes evaluates each run's
+does not feed) and evaluating on a grid of learner updates (`actor --eval-every-updates`), the same
+for every algorithm. Runs are not stopped at 100 %, and a final block of 20 episodes evaluates each run's
 last policy, so every run's final success is measured at the same update count. Each run directory
 gets run_info.json: start and end (UTC), the machine load (os.getloadavg) at both, the parallelism
 and the command. comparison_report.py then writes success against env steps and against updates
@@ -78,6 +79,10 @@ FAST = ("batch_size=128", "hidden_dims=128,128")
 # 54k on the fast day. Cost on this 2-core box, two runs at a time: CQL ~75 min, Cal-QL ~55, RLPD ~20.
 COMPARISON_UPDATES = 40_000
 COMPARISON_UTD = 2.0  # updates per training env step: the learner's --utd and the actor's --pace-utd
+# The evaluator starts a block at most once per this many updates, on the same grid for every algorithm (a
+# slow one would otherwise be evaluated ~8x as often per update: a finer curve and more chances at a lucky
+# 20/20). 20 points over the budget; a LIMO block lasts 12-50 s, i.e. 1-4k updates of a data-bound learner.
+COMPARISON_EVAL_EVERY = COMPARISON_UPDATES // 20
 
 
 @dataclass
@@ -96,6 +101,7 @@ class Profile:
     utd: float = 2.0  # learner updates per env step (with max_updates: also the actor's --pace-utd)
     stop_at_success: bool = True  # end a run at its first 100 % block (False: every run reaches the cap)
     final_eval: int = 0  # episodes of the last policy evaluated after training (its final success at the cap)
+    eval_every_updates: int = 0  # the evaluator's block grid in learner updates (0: blocks back to back)
 
     def seeds_for(self, task: str) -> int:
         return self.task_seeds.get(task, self.seeds)
@@ -110,7 +116,7 @@ PROFILES = {
     # Matched on updates and env steps; `minutes` is only a ceiling (CQL needs ~75 at 40k updates).
     "comparison": Profile(("ball_to_goal", "slalom_go2"), REGISTERED, seeds=5, minutes=240,
                           task_seeds={"slalom_go2": 3}, max_updates=COMPARISON_UPDATES, utd=COMPARISON_UTD,
-                          stop_at_success=False, final_eval=EVAL_EPISODES),
+                          stop_at_success=False, final_eval=EVAL_EPISODES, eval_every_updates=COMPARISON_EVAL_EVERY),
 }  # fmt: skip
 
 
@@ -232,6 +238,8 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
     if profile.max_updates:  # lockstep: R updates per training env step; evaluation measures, it does not feed
         args += ["--max-updates", str(profile.max_updates), f"--actor-arg=--pace-utd={profile.utd:g}",
                  "--actor-arg=--no-eval-data"]  # fmt: skip
+    if profile.eval_every_updates:
+        args.append(f"--actor-arg=--eval-every-updates={profile.eval_every_updates}")
     if images:
         args += ["--actor-arg=-o", "--actor-arg=observation=image"]
     for override in run.overrides:

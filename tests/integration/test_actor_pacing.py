@@ -15,18 +15,19 @@ import threading
 import numpy as np
 import pytest
 
-from actor.app import ActorOptions, _stop_now, _stopping_wakes, counting_submit, make_pacer
+from actor.app import ActorOptions, _stop_now, make_pacer
 from actor.loop import ActorLoop, LoopConfig
 from actor.operator import Operator
-from actor.pacing import Pacer
+from actor.pacing import Pacer, counting_submit, spaced_intake, stopping_wakes
 from actor.sender import Sender, SenderConfig
+from actor.weights import WeightClient
 from common.protocol import EpisodeSummary
 from common.types import Transition
 from learner.server import LearnerServer
 from robots.fake import FakeRobot
 from robots.limo import make_limo_driver_spec
 from tests.conftest import wait_until
-from tests.integration.test_transport import SPEC, Store, hello
+from tests.integration.test_transport import SPEC, Store, hello, make_weights
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -43,7 +44,7 @@ class PacedActor:
         self.sender = Sender("127.0.0.1", port, hello("paced"), SenderConfig(batch_size=4, flush_interval_s=0.05),
                              on_learner_updates=self.pacer.on_learner_updates).start()  # fmt: skip
         self.robot = FakeRobot(seed=3, max_steps=7)
-        self.operator = Operator(SPEC, _stopping_wakes(self.robot.stop, self.pacer))
+        self.operator = Operator(SPEC, stopping_wakes(self.robot.stop, self.pacer))
         submit = counting_submit(self.sender.submit, self.pacer, eval_data=True)
         self.loop = ActorLoop(self.robot, self.robot.task, submit, lambda _v: None, LoopConfig(time_scale=50.0),
                               "paced", self.operator, before_training_step=self.pacer.wait_turn)  # fmt: skip
@@ -58,8 +59,8 @@ class PacedActor:
         return len(self.store.markers("paced"))
 
     def waiting_with_everything_stored(self) -> bool:
-        """The loop waits for the learner and every transition it sent is in the learner's replay."""
-        return self.pacer.waiting and self.stored() == self.pacer.sent
+        """The loop waits for the learner, rightly (not just woken), and all it sent is in the learner's replay."""
+        return self.pacer.waiting and self.pacer.ahead() and self.stored() == self.pacer.sent
 
     def close(self) -> None:
         _stop_now(self.loop, self.robot, self.pacer)  # what Ctrl-C does
@@ -104,6 +105,44 @@ def test_an_e_stop_ends_the_wait_and_the_episode_while_the_learner_never_updates
     assert not actor.runner.is_alive()
 
 
+def test_an_evaluator_starts_its_blocks_on_a_grid_of_learner_updates_with_the_newest_policy(port):
+    learner_updates, every = [0], 10
+    server = LearnerServer("127.0.0.1", port, SPEC, Store(), updates=lambda: learner_updates[0]).start()
+    client = WeightClient("127.0.0.1", port, SPEC).start()
+    pacer = Pacer(0.0, 0, block_every=every)
+    sender = Sender("127.0.0.1", port, hello("eval"), on_weights=client.offer,
+                    on_learner_updates=pacer.on_learner_updates).start()  # fmt: skip
+    robot = FakeRobot(seed=4, max_steps=5)
+    loop = ActorLoop(robot, robot.task, sender.submit, spaced_intake(client.take_newer, pacer, every),
+                     LoopConfig(eval_only=True, eval_episodes=2, time_scale=50.0), "eval")  # fmt: skip
+
+    def run() -> None:
+        with robot:
+            robot.enable()
+            loop.run()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        server.publish(make_weights(1))
+        for blocks, (updates, version) in enumerate(((15, 2), (20, 3)), start=1):
+            wait_until(lambda: len(loop.summaries) == 2 * blocks and pacer.waiting, what=f"block {blocks} done")
+            server.publish(make_weights(version))  # a newer policy alone does not start a block
+            wait_until(lambda: client.latest_version == version, what=f"weights v{version} at the actor")
+            learner_updates[0] = updates  # the grid point (10, then 20) reached: the next block takes v{version}
+            wait_until(lambda: len(loop.summaries) == 2 * blocks + 2, what=f"block {blocks + 1}")
+            assert [s.policy_version for s in loop.summaries[-2:]] == [version, version]
+            assert pacer.learner_updates == updates
+        assert [s.policy_version for s in loop.summaries] == [1, 1, 2, 2, 3, 3]
+    finally:
+        _stop_now(loop, robot, pacer)
+        runner.join(timeout=10)
+        sender.close(flush_timeout_s=5)
+        client.close()
+        server.close()
+    assert not runner.is_alive()
+
+
 def test_pacing_is_refused_for_a_real_robot_and_bad_settings():
     options = ActorOptions(robot="limo", learner="127.0.0.1:5555", actor_id="limo", pace_utd=2.0)
     with pytest.raises(ValueError, match="only for simulated robots"):
@@ -116,6 +155,10 @@ def test_pacing_is_refused_for_a_real_robot_and_bad_settings():
     assert make_pacer(ActorOptions("fake", "x:1", "f"), SPEC, 20) is None
     evaluator = ActorOptions("fake", "x:1", "f", loop=LoopConfig(eval_only=True), pace_utd=2.0)
     assert make_pacer(evaluator, SPEC, 20) is None, "evaluation-only actors are not paced"
+    evaluator.eval_every_updates = 500
+    assert make_pacer(evaluator, SPEC, 20).block_every == 500, "an open-ended evaluator's blocks are spaced"
+    evaluator.loop = LoopConfig(eval_only=True, episodes=20)
+    assert make_pacer(evaluator, SPEC, 20) is None, "a final evaluation of N episodes never waits"
 
 
 def test_without_evaluation_data_only_training_transitions_are_sent_and_counted():

@@ -42,6 +42,7 @@ def test_a_comparison_run_is_capped_by_updates_paced_and_not_stopped_at_100_perc
     assert value == {"--max-updates": str(one_demo.COMPARISON_UPDATES), "--utd": "2", "--stop-at-success": "0",
                      "--final-eval": "20", "--final-policy": "latest"}  # the final success is the last policy's
     assert "--actor-arg=--pace-utd=2" in args and "--actor-arg=--no-eval-data" in args
+    assert "--actor-arg=--eval-every-updates=2000" in args, "every algorithm evaluated on the same update grid"
     quick = one_demo.command(run, Path("demo.npz"), tmp_path, 8, False, one_demo.PROFILES["quick"])
     assert "--max-updates" not in quick and not any("pace-utd" in a for a in quick), "other profiles unchanged"
 
