@@ -109,6 +109,9 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
                 robot.enable()
                 summaries = loop.run()
         _report(summaries)
+        if pacer is not None:
+            log.info("paced: %d waits for the learner; %d transitions sent, learner at %d updates", pacer.waits,
+                     pacer.sent, pacer.learner_updates)  # fmt: skip
     finally:
         flushed = sender.close()
         weights.close()

@@ -69,7 +69,7 @@ class Pacer:
         self.block_every = block_every  # an evaluator's block grid in learner updates (0: none)
         self.sent = 0  # transitions handed to the sender
         self.learner_updates = 0  # the newest count an ack brought
-        self.waits = 0  # step boundaries at which the actor had to wait
+        self.waits = 0  # times the actor had to wait (at a step boundary, or an evaluator before a block)
         self.waiting = False  # the control loop is waiting for the learner now (either wait)
         self._changed = threading.Condition()
         self._released = False  # stopping: never wait again
@@ -108,6 +108,7 @@ class Pacer:
         """Wait until the learner reports at least `target` updates; False if released (stopping) first."""
         with self._changed:
             self.waiting = True
+            self.waits += self.learner_updates < target
             while self.learner_updates < target and not self._released:
                 self._changed.wait()
             self.waiting = False
