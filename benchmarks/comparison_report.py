@@ -7,7 +7,8 @@ comparison_curves.png (a row per task: success against env steps, and against up
 Intervals are 95 % Student-t intervals over seeds: mean +- t(0.975, n - 1) x s / sqrt(n). With the 3-5
 seeds of a comparison a percentile bootstrap is too narrow (it can never reach past the seeds' own
 range); the t interval is the usual small-sample choice. It assumes roughly normal per-seed values,
-which success rates near 0 or 1 are not, so plots clip the band to [0, 1] (the CSV keeps it unclipped).
+which success rates near 0 or 1 are not, so the plots and the Markdown table clip it to [0, 1] (the CSVs
+keep it unclipped).
 One seed has no interval (NaN).
 
 A run's success at an env step (or update count) is that of its latest evaluation block before it: 0
@@ -124,7 +125,7 @@ def markdown(rows: list[dict]) -> str:
              "(median) | min per run | load | parallel |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         interval = "" if math.isnan(r["final_success_low"]) else \
-            f" [{r['final_success_low']:.0%}, {r['final_success_high']:.0%}]"
+            f" [{max(r['final_success_low'], 0):.0%}, {min(r['final_success_high'], 1):.0%}]"
         each = ", ".join(f"{int(s):,}" for s in r["env_steps_to_100_each"].split())
         to_100 = f"{r['env_steps_to_100_median']:,.0f}; {each}" if r["seeds_at_100"] else "never"
         updates_100 = f"{r['updates_to_100_median']:,.0f}" if r["seeds_at_100"] else "–"

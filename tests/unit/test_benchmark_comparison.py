@@ -84,7 +84,7 @@ def test_the_report_gives_final_success_and_curves_with_their_intervals_and_the_
     assert band["high"][4] == pytest.approx(0.8 + half) and band["high"][2] == pytest.approx(0.4 + half / 2)
     paths, table = write_comparison(results, tmp_path)
     assert "| ball_to_goal | sigent_sac | 3 |" in table
-    assert f"80% [{0.8 - half:.0%}, {0.8 + half:.0%}]" in table and "| sac | 1 |" in table
+    assert f"80% [{0.8 - half:.0%}, 100%]" in table and "| sac | 1 |" in table, "clipped to [0, 1] in the table"
     with (tmp_path / "comparison_curves.csv").open() as handle:
         curves = list(csv.DictReader(handle))
     assert {(r["configuration"], r["axis"]) for r in curves} == {
