@@ -11,6 +11,7 @@ from typing import Callable
 from actor.demo import record_demo
 from actor.loop import ActorLoop, LoopConfig
 from actor.operator import Operator, OperatorConfig
+from actor.pacing import Pacer, check_pacing, counting_submit, default_slack, spaced_intake, stopping_wakes
 from actor.sender import Sender, SenderConfig, link_security
 from actor.spool import PauseWhenFull
 from actor.status import Status
@@ -42,6 +43,10 @@ class ActorOptions:
     insecure: bool = False  # plaintext even with keys (loopback only)
     pause_when_full: bool = True  # spool and queue full: stop the robot and wait (False: keep acting, drop data)
     policy_file: str = ""  # run this saved policy (e.g. a run's best_policy.npz) deterministically, no learner
+    pace_utd: float = 0.0  # lockstep with the learner: wait while sent transitions x this > its updates + slack
+    pace_slack: int = -1  # updates the actor may run ahead (-1: R x (200 + one episode + one batch), actor.pacing)
+    eval_data: bool = True  # send evaluation episodes' transitions to replay (False: only their summaries)
+    eval_every_updates: int = 0  # an open-ended evaluator starts a block at most once per this many learner updates
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
@@ -72,7 +77,8 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     task = getattr(robot, "task", None)
     if task is None:
         raise ValueError(f"robot {options.robot} has no task to run")
-    operator = Operator(spec, robot.stop, options.operator)
+    pacer = make_pacer(options, spec, task.max_steps)
+    operator = Operator(spec, stopping_wakes(robot.stop, pacer), options.operator)
     if options.operator.record_demo:
         return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals)
     if options.policy_file:
@@ -85,26 +91,50 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     hello = Hello(options.actor_id, spec.name, spec.spec_hash, spec.to_json())
     sender = Sender(
         host, port, hello, options.sender, on_weights=weights.offer, have_version=lambda: weights.latest_version,
-        security=security,
+        security=security, on_learner_updates=pacer.on_learner_updates if pacer else None,
     ).start()
-    submit = PauseWhenFull(sender.submit, sender.room, robot.stop, lambda: loop._stop.is_set(), options.pause_when_full)
+    paused = PauseWhenFull(sender.submit, sender.room, robot.stop, lambda: loop._stop.is_set(), options.pause_when_full)
+    submit = counting_submit(paused, pacer, options.eval_data)
+    take_policy = spaced_intake(weights.take_newer, pacer, pacer.block_every) if pacer and pacer.block_every \
+        else weights.take_newer  # fmt: skip
     try:
         with operator_terminal(operator, lambda status: _link_status(sender, status)) as on_status:
-            loop = ActorLoop(robot, task, submit, weights.take_newer, options.loop, options.actor_id,
-                             operator, on_status)  # fmt: skip
-            install_signals(lambda: _stop_now(loop, robot))
+            loop = ActorLoop(robot, task, submit, take_policy, options.loop, options.actor_id,
+                             operator, on_status, before_training_step=pacer.wait_turn if pacer else None)  # fmt: skip
+            install_signals(lambda: _stop_now(loop, robot, pacer))
             if _refused(sender):
                 return EXIT_REFUSED
-            threading.Thread(target=_stop_on_refusal, args=(sender, loop), daemon=True).start()
+            threading.Thread(target=_stop_on_refusal, args=(sender, loop, pacer), daemon=True).start()
             with robot:
                 robot.enable()
                 summaries = loop.run()
         _report(summaries)
+        if pacer is not None:
+            log.info("paced: %d waits for the learner; %d transitions sent, learner at %d updates", pacer.waits,
+                     pacer.sent, pacer.learner_updates)  # fmt: skip
     finally:
         flushed = sender.close()
         weights.close()
         log.info("sender closed: %s", "everything acked" if flushed else f"{sender.outstanding()} unacked")
     return EXIT_REFUSED if sender.refused_reason else 0
+
+
+def make_pacer(options: ActorOptions, spec, max_episode_steps: int) -> Pacer | None:
+    """The pacer of `--pace-utd` (training actors; refused for a real robot) or of `--eval-every-updates`
+    (an open-ended evaluator: not a final evaluation of `--episodes N`, which must not wait); else None."""
+    if options.loop.eval_only:
+        every = 0 if options.loop.episodes else options.eval_every_updates
+        if every < 0:
+            raise ValueError(f"--eval-every-updates must be >= 0, got {every}")
+        return Pacer(0.0, 0, block_every=every) if every else None
+    if not options.pace_utd:
+        return None
+    slack = options.pace_slack
+    if slack == -1:  # the default
+        slack = default_slack(options.pace_utd, max_episode_steps, options.sender.batch_size)
+    check_pacing(spec, options.pace_utd, slack)
+    log.info("paced: at most %g learner updates per transition sent, %d updates of slack", options.pace_utd, slack)
+    return Pacer(options.pace_utd, slack)
 
 
 def run_saved_policy(robot: Robot, task, operator: Operator, options: ActorOptions, install_signals) -> int:
@@ -132,10 +162,12 @@ def _no_learner(status: Status) -> None:
     status.learner = "off (saved policy)"
 
 
-def _stop_now(loop: ActorLoop, robot: Robot) -> None:
+def _stop_now(loop: ActorLoop, robot: Robot, pacer: Pacer | None = None) -> None:
     """Ctrl-C / SIGTERM: stop the robot at once (stop() is signal-safe), then let the loop wind down."""
     loop.request_stop()
     robot.stop()
+    if pacer is not None:
+        pacer.release()
 
 
 def _link_status(sender: Sender, status: Status) -> None:
@@ -158,9 +190,11 @@ def _refused(sender: Sender) -> bool:
     return False
 
 
-def _stop_on_refusal(sender: Sender, loop: ActorLoop) -> None:
+def _stop_on_refusal(sender: Sender, loop: ActorLoop, pacer: Pacer | None) -> None:
     sender.refused.wait()
     loop.request_stop()
+    if pacer is not None:
+        pacer.release()
 
 
 def _report(summaries: list) -> None:

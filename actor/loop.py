@@ -63,7 +63,9 @@ class ActorLoop:
     """Runs episodes of `task` on `robot`, acting with the newest policy `take_policy` offers.
 
     `operator` (optional) brings the operator's keys in; `on_status` receives a `Status` every step;
-    `on_episode` receives each finished episode's record (with its transitions when `keep_transitions`).
+    `on_episode` receives each finished episode's record (with its transitions when `keep_transitions`);
+    `before_training_step` runs at every training step boundary and returns whether it waited (lockstep
+    pacing, `actor.pacing`), so the wait is not counted as a control-period overrun.
     """
 
     def __init__(
@@ -78,8 +80,10 @@ class ActorLoop:
         on_status: Callable[[Status], None] | None = None,
         on_episode: Callable[[EpisodeRecord, EpisodeSummary], None] | None = None,
         keep_transitions: bool = False,
+        before_training_step: Callable[[], bool] | None = None,
     ) -> None:
         self.robot, self.task, self.config = robot, task, config
+        self._before_training_step = before_training_step or (lambda: False)
         self.spec = robot.spec
         self._take_policy = take_policy
         self._recorder = Recorder(submit, keep_transitions)
@@ -162,6 +166,8 @@ class ActorLoop:
         rate = RateLimiter(self.spec.control_hz, self.config.time_scale)
         outcome, reward, terminated = None, 0.0, False
         while outcome is None:
+            if not evaluation and self._before_training_step():
+                rate.restart()  # waited for the learner (pacing): not an overrun; stop and keys are checked next
             outcome = "stopped" if self._stop.is_set() else self.operator.take_end()
             if outcome:
                 break

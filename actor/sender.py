@@ -89,6 +89,7 @@ class Sender:
         context: zmq.Context | None = None,
         have_version: Callable[[], int] = lambda: -1,
         security: LinkSecurity | None = None,
+        on_learner_updates: Callable[[int], None] | None = None,
     ) -> None:
         self.config = config or SenderConfig()
         self._endpoint = transitions_endpoint(host, port)
@@ -96,6 +97,7 @@ class Sender:
         self._hello = hello
         self._on_weights = on_weights or (lambda _w: None)
         self._have_version = have_version  # the weight client's newest version, for "latest please"
+        self._on_learner_updates = on_learner_updates or (lambda _n: None)  # each ack's update count (pacing)
         self._context = context or zmq.Context.instance()
         self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
         self._unacked = UnackedBatches()
@@ -248,6 +250,7 @@ class Sender:
             self._on_welcome(message)
         elif isinstance(message, Ack):
             self._release(message.seq)
+            self._on_learner_updates(message.learner_updates)
         elif isinstance(message, Weights):
             self._on_weights(message)
 

@@ -8,6 +8,7 @@
     python -m benchmarks.one_demo --profile quick --out DIR --report-only      # re-read finished runs in DIR
     python -m benchmarks.one_demo --profile learning_check --out DIR --keep-finished  # train only what is missing
     python -m benchmarks.one_demo --profile learning_check --algos sigent_sac --set ood_batch_fraction=0.5
+    python -m benchmarks.one_demo --profile comparison --parallel 2 --keep-finished --out DIR   # matched on updates
 
 Every run is `learner --local-actor ROBOT`: a real learner process that starts a real actor process
 of the robot's MuJoCo twin and trains over ZeroMQ, and a second actor (`--eval-actor`) that runs
@@ -16,6 +17,17 @@ actor only trains. Per run (from the learner's episodes.csv and train_metrics.cs
 evaluation block first reached 100 % success, the success curve, Q-value oscillation, OOD action
 ratio, and the learned policy's mean completion steps beside the demonstration's. Writes
 results.csv and PNG plots into --out. Tasks whose twin or demo is not installed are skipped, saying so.
+
+The `comparison` profile matches runs on gradient updates AND env steps instead of wall clock: every
+registered algorithm (plugins included) runs to the same `--max-updates`, with the training actor paced
+in lockstep with its learner (`actor --pace-utd R`, learner `--utd R`: R updates per training env step
+from both sides, see actor.pacing) and the evaluator's transitions kept out of replay (it measures, it
+does not feed) and evaluating on a grid of learner updates (`actor --eval-every-updates`), the same
+for every algorithm. Runs are not stopped at 100 %, and a final block of 20 episodes evaluates each run's
+last policy, so every run's final success is measured at the same update count. Each run directory
+gets run_info.json: start and end (UTC), the machine load (os.getloadavg) at both, the parallelism
+and the command. comparison_report.py then writes success against env steps and against updates
+with 95 % intervals over seeds (see there).
 """
 
 from __future__ import annotations
@@ -24,14 +36,18 @@ import argparse
 import itertools
 import json
 import math
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
+
+from benchmarks.comparison_report import write_comparison
 
 from benchmarks.one_demo_report import (  # noqa: F401  (re-exported)
     RunResult,
@@ -43,6 +59,7 @@ from benchmarks.one_demo_report import (  # noqa: F401  (re-exported)
 
 DEMOS = Path(__file__).resolve().parent.parent / "robots" / "sim" / "demos"
 ALL_ALGOS = ("sigent_sac", "sac", "rlpd", "cql", "cal_ql", "awac", "iql")
+REGISTERED = ("*",)  # a profile's algos: every algorithm registered when the profile is planned
 # task -> (robot twin, bundled demonstration)
 TASKS = {
     "ball_to_goal": ("limo_sim", "limo_ball_to_goal.npz"),
@@ -55,6 +72,17 @@ VARIANTS = ("original", "drop50", "action_noise", "state_noise")
 EVAL_EPISODES = 20
 # Small nets and a 4x simulated clock: what the main job measured to learn in minutes on 2 CPU cores.
 FAST = ("batch_size=128", "hidden_dims=128,128")
+# The comparison's update budget per run. SigEnt-SAC's first 100 % blocks came at 12.0k-16.9k training env
+# steps (2026-12-02 quick_evaluator and learning_check runs, about 2 updates per training step, 24-34k
+# updates); 40k updates = 20k training steps at R = 2 covers the latest of them with ~20 % to spare, and
+# gives every baseline more updates than its 8-minute runs had (CQL 4.2k, Cal-QL 5.7k, IQL 30k) except SAC's
+# 54k on the fast day. Cost on this 2-core box, two runs at a time: CQL ~75 min, Cal-QL ~55, RLPD ~20.
+COMPARISON_UPDATES = 40_000
+COMPARISON_UTD = 2.0  # updates per training env step: the learner's --utd and the actor's --pace-utd
+# The evaluator starts a block at most once per this many updates, on the same grid for every algorithm (a
+# slow one would otherwise be evaluated ~8x as often per update: a finer curve and more chances at a lucky
+# 20/20). 20 points over the budget; a LIMO block lasts 12-50 s, i.e. 1-4k updates of a data-bound learner.
+COMPARISON_EVAL_EVERY = COMPARISON_UPDATES // 20
 
 
 @dataclass
@@ -68,6 +96,15 @@ class Profile:
     variants: tuple[str, ...] = ("original",)
     images: bool = False
     sweep: dict[str, tuple[str, ...]] = field(default_factory=dict)  # config field -> values (sigent_sac)
+    task_seeds: dict[str, int] = field(default_factory=dict)  # seeds for a task other than `seeds`
+    max_updates: int = 0  # gradient updates per run, paced (0: wall clock only; `minutes` caps either way)
+    utd: float = 2.0  # learner updates per env step (with max_updates: also the actor's --pace-utd)
+    stop_at_success: bool = True  # end a run at its first 100 % block (False: every run reaches the cap)
+    final_eval: int = 0  # episodes of the last policy evaluated after training (its final success at the cap)
+    eval_every_updates: int = 0  # the evaluator's block grid in learner updates (0: blocks back to back)
+
+    def seeds_for(self, task: str) -> int:
+        return self.task_seeds.get(task, self.seeds)
 
 
 PROFILES = {
@@ -76,7 +113,20 @@ PROFILES = {
     "full": Profile(tuple(TASKS), ALL_ALGOS, seeds=3, minutes=60, variants=VARIANTS, images=True),
     "sensitivity": Profile(("ball_to_goal",), ("sigent_sac",), seeds=3, minutes=10,
                            sweep={"bc_weight": ("0.5", "2.5", "10"), "bc_epsilon": ("0.03", "0.1", "0.3")}),
+    # Matched on updates and env steps; `minutes` is only a ceiling (CQL needs ~75 at 40k updates).
+    "comparison": Profile(("ball_to_goal", "slalom_go2"), REGISTERED, seeds=5, minutes=240,
+                          task_seeds={"slalom_go2": 3}, max_updates=COMPARISON_UPDATES, utd=COMPARISON_UTD,
+                          stop_at_success=False, final_eval=EVAL_EPISODES, eval_every_updates=COMPARISON_EVAL_EVERY),
 }  # fmt: skip
+
+
+def profile_algos(profile: Profile) -> tuple[str, ...]:
+    """The profile's algorithms; REGISTERED means every registered one (q2rl, aloe, csil once they register)."""
+    if profile.algos != REGISTERED:
+        return profile.algos
+    from learner.algorithms import ALGORITHMS  # the package import registers every algorithm
+
+    return tuple(ALGORITHMS.names())
 
 
 @dataclass(frozen=True)
@@ -105,9 +155,11 @@ def plan(profile: Profile, extra: tuple[str, ...] = ()) -> list[RunSpec]:
         sweeps = [tuple(f"{n}={v}" for n, v in zip(names, values)) for values in grid]
     runs = []
     for seed, task, variant, sweep, algo in itertools.product(
-        range(profile.seeds), profile.tasks, profile.variants, sweeps, profile.algos
+        range(max(map(profile.seeds_for, profile.tasks))), profile.tasks, profile.variants, sweeps,
+        profile_algos(profile),
     ):
-        runs.append(RunSpec(task, algo, seed, variant, FAST + sweep + extra))
+        if seed < profile.seeds_for(task):
+            runs.append(RunSpec(task, algo, seed, variant, FAST + sweep + extra))
     return runs
 
 
@@ -168,21 +220,41 @@ def demo_for(run: RunSpec, run_dir: Path, images: bool) -> Path:
     return write_variant(demo, out=run_dir / f"demo_{run.variant}.npz", variant=run.variant, seed=run.seed)
 
 
-def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: bool) -> list[str]:
+def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: bool,
+            profile: Profile | None = None) -> list[str]:
+    """The learner command of one run; a profile with `max_updates` makes it a paced, update-capped run."""
+    profile = profile or Profile((), (), seeds=1, minutes=minutes)
     robot = TASKS[run.task][0]
     args = [
         sys.executable, "-m", "learner", "--algo", run.algo, "--demo", str(demo), "--run-dir", str(run_dir),
         "--seed", str(run.seed), "--port", str(free_port()), "--metrics-port", "0", "--threads", "1",
-        "--utd", "2", "--max-minutes", str(minutes), "--stop-at-success", "1.0",
-        "--stop-window", str(EVAL_EPISODES), "--final-eval", "0", "--local-actor", robot, "--eval-actor",
+        "--utd", f"{profile.utd:g}", "--max-minutes", str(minutes),
+        "--stop-at-success", "1.0" if profile.stop_at_success else "0",
+        "--stop-window", str(EVAL_EPISODES), "--final-eval", str(profile.final_eval), "--final-policy", "latest",
+        "--local-actor", robot, "--eval-actor",
         "--actor-arg=--time-scale", "--actor-arg=4", "--actor-arg=--seed", f"--actor-arg={run.seed}",
         f"--actor-arg=--eval-episodes={EVAL_EPISODES}",
     ]  # fmt: skip
+    if profile.max_updates:  # lockstep: R updates per training env step; evaluation measures, it does not feed
+        args += ["--max-updates", str(profile.max_updates), f"--actor-arg=--pace-utd={profile.utd:g}",
+                 "--actor-arg=--no-eval-data"]  # fmt: skip
+    if profile.eval_every_updates:
+        args.append(f"--actor-arg=--eval-every-updates={profile.eval_every_updates}")
     if images:
         args += ["--actor-arg=-o", "--actor-arg=observation=image"]
     for override in run.overrides:
         args += ["--set", override]
     return args
+
+
+def run_info(started: datetime, load_start: tuple[float, ...], parallel: int, args: list[str]) -> dict:
+    """When and under what load a run ran (written to run_info.json beside its results)."""
+    return {
+        "started_utc": started.isoformat(timespec="seconds"),
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "load_start": [round(x, 2) for x in load_start], "load_end": [round(x, 2) for x in os.getloadavg()],
+        "parallel": parallel, "cpus": os.cpu_count(), "command": args,
+    }  # fmt: skip
 
 
 def read_existing(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
@@ -199,7 +271,7 @@ def read_existing(run: RunSpec, out: Path, profile: Profile) -> RunResult | None
     return result
 
 
-def execute(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
+def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1) -> RunResult | None:
     robot, clean_demo = TASKS[run.task][0], bundled_demo(run.task, profile.images)
     if not clean_demo.exists():
         print(f"skip {run.name}: no bundled demo {clean_demo.name} (twin {robot} not installed)", flush=True)
@@ -207,14 +279,15 @@ def execute(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
     run_dir = out / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
     demo = demo_for(run, run_dir, profile.images)
-    started = time.monotonic()
+    args = command(run, demo, run_dir, profile.minutes, profile.images, profile)
+    started, load_start, clock = datetime.now(timezone.utc), os.getloadavg(), time.monotonic()
     with (run_dir / "learner.log").open("w") as log:
-        finished = subprocess.run(command(run, demo, run_dir, profile.minutes, profile.images), stdout=log,
-                                  stderr=subprocess.STDOUT, timeout=profile.minutes * 60 + 300)  # fmt: skip
+        finished = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, timeout=profile.minutes * 60 + 300)
     if finished.returncode != 0:
         print(f"{run.name}: learner exited {finished.returncode}; see {run_dir / 'learner.log'}", flush=True)
+    (run_dir / "run_info.json").write_text(json.dumps(run_info(started, load_start, parallel, args), indent=2))
     # Completion is compared with the clean demo: a drop50 copy's episodes are half as long.
-    result = read_run(run, run_dir, clean_demo, time.monotonic() - started, EVAL_EPISODES)
+    result = read_run(run, run_dir, clean_demo, time.monotonic() - clock, EVAL_EPISODES)
     print(result.one_line(), flush=True)
     return result
 
@@ -226,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algos", help="comma-separated subset of " + ",".join(ALL_ALGOS))
     parser.add_argument("--variants", help="comma-separated subset of " + ",".join(VARIANTS))
     parser.add_argument("--seeds", type=int, help="seeds per configuration")
-    parser.add_argument("--minutes", type=float, help="wall-time budget per run")
+    parser.add_argument("--minutes", type=float, help="wall-time budget per run (a ceiling when capped by updates)")
+    parser.add_argument("--max-updates", type=int, help="gradient updates per run, paced in lockstep (0: off)")
+    parser.add_argument("--final-eval", type=int, help="episodes of the last policy evaluated after each run")
     parser.add_argument("--parallel", type=int, default=1,
                         help="runs at a time (each learner needs a core to itself to keep its update ratio)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -237,21 +312,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-read runs that already finished in --out (an interrupted sweep, or a profile "
                              "sharing runs with another) and train only the rest")
     args = parser.parse_args(argv)
-    profile = PROFILES[args.profile]
+    profile = replace(PROFILES[args.profile])  # a copy: the module's profiles stay as declared
     for name, value in (("tasks", args.tasks), ("algos", args.algos), ("variants", args.variants)):
         if value:
             setattr(profile, name, tuple(value.split(",")))
-    profile.seeds = args.seeds or profile.seeds
+    if args.seeds:
+        profile.seeds, profile.task_seeds = args.seeds, {}
     profile.minutes = args.minutes or profile.minutes
+    profile.max_updates = profile.max_updates if args.max_updates is None else args.max_updates
+    profile.final_eval = profile.final_eval if args.final_eval is None else args.final_eval
     out = Path(args.out)
     runs = plan(profile, tuple(args.overrides))
     check_overrides(runs)
-    print(f"{len(runs)} runs, at most {profile.minutes:g} min each, {args.parallel} at a time, results in {out}",
+    cap = f"{profile.max_updates} updates (paced, UTD {profile.utd:g}) and " if profile.max_updates else ""
+    print(f"{len(runs)} runs, at most {cap}{profile.minutes:g} min each, {args.parallel} at a time, results in {out}",
           flush=True)  # fmt: skip
 
     def run_one(run: RunSpec) -> RunResult | None:
         finished = args.keep_finished and (out / run.name / "summary.json").exists()
-        return read_existing(run, out, profile) if args.report_only or finished else execute(run, out, profile)
+        if args.report_only or finished:
+            return read_existing(run, out, profile)
+        return execute(run, out, profile, args.parallel)
 
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:  # each run is a learner subprocess
         results = [r for r in pool.map(run_one, runs) if r is not None]
@@ -259,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         summary, table = write_summary(results, out)
         print(f"\n{table}\nwrote {write_results(results, out)}, {summary} and "
               f"{', '.join(map(str, write_plots(results, out)))}")
+        comparison, table = write_comparison(results, out)
+        print(f"\n{table}\nwrote {', '.join(map(str, comparison))}")
     return 0
 
 

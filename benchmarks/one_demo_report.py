@@ -36,6 +36,12 @@ class RunResult:
     q_oscillation: float  # mean over training of the windowed std of batch-mean Q
     ood_action_ratio: float  # mean over training
     curve: list[tuple[int, float]] = field(default_factory=list, repr=False)  # (env steps, block success)
+    curve_updates: list[tuple[int, float]] = field(default_factory=list, repr=False)  # (updates, block success)
+    updates_to_100: float = math.nan  # learner updates when the first all-success block began; NaN = never
+    started_utc: str = ""  # when the run started (run_info.json; "" for runs made before it existed)
+    load_start: float = math.nan  # 1-minute load average when the run started
+    load_end: float = math.nan  # and when it ended
+    parallel: int = 0  # runs the harness ran at a time (0: not recorded)
 
     def one_line(self) -> str:
         reached = "never" if math.isnan(self.steps_to_100) else \
@@ -97,6 +103,29 @@ def read_updates(run_dir: Path) -> int:
     return int(json.loads(summary.read_text()).get("updates", 0)) if summary.exists() else 0
 
 
+def updates_at(train_csv: Path, env_steps: list[int]) -> list[float]:
+    """The learner's update count when it had received each of `env_steps` transitions, interpolated from
+    train_metrics.csv (one row per weight publication); NaN without that file."""
+    if not train_csv.exists():
+        return [math.nan] * len(env_steps)
+    with train_csv.open() as handle:
+        rows = [(float(r["env_steps"]), float(r["updates"])) for r in csv.DictReader(handle)]
+    if not rows:
+        return [math.nan] * len(env_steps)
+    steps, updates = zip(*sorted(rows))
+    return [float(u) for u in np.interp(env_steps, steps, updates, left=0.0)]
+
+
+def read_run_info(run_dir: Path) -> dict:
+    """Date, load and parallelism of a run (run_info.json), mapped to RunResult fields."""
+    path = run_dir / "run_info.json"
+    if not path.exists():
+        return {}
+    info = json.loads(path.read_text())
+    return {"started_utc": info.get("started_utc", ""), "load_start": info.get("load_start", [math.nan])[0],
+            "load_end": info.get("load_end", [math.nan])[0], "parallel": int(info.get("parallel", 0))}  # fmt: skip
+
+
 def demo_mean_length(demo: Path) -> float:
     _, columns = load_episodes(demo)
     lengths = [b - a for a, b in episode_bounds(columns["episode"])]
@@ -115,6 +144,9 @@ def read_run(run, run_dir: Path, demo: Path, wall_s: float, block_episodes: int 
     rows = _rows(episodes)
     env_steps = max((int(r["env_steps"]) for r in rows), default=0)
     train_env_steps = sum(int(r["steps"]) for r in rows if r["evaluation"] != "1")
+    block_updates = updates_at(train_csv, [x for x, _ in curve])
+    curve_updates = [(int(u), y) for u, (_, y) in zip(block_updates, curve) if not math.isnan(u)]
+    first = next((i for i, (_, y) in enumerate(curve) if y >= 1.0), None)
     return RunResult(
         task=run.task, algo=run.algo, seed=run.seed, variant=run.variant,
         overrides=" ".join(o for o in run.overrides if not o.startswith(("batch_size", "hidden_dims"))),
@@ -128,13 +160,14 @@ def read_run(run, run_dir: Path, demo: Path, wall_s: float, block_episodes: int 
         demo_steps=demo_mean_length(demo),
         q_oscillation=column_mean(train_csv, "q_oscillation"),
         ood_action_ratio=column_mean(train_csv, "ood_action_ratio"),
-        curve=curve,
+        curve=curve, curve_updates=curve_updates,
+        updates_to_100=block_updates[first] if first is not None else math.nan, **read_run_info(run_dir),
     )  # fmt: skip
 
 
 def write_results(results: list[RunResult], out: Path) -> Path:
     path = out / "results.csv"
-    rows = [{k: v for k, v in asdict(r).items() if k != "curve"} for r in results]
+    rows = [{k: v for k, v in asdict(r).items() if k not in ("curve", "curve_updates")} for r in results]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -224,12 +257,14 @@ def mean_curve(curves: list[list[tuple[int, float]]], points: int = 200) -> tupl
     if not curves:
         return np.zeros(0), np.zeros(0)
     grid = np.linspace(0, max(c[-1][0] for c in curves), points)
-    values = []
-    for curve in curves:
-        xs, ys = np.array([x for x, _ in curve]), np.array([y for _, y in curve])
-        latest = np.searchsorted(xs, grid, side="right") - 1
-        values.append(np.where(latest >= 0, ys[np.clip(latest, 0, None)], 0.0))
-    return grid, np.mean(values, axis=0)
+    return grid, np.mean([latest_block(curve, grid) for curve in curves], axis=0)
+
+
+def latest_block(curve: list[tuple[int, float]], grid: np.ndarray) -> np.ndarray:
+    """A run's success at each grid point: its latest block's (0 before its first, the last one after)."""
+    xs, ys = np.array([x for x, _ in curve]), np.array([y for _, y in curve])
+    latest = np.searchsorted(xs, grid, side="right") - 1
+    return np.where(latest >= 0, ys[np.clip(latest, 0, None)], 0.0)
 
 
 def write_plots(results: list[RunResult], out: Path) -> list[Path]:

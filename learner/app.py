@@ -195,7 +195,8 @@ class Learner:
         journal = SegmentJournal(self.run_dir / "replay", cfg.replay_capacity, fsync=cfg.replay_fsync,
                                  acked=sequences.snapshot())  # fmt: skip
         self.server = LearnerServer(cfg.bind, cfg.port, spec, self.store, self.on_episode, self.build,
-                                    security=self.security, journal=journal, sequences=sequences).start()  # fmt: skip
+                                    security=self.security, journal=journal, sequences=sequences,
+                                    updates=lambda: self.loop.updates if self.loop else 0).start()  # fmt: skip
         log.info("listening on %s:%d (weights on %d)", cfg.bind, self.server.port, self.server.weights_port)
 
     def _resume(self) -> SequenceTracker:

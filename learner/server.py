@@ -14,6 +14,10 @@ name is refused. Handshakes that fail below the application (wrong mechanism, ba
 
 Durability: with a `journal`, each accepted batch (and its sequence number) is appended to the
 journal before it is acked; acks of one receive round go out after one `journal.sync()`.
+
+Pacing: with `updates` (the training loop's update count) every ack carries it in `learner_updates`,
+and when the count has moved the server re-acks each session's last batch with the new count, so an
+actor pacing itself on it (`actor --pace-utd`, which sends nothing while it waits) hears it advance.
 """
 
 from __future__ import annotations
@@ -91,8 +95,11 @@ class LearnerServer:
         journal: Journal | None = None,
         sequences: SequenceTracker | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        updates: Callable[[], int] | None = None,
     ) -> None:
         self.spec = spec
+        self._updates = updates  # the learner's gradient-update count, for Ack.learner_updates (None: 0)
+        self._told_updates = 0  # the count the last acks carried
         self._store, self._on_episode, self._on_spec = store, on_episode, on_spec
         self._security, self._journal = security, journal
         self._own_context = context is None and security is not None  # one ZAP handler per context
@@ -177,6 +184,7 @@ class LearnerServer:
                 self._flush_acks()
             if self._monitor is not None and self._monitor in ready:
                 self._count_handshake_failures()
+            self._tell_updates()
             self._expire_sessions(time.monotonic())
 
     def _flush_acks(self) -> None:
@@ -185,9 +193,19 @@ class LearnerServer:
             return
         if self._journal is not None:
             self._journal.sync()
+        updates = self._told_updates = self._updates() if self._updates else 0
         for identity, seq in self._pending_acks:
-            self._send(identity, Ack(seq))
+            self._send(identity, Ack(seq, updates))
         self._pending_acks.clear()
+
+    def _tell_updates(self) -> None:
+        """The update count moved since the last acks: re-ack every session's last batch with the new count."""
+        updates = self._updates() if self._updates else 0
+        if updates == self._told_updates:
+            return
+        self._told_updates = updates
+        for identity, session in self.sessions.items():
+            self._send(identity, Ack(self.sequences.acked(session.actor_id), updates))
 
     def _count_handshake_failures(self) -> None:
         from zmq.utils.monitor import recv_monitor_message

@@ -129,7 +129,7 @@ def test_keep_finished_rereads_finished_runs_and_trains_only_the_missing_ones(tm
     write_episodes(tmp_path / finished.name / "episodes.csv", [(100, 0, 0, 100)] + [(130, 1, 1, 30)] * 20)
     (tmp_path / finished.name / "summary.json").write_text('{"total_time_s": 60}')
     trained = []
-    monkeypatch.setattr(one_demo, "execute", lambda run, out, profile: trained.append(run.algo))
+    monkeypatch.setattr(one_demo, "execute", lambda run, out, profile, parallel: trained.append(run.algo))
     argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path),
             "--keep-finished"]
     assert one_demo.main(argv) == 0
