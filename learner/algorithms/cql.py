@@ -122,7 +122,9 @@ class CQL(Algorithm):
 
     @property
     def sampling(self) -> SamplingSpec:
-        return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
+        cfg = self.config  # Cal-QL reads replay's returns-to-go (extras["mc_return"]), discounted with its gamma
+        return SamplingSpec(cfg.batch_size, horizon=1, demo_ratio=cfg.demo_ratio, gamma=cfg.gamma,
+                            returns_to_go=cfg.calibrated)  # fmt: skip
 
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, nets = self.config, self.nets

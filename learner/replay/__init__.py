@@ -19,6 +19,7 @@ _HOMES = {
     "ReturnsTracker": "returns",
     "returns_to_go": "returns",
     "MixedSampler": "samplers",
+    "NothingToSample": "samplers",
     "StartRows": "samplers",
     "make_sampler": "samplers",
     "sequence_columns_at": "sequences",

@@ -14,6 +14,12 @@ from learner.replay.sequences import sequence_columns_at, transition_columns_at
 from learner.replay.spec import SamplingSpec
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
+class NothingToSample(ValueError):
+    """Replay holds rows but none the spec allows yet (e.g. no episode has ended): wait for more data."""
+
+
 # Rejection rounds before falling back to listing every allowed row; round k draws 2^(k+1) x the shortfall.
 _REJECTION_ROUNDS = 4
 
@@ -120,7 +126,7 @@ class MixedSampler:
         elif online_ids is None:
             demo_ids, online_ids = self.starts.draw(demo, self.batch_size, rng), _NO_ROWS
         if demo_ids is None or online_ids is None:
-            raise ValueError(self.starts.nothing_allowed(online, demo))
+            raise NothingToSample(self.starts.nothing_allowed(online, demo))
         return demo_ids, online_ids
 
 
