@@ -5,7 +5,9 @@ each row keeps the row id of its successor (`next_id`; -1 until that step arrive
 when the new row really is (same actor, same episode, step + 1) of a row that is still stored, and the
 row that ends an episode (terminated or truncated) never gets one. A link is followed only while the
 row it names is still stored (`RingStorage.holds` compares row ids, so a slot that eviction has since
-overwritten with anything else, even a row of the same episode, breaks it).
+overwritten with anything else, even a row of the same episode, breaks it). Eviction is oldest-first,
+so a stored row's successor (newer) is normally stored too; the check keeps that an enforced fact, not
+an assumption about the ring, for the price of one gather per step.
 """
 
 from __future__ import annotations
