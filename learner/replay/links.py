@@ -1,13 +1,14 @@
 """Links from each stored row to the row holding the next step of the same actor's episode.
 
 Rows of one actor's episode are not contiguous in the ring when several actors interleave batches, so
-each row keeps the row id of its successor (`next_id`; -1 until that step arrives). A link is made only
+each row keeps the row id of its successor (`next_id`; its own id until that step arrives, so following
+links from an episode's last row stays on it). A link is made only
 when the new row really is (same actor, same episode, step + 1) of a row that is still stored, and the
 row that ends an episode (terminated or truncated) never gets one. A link is followed only while the
 row it names is still stored (`RingStorage.holds` compares row ids, so a slot that eviction has since
 overwritten with anything else, even a row of the same episode, breaks it). Eviction is oldest-first,
 so a stored row's successor (newer) is normally stored too; the check keeps that an enforced fact, not
-an assumption about the ring, for the price of one gather per step.
+an assumption about the ring, for the price of one gather per sequence step.
 """
 
 from __future__ import annotations
@@ -45,13 +46,13 @@ class EpisodeLinks:
     """Successor links of one ring's rows, built as each actor's batches arrive in order."""
 
     def __init__(self, capacity: int) -> None:
-        self.next_id = np.full(capacity, -1, dtype=np.int64)
+        self.next_id = np.full(capacity, -1, dtype=np.int64)  # -1: an empty slot
         self._tails: dict[str, _Tail] = {}
 
     def record(self, storage: RingStorage, ids: np.ndarray, columns: Mapping[str, np.ndarray], actor_id: str) -> None:
         """Link rows `ids` (just stored; `columns` are theirs, one actor's steps in order) into their episodes."""
         slots = storage.slots(ids)
-        self.next_id[slots] = -1  # whatever the overwritten rows pointed to is not these rows' successor
+        self.next_id[slots] = ids  # no successor yet (and whatever the overwritten rows pointed to is gone)
         follows = follows_previous(columns)
         self.next_id[slots[:-1][follows]] = ids[1:][follows]
         episode, step = int(columns["episode"][0]), int(columns["step"][0])
@@ -69,11 +70,15 @@ class EpisodeLinks:
         A step is valid if it and every step before it are stored successors; after the last valid step
         the ids repeat the last valid row, so `ids[:, -1]` is always the last valid row.
         """
-        ids = np.empty((len(start), horizon), dtype=np.int64)
-        ids[:, 0] = start
+        steps = np.empty((horizon, len(start)), dtype=np.int64)  # step-major: each step is one contiguous row
+        steps[0] = start
         for k in range(1, horizon):
-            # Followed blindly (a -1 or stale id wraps to some slot); `valid` below discards what it finds.
-            ids[:, k] = np.take(self.next_id, ids[:, k - 1], mode="wrap")
-        valid = np.logical_and.accumulate(storage.holds(ids), axis=1)
-        last = ids[np.arange(len(start)), valid.sum(axis=1) - 1]
-        return np.where(valid, ids, last[:, None]), valid
+            np.take(self.next_id, steps[k - 1], mode="wrap", out=steps[k])
+        valid = np.empty(steps.shape, dtype=bool)
+        valid[0] = True
+        np.not_equal(steps[1:], steps[:-1], out=valid[1:])  # a row without successor links to itself
+        held = storage.holds(steps)
+        if not held.all():  # a link into an overwritten slot: cut the sequence before it
+            valid = np.logical_and.accumulate(valid & held, axis=0)
+            steps = np.where(valid, steps, steps[valid.sum(axis=0) - 1, np.arange(len(start))])
+        return steps.T, valid.T

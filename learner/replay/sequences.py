@@ -27,8 +27,12 @@ def sequence_columns_at(store: EpisodeStorage, start: np.ndarray, sampling: Samp
     columns = {}
     for name, array in store.rows.arrays.items():
         # Only the first observation and the bootstrap state: h images per sequence would cost h times more.
-        rows = first if name.startswith(OBS_PREFIX) else last if name.startswith(NEXT_OBS_PREFIX) else slots
-        columns[name] = array[rows]
+        if name.startswith(OBS_PREFIX):
+            columns[name] = array[first]
+        elif name.startswith(NEXT_OBS_PREFIX):
+            columns[name] = array[last]
+        else:  # per step; np.take is several times faster than array[slots] with a 2-d index
+            columns[name] = np.take(array, slots, axis=0)
     discounts = sampling.gamma ** np.arange(sampling.horizon)
     columns["valid"] = valid.astype(np.float32)
     columns["n_step_return"] = (columns["reward"] * valid @ discounts).astype(np.float32)

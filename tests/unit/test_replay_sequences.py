@@ -144,3 +144,15 @@ def test_without_a_filter_transitions_are_drawn_exactly_as_before():
     rng = np.random.default_rng(5)
     demo, online = rng.integers(0, 3, 3), rng.integers(0, 5, 7)
     assert batch.extras["policy_version"].tolist() == [100 + i for i in demo] + online.tolist()
+
+
+def test_a_link_into_an_overwritten_slot_is_cut_not_followed():
+    """Oldest-first eviction never leaves such a link; if one ever pointed at a reused slot, identity wins."""
+    buffer = ReplayBuffer(SPEC, 6)
+    buffer.add_online(to_columns(_episode("a", 0, [0.0] * 6, "truncated"), 0), "a")  # row ids 0..5
+    buffer.add_online(to_columns(_episode("b", 0, [0.0] * 2, "truncated"), 6), "b")  # ids 6, 7 overwrite slots 0, 1
+    online = buffer._online
+    online.links.next_id[3] = 0  # row 3 "links" to row 0, whose slot now holds row 6 of actor b
+    ids, valid = online.links.follow(online.rows, np.array([2, 4]), 4)
+    assert valid.tolist() == [[True, True, False, False], [True, True, False, False]]
+    assert ids.tolist() == [[2, 3, 3, 3], [4, 5, 5, 5]]
