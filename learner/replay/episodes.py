@@ -38,7 +38,11 @@ class EpisodeStorage:
         count = len(columns["reward"])
         if count == 0:
             return 0
-        kept = columns if len(ids) == count else {name: value[count - len(ids):] for name, value in columns.items()}
-        self.links.record(self.rows, ids, kept, actor_id)
-        self.returns.record(self.rows, ids, kept, actor_id)
+        if len(ids) == count:
+            self.links.record(self.rows, ids, columns, actor_id)
+            self.returns.record(self.rows, ids, columns, actor_id)
+            return count
+        # A batch longer than the ring: only its tail is stored, but its head's rewards still count in returns.
+        self.links.record(self.rows, ids, {name: value[count - len(ids):] for name, value in columns.items()}, actor_id)
+        self.returns.record(self.rows, np.concatenate([np.full(count - len(ids), -1), ids]), columns, actor_id)
         return count

@@ -66,8 +66,8 @@ class ReturnsTracker:
         self._runs: dict[str, _Run] = {}
 
     def record(self, storage: RingStorage, ids: np.ndarray, columns: Mapping[str, np.ndarray], actor_id: str) -> None:
-        """Account for rows `ids` (just stored; `columns` are theirs, one actor's steps in order)."""
-        slots = storage.slots(ids)
+        """Account for rows `ids` (just stored, or -1 if not; `columns` are theirs, one actor's steps in order)."""
+        slots = storage.slots(ids[ids >= 0])
         self.count -= int(self.known[slots].sum())  # the rows these overwrote
         self.known[slots] = False
         ends, terminated = episode_ends(columns), np.asarray(columns["terminated"], bool)

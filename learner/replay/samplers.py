@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from learner.replay.episodes import EpisodeStorage
-from learner.replay.sequences import sequence_columns_at, transition_columns_at
+from learner.replay.sequences import add_sequence_extras, sequence_columns_at, transition_columns_at
 from learner.replay.spec import SamplingSpec
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
@@ -113,10 +113,11 @@ class MixedSampler:
                  if len(ids)]  # fmt: skip
         gathered = [self.gather(store, ids, self.sampling) for store, ids, _ in parts]
         if len(gathered) == 1:
-            return {**gathered[0], "is_demo": np.full(self.batch_size, parts[0][2], dtype=np.float32)}
-        columns = {name: np.concatenate([gathered[0][name], gathered[1][name]]) for name in gathered[0]}
-        columns["is_demo"] = np.repeat(np.array([1.0, 0.0], dtype=np.float32), [len(demo_ids), len(online_ids)])
-        return columns
+            columns = {**gathered[0], "is_demo": np.full(self.batch_size, parts[0][2], dtype=np.float32)}
+        else:
+            columns = {name: np.concatenate([gathered[0][name], gathered[1][name]]) for name in gathered[0]}
+            columns["is_demo"] = np.repeat(np.array([1.0, 0.0], dtype=np.float32), [len(demo_ids), len(online_ids)])
+        return add_sequence_extras(columns, self.sampling) if self.sampling.horizon > 1 else columns
 
     def _start_rows(self, online: EpisodeStorage, demo: EpisodeStorage, rng: np.random.Generator):
         num_demo, num_online = self.counts(online.size, demo.size)

@@ -120,3 +120,12 @@ def test_a_spec_with_another_gamma_than_replay_is_refused_clearly():
     with pytest.raises(ValueError, match="gamma 0.99 .* asks for gamma 0.9"):
         buffer.sample(SamplingSpec(4, gamma=0.9, returns_to_go=True), np.random.default_rng(0))
     assert buffer.sample(SamplingSpec(4, gamma=0.9), np.random.default_rng(0)).size == 4  # no returns: any gamma
+
+
+def test_a_batch_longer_than_the_ring_still_counts_its_dropped_head_in_the_returns():
+    buffer = ReplayBuffer(SPEC, 2, gamma=0.9)
+    buffer.add_online(to_columns(_rows("a", 0, [5.0, 1.0, 1.0, 1.0], "truncated"), 0), "a")  # rows 0, 1 dropped
+    batch = buffer.sample(SamplingSpec(16, gamma=0.9, returns_to_go=True), np.random.default_rng(0))
+    # Not an all-equal episode (its first reward was 5), so the tail after truncation is 0, not 1 / (1 - 0.9).
+    expected = {2: 1.9, 3: 1.0}
+    assert [expected[m] for m in batch.extras["policy_version"]] == pytest.approx(batch.extras["mc_return"].tolist())
