@@ -22,8 +22,8 @@ _HOMES = {
     "NothingToSample": "samplers",
     "StartRows": "samplers",
     "make_sampler": "samplers",
-    "sequence_columns_at": "sequences",
-    "transition_columns_at": "sequences",
+    "sequence_columns_at": "gather",
+    "transition_columns_at": "gather",
     "SamplingSpec": "spec",
     "RingStorage": "storage",
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from learner.replay.episodes import EpisodeStorage
-from learner.replay.sequences import add_sequence_extras, sequence_columns_at, transition_columns_at
+from learner.replay.gather import add_sequence_extras, sequence_columns_at, transition_columns_at
 from learner.replay.spec import SamplingSpec
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
