@@ -14,14 +14,12 @@ from learner.replay.gather import add_sequence_extras, sequence_columns_at, tran
 from learner.replay.spec import SamplingSpec
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
+# Rejection rounds before falling back to listing every allowed row; round k draws 2^(k+1) x the shortfall.
+_REJECTION_ROUNDS = 4
 
 
 class NothingToSample(ValueError):
     """Replay holds rows but none the spec allows yet (e.g. no episode has ended): wait for more data."""
-
-
-# Rejection rounds before falling back to listing every allowed row; round k draws 2^(k+1) x the shortfall.
-_REJECTION_ROUNDS = 4
 
 
 class StartRows:
