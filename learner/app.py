@@ -21,7 +21,7 @@ from tqdm import tqdm
 from common import metrics
 from common.episodes import load_episodes
 from common.protocol import DEFAULT_EVAL_EPISODES, EpisodeSummary
-from common.specs import ArraySpec, RobotSpec
+from common.specs import RobotSpec
 from learner.algorithms import config_from_overrides, config_to_dict, make_algorithm
 from common.transport import SequenceTracker, load_learner_security, require_security
 from learner.best_policy import BEST_POLICY_FILE, BestPolicy
@@ -31,7 +31,6 @@ from learner.progress import EpisodeStats, live_line, write_curve, write_train_m
 from learner.replay.buffer import ReplayBuffer
 from learner.replay.demos import load_demo_columns
 from learner.replay.durable import SegmentJournal, read_spec, restore, set_aside, write_spec
-from learner.replay.returns import MC_RETURN, EpisodeReturns, with_returns
 from learner.server import LearnerServer
 from learner.stages import StageRunner
 from learner.train_loop import TrainConfig, TrainLoop, select_device
@@ -118,7 +117,6 @@ class Learner:
         self.loop: TrainLoop | None = None
         self.stages: StageRunner | None = None
         self.server: LearnerServer | None = None
-        self.episode_returns: EpisodeReturns | None = None
         self.best_policy = BestPolicy(self.run_dir / BEST_POLICY_FILE)
 
     # ---- construction --------------------------------------------------------------------------
@@ -127,10 +125,8 @@ class Learner:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         algorithm = make_algorithm(cfg.algo, spec, cfg.overrides, self.device, cfg.seed)
-        if algorithm.needs_episode_returns:  # Cal-QL: whole episodes with their Monte-Carlo returns
-            self.episode_returns = EpisodeReturns(algorithm.episode_returns)
-        extra = {MC_RETURN: ArraySpec(MC_RETURN, (), "float32")} if self.episode_returns else None
-        self.replay = ReplayBuffer(spec, cfg.replay_capacity, extra_columns=extra)
+        # Replay computes returns-to-go (SamplingSpec.returns_to_go) with the algorithm's gamma as episodes end.
+        self.replay = ReplayBuffer(spec, cfg.replay_capacity, gamma=algorithm.sampling.gamma)
         policy_config = config_to_dict(config_from_overrides(cfg.algo, cfg.overrides))
         self.loop = TrainLoop(
             algorithm, cfg.algo, policy_config, self.replay, self._publish, cfg.train, self.checkpoint, cfg.seed
@@ -138,8 +134,6 @@ class Learner:
         self.stages = StageRunner(self.loop, self.checkpoint, cfg.algo)
         if cfg.demo:
             columns = load_demo_columns(cfg.demo, spec)
-            if self.episode_returns:
-                columns = with_returns(columns, algorithm.episode_returns)
             self.replay.add_demo(columns)
             log.info("loaded %d demonstration transitions from %s", len(columns["reward"]), cfg.demo)
         metrics.LEARNER_REPLAY_SIZE.labels("demo").set(self.replay.demo_size)
@@ -151,26 +145,22 @@ class Learner:
         self.server.publish(weights)
 
     def store(self, actor_id: str, columns: dict) -> None:
-        """Receive-thread callback: a validated batch goes into online replay."""
-        if self.episode_returns:  # held until its episode ends, then stored with returns-to-go
-            columns = self.episode_returns.push(actor_id, columns)
-            if columns is None:
-                return
-        self.replay.add_online(columns)
+        """Receive-thread callback: a validated batch goes into online replay (indexed by actor)."""
+        self.replay.add_online(columns, actor_id)
         self.stages.rollouts.note(columns)
-        self._interventions_to_demo(columns)
+        self._interventions_to_demo(columns, actor_id)
         self.loop.note_received(len(columns["reward"]))
         self.stats.env_steps = self.loop.received
         metrics.LEARNER_REPLAY_SIZE.labels("online").set(self.replay.online_size)
 
-    def _interventions_to_demo(self, columns: dict) -> None:
+    def _interventions_to_demo(self, columns: dict, actor_id: str) -> None:
         """HIL-SERL practice: the operator's corrections also go to the demo buffer (see `interventions_to_demo`)."""
         mode = self.config.interventions_to_demo
         wanted = mode == "on" or (mode == "auto" and self.loop.algorithm.sampling.demo_ratio > 0)
         mask = columns["intervention"]
         if wanted and mask.any():
             try:
-                self.replay.add_demo({name: value[mask] for name, value in columns.items()})
+                self.replay.add_demo({name: value[mask] for name, value in columns.items()}, actor_id)
             except ValueError as exc:  # demo buffer full: keep training on what it holds
                 log.warning("intervention transitions not added to the demo buffer: %s", exc)
             metrics.LEARNER_REPLAY_SIZE.labels("demo").set(self.replay.demo_size)

@@ -25,6 +25,7 @@ from learner.diagnostics import Diagnostics
 from learner.replay.batches import to_torch
 from learner.replay.buffer import ReplayBuffer
 from learner.replay.spec import SamplingSpec
+from learner.replay.samplers import NothingToSample
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,11 @@ class TrainLoop:
         """Do one update if the data allows it; returns whether it did."""
         if self.updates >= self.updates_allowed():
             return False
-        batch = to_torch(self.replay.sample(self.algorithm.sampling, self._rng), self.algorithm.device)
+        try:
+            sampled = self.replay.sample(self.algorithm.sampling, self._rng)
+        except NothingToSample:  # e.g. returns-to-go before any episode has ended: wait for more data
+            return False
+        batch = to_torch(sampled, self.algorithm.device)
         start = time.perf_counter()
         self.last_metrics = self.algorithm.update(batch)
         metrics.LEARNER_UPDATE_SECONDS.observe(time.perf_counter() - start)

@@ -10,7 +10,7 @@ softmax (non-negative, summing to +1) over the sampled values, i.e. push data up
 Cal-QL changes one thing: the sampled POLICY actions' values are replaced by max(Q, G_MC), with G_MC
 the Monte-Carlo return-to-go of the data row (never for the uniform actions). Once the policy's
 values sit below the return of the behaviour that produced the data, the term stops pushing them down.
-The learner computes G_MC per complete episode with `episode_returns`.
+Replay computes G_MC as each episode ends (`SamplingSpec.returns_to_go`, `learner/replay/returns.py`).
 
 The critic target is `r + gamma (1 - d) min_k Q'_k(s', a')` with a' ~ pi(.|s') and no entropy term
 (the reference's `backup_entropy=False`); rewards are shaped as in `rewards.shaped_reward`.
@@ -122,7 +122,9 @@ class CQL(Algorithm):
 
     @property
     def sampling(self) -> SamplingSpec:
-        return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
+        cfg = self.config  # Cal-QL reads replay's returns-to-go (extras["mc_return"]), discounted with its gamma
+        return SamplingSpec(cfg.batch_size, horizon=1, demo_ratio=cfg.demo_ratio, gamma=cfg.gamma,
+                            returns_to_go=cfg.calibrated)  # fmt: skip
 
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, nets = self.config, self.nets

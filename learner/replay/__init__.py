@@ -1,4 +1,5 @@
-"""Replay: ring storage x samplers, the online+demo buffer, demo loading, device transfer, durable segments.
+"""Replay: ring storage indexed by (actor, episode, step) x samplers (transitions, h-step sequences,
+returns-to-go), the online+demo buffer, demo loading, device transfer, durable segments.
 
 Names are imported on first use, so `learner.replay.durable` (no torch) loads fast in small tools.
 """
@@ -12,9 +13,18 @@ _HOMES = {
     "ReplayBuffer": "buffer",
     "columns_to_batch": "buffer",
     "load_demo_columns": "demos",
+    "EpisodeStorage": "episodes",
+    "EpisodeLinks": "links",
+    "MC_RETURN": "returns",
+    "ReturnsTracker": "returns",
+    "returns_to_go": "returns",
     "MixedSampler": "samplers",
-    "UniformSampler": "samplers",
+    "NothingToSample": "samplers",
+    "StartRows": "samplers",
     "make_sampler": "samplers",
+    "sequence_columns_at": "gather",
+    "transition_columns_at": "gather",
+    "SamplingSpec": "spec",
     "RingStorage": "storage",
 }
 

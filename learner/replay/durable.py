@@ -182,7 +182,11 @@ def read_spec(directory: str | Path) -> RobotSpec | None:
 
 
 def restore(directory: str | Path, spec: RobotSpec, store: Callable[[str, dict], None]) -> ReadReport:
-    """Feed every intact stored batch to `store(actor_id, columns)`, oldest first; returns what was found."""
+    """Feed every intact stored batch to `store(actor_id, columns)`, oldest first; returns what was found.
+
+    Batches come back in the order they were stored and with their actor ids, so replay's (actor,
+    episode, step) index rebuilds as it was: the same successor links and returns-to-go.
+    """
     report = ReadReport()
     for record in read_journal(directory, report):
         if record.arrays is not None:

@@ -1,64 +1,100 @@
-"""Monte-Carlo returns-to-go for replay rows, computed per complete episode (Cal-QL's lower bound).
+"""Monte-Carlo returns-to-go of replay rows (Cal-QL's lower bound, Q2RL's value fit), kept by replay itself.
 
-Returns are only known once an episode has ended, so for algorithms that need them the learner
-holds each actor's unfinished episode here and stores it whole; every other algorithm bypasses this.
-At most one episode per actor waits (a few hundred rows), and an actor that starts a new episode
-without ending the last (it was restarted) has the old one stored as truncated.
+A return is only known once its episode has ended, so each actor's running episode is followed here
+as its rows arrive (its row ids and rewards); when the row that ends it arrives (terminated or
+truncated), every one of its rows still stored gets its `mc_return` and becomes drawable for samplers
+that ask for returns. Rewards are used as stored (the learner shapes them before storing).
+
+A run of consecutive steps can also stop without an end row: the actor starts another episode (it was
+restarted) or a step is missing (a lost batch, or operator corrections copied to the demo buffer, which
+are fragments of an episode). Such a run is valued as truncated where it stops; its rows are not held
+back forever. Memory: one running episode per actor (its ids and rewards), nothing per finished one.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
-# (reward, terminated) of one episode -> its returns-to-go; `Algorithm.episode_returns`.
-ReturnsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+from learner.replay.links import episode_ends, follows_previous
+from learner.replay.storage import RingStorage
+
 MC_RETURN = "mc_return"
 
 
-def episode_slices(columns: Mapping[str, np.ndarray]) -> list[slice]:
-    """Consecutive row ranges that each hold one episode: cut after every done row and at id changes."""
-    done = np.asarray(columns["terminated"], bool) | np.asarray(columns["truncated"], bool)
-    episode = np.asarray(columns["episode"])
-    cuts = set((np.flatnonzero(done) + 1).tolist()) | set((np.flatnonzero(np.diff(episode)) + 1).tolist())
-    edges = [0, *sorted(c for c in cuts if 0 < c < len(episode)), len(episode)]
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+def returns_to_go(reward: np.ndarray, terminated: bool, gamma: float) -> np.ndarray:
+    """G_t = r_t + gamma * G_{t+1} over one run of consecutive steps, float32.
+
+    After a terminated last step G is 0. After a truncated one it is 0 too, except that a run whose
+    rewards are all equal (r; e.g. a sparse-reward episode that never succeeded) gets r / (1 - gamma) at
+    every step: the value of never finishing (Cal-QL's calc_return_to_go). With gamma == 1 that rule
+    would be infinite, so it does not apply.
+    """
+    reward = np.asarray(reward, dtype=np.float64)
+    if len(reward) and not terminated and gamma < 1.0 and np.all(reward == reward[0]):
+        return np.full(len(reward), reward[0] / (1.0 - gamma), dtype=np.float32)
+    out = np.empty(len(reward), dtype=np.float64)
+    following = 0.0
+    for t, r in zip(range(len(reward) - 1, -1, -1), reward[::-1].tolist()):
+        following = r + gamma * following
+        out[t] = following
+    return out.astype(np.float32)
 
 
-def with_returns(columns: Mapping[str, np.ndarray], returns_fn: ReturnsFn) -> dict[str, np.ndarray]:
-    """`columns` (whole episodes, e.g. a demo file) plus an `mc_return` column computed per episode."""
-    returns = np.empty(len(columns["reward"]), dtype=np.float32)
-    for rows in episode_slices(columns):
-        returns[rows] = returns_fn(columns["reward"][rows], columns["terminated"][rows])
-    return {**columns, MC_RETURN: returns}
+@dataclass
+class _Run:
+    """The running episode of one actor: consecutive steps from its first row seen so far."""
+
+    episode: int
+    last_step: int
+    ids: list[np.ndarray] = field(default_factory=list)
+    rewards: list[np.ndarray] = field(default_factory=list)
 
 
-class EpisodeReturns:
-    """Per-actor holding area that releases only complete episodes, with their `mc_return` column."""
+class ReturnsTracker:
+    """`mc_return` of one ring's rows, and which rows have one (`known`)."""
 
-    def __init__(self, returns_fn: ReturnsFn) -> None:
-        self.returns_fn = returns_fn
-        self._pending: dict[str, dict[str, np.ndarray]] = {}
+    def __init__(self, capacity: int, gamma: float) -> None:
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+        self.gamma = gamma
+        self.mc_return = np.zeros(capacity, dtype=np.float32)
+        self.known = np.zeros(capacity, dtype=bool)
+        self.count = 0  # rows with a known return
+        self._runs: dict[str, _Run] = {}
 
-    def pending_rows(self, actor_id: str) -> int:
-        """Rows of `actor_id`'s unfinished episode held back so far."""
-        held = self._pending.get(actor_id)
-        return 0 if held is None else len(held["reward"])
+    def record(self, storage: RingStorage, ids: np.ndarray, columns: Mapping[str, np.ndarray], actor_id: str) -> None:
+        """Account for rows `ids` (just stored, or -1 if not; `columns` are theirs, one actor's steps in order)."""
+        slots = storage.slots(ids[ids >= 0])
+        self.count -= int(self.known[slots].sum())  # the rows these overwrote
+        self.known[slots] = False
+        ends, terminated = episode_ends(columns), np.asarray(columns["terminated"], bool)
+        cuts = np.flatnonzero(~follows_previous(columns)) + 1
+        for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(ids)]):
+            run = self._continue_run(storage, actor_id, int(columns["episode"][start]), int(columns["step"][start]))
+            run.ids.append(ids[start:stop])
+            run.rewards.append(np.asarray(columns["reward"][start:stop]))
+            run.last_step = int(columns["step"][stop - 1])
+            if ends[stop - 1]:
+                self._finish(storage, self._runs.pop(actor_id), bool(terminated[stop - 1]))
 
-    def push(self, actor_id: str, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-        """Add an actor's rows (in arrival order); returns the episodes they complete, or None."""
-        held = self._pending.pop(actor_id, None)
-        if held is not None:
-            columns = {name: np.concatenate([held[name], columns[name]]) for name in columns}
-        slices = episode_slices(columns)
-        last = slices[-1] if slices else None
-        done = last is not None and bool(columns["terminated"][last.stop - 1] or columns["truncated"][last.stop - 1])
-        complete = slices if done else slices[:-1]
-        if last is not None and not done:
-            self._pending[actor_id] = {name: value[last] for name, value in columns.items()}
-        if not complete:
-            return None
-        stop = complete[-1].stop
-        # An earlier episode cut short by an id change (actor restart) is valued as truncated.
-        return with_returns({name: value[:stop] for name, value in columns.items()}, self.returns_fn)
+    def _continue_run(self, storage: RingStorage, actor_id: str, episode: int, step: int) -> _Run:
+        """The actor's run if (episode, step) continues it; otherwise the old run is cut and a new one starts."""
+        run = self._runs.get(actor_id)
+        if run is not None and (run.episode, run.last_step + 1) == (episode, step):
+            return run
+        if run is not None:
+            self._finish(storage, run, terminated=False)
+        run = self._runs[actor_id] = _Run(episode, step - 1)
+        return run
+
+    def _finish(self, storage: RingStorage, run: _Run, terminated: bool) -> None:
+        ids = np.concatenate(run.ids)
+        values = returns_to_go(np.concatenate(run.rewards), terminated, self.gamma)
+        stored = storage.holds(ids)
+        slots = storage.slots(ids[stored])
+        self.mc_return[slots] = values[stored]
+        self.known[slots] = True
+        self.count += int(stored.sum())

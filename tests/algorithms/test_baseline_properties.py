@@ -16,7 +16,6 @@ from learner.algorithms.cql import calibrate, cql_regularizer
 from learner.algorithms.iql import expectile_loss
 from learner.algorithms.rewards import monte_carlo_returns
 from learner.replay.buffer import ReplayBuffer
-from learner.replay.returns import MC_RETURN, EpisodeReturns, episode_slices, with_returns
 
 SPEC = state_spec(obs_dim=5, action_dim=3)
 
@@ -30,7 +29,7 @@ def test_rlpd_batches_are_exactly_half_demonstration():
     rng = np.random.default_rng(0)
     for add, rows in ((replay.add_demo, 37), (replay.add_online, 500)):
         columns = {name: np.zeros((rows, *s.shape), s.dtype) for name, s in transition_columns(SPEC).items()}
-        add(columns)
+        add(columns, "a1")
     for _ in range(5):
         batch = replay.sample(rlpd.sampling, rng)
         assert batch.is_demo.sum() * 2 == rlpd.sampling.batch_size
@@ -105,47 +104,6 @@ def test_monte_carlo_returns_of_a_success_a_failure_and_a_timeout():
     timeout = monte_carlo_returns([0, 0, 0], [False, False, False], 1.0, -1.0, gamma)
     crash = monte_carlo_returns([0, 0], [False, True], 1.0, -1.0, gamma)
     assert timeout.tolist() == pytest.approx([-10.0] * 3) and crash.tolist() == pytest.approx([-10.0] * 2)
-
-
-def _episode_columns(episodes: list[tuple[int, int, bool, bool]]) -> dict[str, np.ndarray]:
-    """Rows for (episode id, length, success, truncated) episodes, in order."""
-    parts = {"reward": [], "terminated": [], "truncated": [], "episode": []}
-    for episode, length, success, truncated in episodes:
-        last = np.arange(length) == length - 1
-        parts["reward"].append(np.where(last & success, 1.0, 0.0).astype(np.float32))
-        parts["terminated"].append(last & success)
-        parts["truncated"].append(last & truncated)
-        parts["episode"].append(np.full(length, episode))
-    return {name: np.concatenate(value) for name, value in parts.items()}
-
-
-def returns_fn(reward, terminated):
-    return monte_carlo_returns(reward, terminated, 1.0, -1.0, 0.99)
-
-
-def test_episode_slices_cut_after_done_rows_and_at_episode_id_changes():
-    columns = _episode_columns([(0, 3, True, False), (1, 2, False, True), (2, 4, False, False), (7, 1, True, False)])
-    assert [(s.start, s.stop) for s in episode_slices(columns)] == [(0, 3), (3, 5), (5, 9), (9, 10)]
-
-
-def test_streamed_episodes_are_released_whole_with_the_same_returns_as_offline():
-    columns = _episode_columns([(0, 5, True, False), (1, 4, False, True), (2, 6, True, False)])
-    expected = with_returns(columns, returns_fn)[MC_RETURN]
-    assembler, released = EpisodeReturns(returns_fn), []
-    for start in range(0, 15, 4):  # arbitrary network batches that straddle episode ends
-        chunk = {name: value[start : start + 4] for name, value in columns.items()}
-        out = assembler.push("a", chunk)
-        if out is not None:
-            released.append(out[MC_RETURN])
-    assert np.array_equal(np.concatenate(released), expected) and assembler.pending_rows("a") == 0
-
-
-def test_an_episode_abandoned_by_a_restarted_actor_is_released_as_truncated():
-    assembler = EpisodeReturns(returns_fn)
-    assert assembler.push("a", _episode_columns([(4, 3, False, False)])) is None
-    assert assembler.pending_rows("a") == 3 and assembler.pending_rows("b") == 0
-    out = assembler.push("a", _episode_columns([(0, 2, False, False)]))
-    assert out[MC_RETURN].tolist() == pytest.approx([-100.0] * 3) and assembler.pending_rows("a") == 2
 
 
 # --- AWAC and IQL --------------------------------------------------------------------------------------

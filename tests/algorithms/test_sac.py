@@ -132,7 +132,7 @@ def test_sac_solves_a_one_step_bandit():
         else:
             action = algorithm.nets.policy.act({"state": torch.from_numpy(observation)}, deterministic=False).numpy()
         reward = -((action[:, 0] - 0.5) ** 2).astype(np.float32)
-        replay.add_online(_columns(spec, observation, action, reward, np.ones(1, bool), observation))
+        replay.add_online(_columns(spec, observation, action, reward, np.ones(1, bool), observation), "a1")
         if step >= 50:
             algorithm.update(to_torch(replay.sample(algorithm.sampling, rng), "cpu"))
     greedy = algorithm.nets.policy.act({"state": torch.from_numpy(observation)}, deterministic=True).item()
@@ -153,7 +153,7 @@ def test_sac_values_a_chain_by_bootstrapping_only_through_non_terminal_steps():
     next_observation = np.stack([b, b, b] * 10)
     reward = np.tile(np.array([0.0, 1.0, 0.0], np.float32), 10)
     terminated = np.tile(np.array([False, True, True]), 10)
-    replay.add_online(_columns(spec, observation, actions, reward, terminated, next_observation))
+    replay.add_online(_columns(spec, observation, actions, reward, terminated, next_observation), "a1")
     for _ in range(250):
         algorithm.update(to_torch(replay.sample(algorithm.sampling, rng), "cpu"))
     with torch.no_grad():

@@ -91,9 +91,9 @@ def test_restore_refills_replay_with_the_same_content(tmp_path, port):
         server.close()
     live = ReplayBuffer(SPEC, 1000)
     for columns in store.columns["a1"]:
-        live.add_online(columns)
+        live.add_online(columns, "a1")
     restored = ReplayBuffer(SPEC, 1000)
-    report = restore(tmp_path, SPEC, lambda _actor, columns: restored.add_online(columns))
+    report = restore(tmp_path, SPEC, lambda actor, columns: restored.add_online(columns, actor))
     assert report.transitions == 300 and report.acked["a1"] == server.sequences.acked("a1")
     assert replay_hash(restored) == replay_hash(live)
 
@@ -102,9 +102,12 @@ def replay_hash(replay: ReplayBuffer) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    storage = replay._online
-    for name in sorted(storage.arrays):
-        digest.update(np.ascontiguousarray(storage.arrays[name][: storage.size]).tobytes())
+    store = replay._online
+    size = store.rows.size
+    # The episode index too (successor links, returns-to-go): a resumed learner must draw the same sequences.
+    index = {"next_id": store.links.next_id, "mc_return": store.returns.mc_return, "known": store.returns.known}
+    for name, array in sorted({**store.rows.arrays, **index}.items()):
+        digest.update(np.ascontiguousarray(array[:size]).tobytes())
     return digest.hexdigest()
 
 

@@ -96,7 +96,7 @@ def test_operator_corrections_return_to_the_demo_buffer_on_resume(tmp_path):
     second.build(SPEC)
     second._resume()
     assert second.replay.online_size == 6 and second.replay.demo_size == 3
-    demo = second.replay._demo
+    demo = second.replay._demo.rows
     assert sorted(demo.arrays["observation/state"][: demo.size, 0]) == [0, 2, 4], "exactly the corrected steps"
 
 

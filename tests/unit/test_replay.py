@@ -11,8 +11,7 @@ import torch
 from common.episodes import save_episodes
 from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec, SpecError
 from common.types import Transition, transition_columns
-from learner.algorithms.base import SamplingSpec
-from learner.replay import ReplayBuffer, RingStorage, load_demo_columns, to_torch
+from learner.replay import ReplayBuffer, RingStorage, SamplingSpec, load_demo_columns, to_torch
 
 
 def make_spec(name: str = "toy", image: bool = True) -> RobotSpec:
@@ -72,7 +71,7 @@ def test_storage_rejects_wrong_columns_shapes_and_dtypes():
 def test_images_stay_uint8_in_storage_batches_and_tensors():
     spec = make_spec()
     buffer = ReplayBuffer(spec, capacity=16)
-    buffer.add_online(make_columns(spec, 10))
+    buffer.add_online(make_columns(spec, 10), "a1")
     batch = buffer.sample(SamplingSpec(batch_size=4), np.random.default_rng(0))
     assert batch.observation["camera"].dtype == np.uint8
     assert batch.next_observation["camera"].shape == (4, 8, 8, 3)
@@ -87,7 +86,7 @@ def test_images_stay_uint8_in_storage_batches_and_tensors():
 def test_batch_rows_are_consistent_transitions():
     spec = make_spec()
     buffer = ReplayBuffer(spec, capacity=64)
-    buffer.add_online(make_columns(spec, 50))
+    buffer.add_online(make_columns(spec, 50), "a1")
     batch = buffer.sample(SamplingSpec(batch_size=32), np.random.default_rng(1))
     ids = batch.reward
     np.testing.assert_array_equal(batch.observation["state"][:, 0], ids)
@@ -100,7 +99,7 @@ def test_batch_rows_are_consistent_transitions():
 def test_mixed_sampling_takes_exactly_the_demo_ratio(batch_size, ratio, expected_demo):
     spec = make_spec(image=False)
     buffer = ReplayBuffer(spec, capacity=1000, demo_capacity=1000)
-    buffer.add_online(make_columns(spec, 500, start=0))
+    buffer.add_online(make_columns(spec, 500, start=0), "a1")
     buffer.add_demo(make_columns(spec, 100, start=10_000))
     batch = buffer.sample(SamplingSpec(batch_size, demo_ratio=ratio), np.random.default_rng(2))
     is_demo = batch.is_demo.astype(bool)
@@ -117,16 +116,8 @@ def test_sampling_falls_back_to_whichever_buffer_has_data():
     buffer.add_demo(make_columns(spec, 5))
     assert buffer.sample(SamplingSpec(8), np.random.default_rng(0)).is_demo.tolist() == [1.0] * 8
     fresh = ReplayBuffer(spec, capacity=100)
-    fresh.add_online(make_columns(spec, 5))
+    fresh.add_online(make_columns(spec, 5), "a1")
     assert fresh.sample(SamplingSpec(8), np.random.default_rng(0)).is_demo.tolist() == [0.0] * 8
-
-
-def test_sequence_sampling_is_not_implemented_yet():
-    spec = make_spec(image=False)
-    buffer = ReplayBuffer(spec, capacity=10)
-    buffer.add_online(make_columns(spec, 5))
-    with pytest.raises(NotImplementedError):
-        buffer.sample(SamplingSpec(4, horizon=3), np.random.default_rng(0))
 
 
 def test_demo_buffer_refuses_to_overwrite_demonstrations():
@@ -141,7 +132,7 @@ def test_demo_buffer_refuses_to_overwrite_demonstrations():
 def test_adding_while_sampling_from_another_thread():
     spec = make_spec()
     buffer = ReplayBuffer(spec, capacity=300)
-    buffer.add_online(make_columns(spec, 1))
+    buffer.add_online(make_columns(spec, 1), "a1")
     errors: list[BaseException] = []
     sampling_started = threading.Event()
 
@@ -149,7 +140,7 @@ def test_adding_while_sampling_from_another_thread():
         try:
             sampling_started.wait(timeout=10)
             for chunk in range(1000):
-                buffer.add_online(make_columns(spec, 7, start=chunk * 7))
+                buffer.add_online(make_columns(spec, 7, start=chunk * 7), "a1")
         except BaseException as error:  # surfaced in the main thread below
             errors.append(error)
 
