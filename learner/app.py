@@ -28,6 +28,7 @@ from learner.best_policy import BEST_POLICY_FILE, BestPolicy
 from learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, saved_run_config
 from learner.local_actors import LocalActor
 from learner.progress import EpisodeStats, live_line, write_curve, write_train_metrics
+from learner.reward_shaping import apply_reward, check_reward
 from learner.replay.buffer import ReplayBuffer
 from learner.replay.demos import load_demo_columns
 from learner.replay.durable import SegmentJournal, read_spec, restore, set_aside, write_spec
@@ -94,6 +95,7 @@ class LearnerConfig:
     insecure: bool = False  # plaintext even with keys (loopback only)
     resume: bool = False  # continue run_dir: replay, sequence numbers, algorithm and optimizer state
     replay_fsync: bool = True  # fsync durable replay before acking (off: survives kill -9, not power loss)
+    reward: str = "shaped"  # every algorithm's training reward: shaped (0/-1, failure -100) or task (reward_shaping)
     train: TrainConfig = field(default_factory=TrainConfig)
     local: LocalRunConfig = field(default_factory=LocalRunConfig)
 
@@ -105,6 +107,7 @@ class Learner:
         if config.resume:  # the run's algorithm, data and seed come from the run directory
             config = replace(config, **saved_run_config(Path(config.run_dir)))
         self.config = config
+        check_reward(config.reward)
         keys = load_learner_security(config.keys) if config.keys else None
         self.security = require_security(config.bind, keys, config.insecure, "learner")
         self.run_dir = Path(config.run_dir)
@@ -134,7 +137,7 @@ class Learner:
             algorithm, cfg.algo, policy_config, self.replay, self._publish, cfg.train, self.checkpoint, cfg.seed
         )
         if cfg.demo:
-            columns = load_demo_columns(cfg.demo, spec)
+            columns = apply_reward(cfg.reward, load_demo_columns(cfg.demo, spec))
             if self.episode_returns:
                 columns = with_returns(columns, algorithm.episode_returns)
             self.replay.add_demo(columns)
@@ -148,7 +151,8 @@ class Learner:
         self.server.publish(weights)
 
     def store(self, actor_id: str, columns: dict) -> None:
-        """Receive-thread callback: a validated batch goes into online replay."""
+        """Receive-thread callback: a validated batch goes into online replay, with the training reward."""
+        columns = apply_reward(self.config.reward, columns)
         if self.episode_returns:  # held until its episode ends, then stored with returns-to-go
             columns = self.episode_returns.push(actor_id, columns)
             if columns is None:

@@ -10,10 +10,16 @@ softmax (non-negative, summing to +1) over the sampled values, i.e. push data up
 Cal-QL changes one thing: the sampled POLICY actions' values are replaced by max(Q, G_MC), with G_MC
 the Monte-Carlo return-to-go of the data row (never for the uniform actions). Once the policy's
 values sit below the return of the behaviour that produced the data, the term stops pushing them down.
-The learner computes G_MC per complete episode with `episode_returns`.
+Replay computes G_MC per episode from the stored (already shaped) rewards (`SamplingSpec.returns_to_go`).
 
 The critic target is `r + gamma (1 - d) min_k Q'_k(s', a')` with a' ~ pi(.|s') and no entropy term
-(the reference's `backup_entropy=False`); rewards are shaped as in `rewards.shaped_reward`.
+(the reference's `backup_entropy=False`); rewards arrive as the learner stored them (`learner.reward_shaping`).
+
+Stages, as nakamotoo/Cal-QL's conservative_sac_main.py runs them: an offline stage of `offline_updates`
+conservative updates on the demonstrations alone (the reference's `n_pretrain_epochs` loop calls the
+same `sac.train` it uses online), then online with the SAME update on 50/50 demo/online batches
+(`mixing_ratio=0.5` in scripts/run_adroit.sh) and the calibration kept on online (the original; CORL
+switches it off). CQL runs the identical schedule with the calibration off.
 """
 
 from __future__ import annotations
@@ -22,19 +28,17 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 from common.specs import RobotSpec
 from common.types import Batch
-from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
-from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
-from learner.algorithms.rewards import ShapedRewardConfig, monte_carlo_returns, shaped_reward
+from learner.algorithms.actor_critic import ActorCritic, OfflineToOnlineConfig, make_tanh_policy, offline_then_online
+from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class CQLConfig(ShapedRewardConfig):
+class CQLConfig(OfflineToOnlineConfig):
     """Hyper-parameters of CQL; defaults are Cal-QL's Adroit-binary settings (sparse, few demos)."""
 
     cql_weight: float = 1.0
@@ -108,26 +112,28 @@ class CQL(Algorithm):
         self.target_entropy = -float(spec.action_dim) if config.target_entropy is None else config.target_entropy
         self.num_updates = 0
 
-    @property
-    def needs_episode_returns(self) -> bool:  # type: ignore[override]
-        return self.config.calibrated
-
-    def episode_returns(self, reward: np.ndarray, terminated: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        return monte_carlo_returns(reward, terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
-
     @staticmethod
     def make_policy(config: CQLConfig, spec: RobotSpec) -> TanhGaussianPolicy:
         return make_tanh_policy(config, spec)
 
     @property
     def sampling(self) -> SamplingSpec:
-        return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
+        """Single transitions; Cal-QL also asks replay for each row's Monte-Carlo return-to-go."""
+        cfg = self.config
+        return SamplingSpec(cfg.batch_size, 1, cfg.demo_ratio, cfg.gamma, returns_to_go=cfg.calibrated)
+
+    def stages(self) -> list[Stage]:
+        return offline_then_online(self.config.offline_updates)
+
+    def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
+        """The offline stage: the same conservative update as online (the reference's pretraining loop)."""
+        if stage != "offline":
+            raise ValueError(f"{type(self).__name__} has no offline stage {stage!r}; it has 'offline'")
+        return self.update(batch)
 
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, nets = self.config, self.nets
-        action = batch.action.reshape(batch.size, -1)
-        reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
+        action, reward = batch.action.reshape(batch.size, -1), batch.reward
         observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
         alpha = self.log_alpha.exp().detach()
 
@@ -162,7 +168,7 @@ class CQL(Algorithm):
 
     def _mc_return(self, batch: Batch) -> torch.Tensor:
         if "mc_return" not in batch.extras:
-            raise KeyError("Cal-QL needs an 'mc_return' column: run it through the learner, which computes it")
+            raise KeyError("Cal-QL needs extras['mc_return']: sample with its `sampling` (returns_to_go=True)")
         return batch.extras["mc_return"].reshape(-1).float()
 
     def _q_of_sampled_actions(self, features: torch.Tensor, next_features: torch.Tensor):
