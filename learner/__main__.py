@@ -12,6 +12,7 @@ import torch
 from common.registry import UnknownNameError
 from common.transport import DEFAULT_PORT
 from learner.app import Learner, LearnerConfig, LocalRunConfig, install_signal_handlers
+from learner.reward_shaping import REWARDS
 from learner.train_loop import TrainConfig
 
 
@@ -69,7 +70,7 @@ def _algorithm_names() -> str:
 @click.option("--no-fsync", is_flag=True, help="Ack before fsync of durable replay (survives kill -9, not power loss).")
 @click.option("--interventions-to-demo", type=click.Choice(["auto", "on", "off"]), default="auto",
               help="Also add operator-intervention transitions to the demo buffer (auto: if the algo samples demos).")
-@click.option("--reward", type=click.Choice(["shaped", "task"]), default="shaped",
+@click.option("--reward", type=click.Choice(REWARDS), default="shaped",
               help="Training reward of every algorithm: task (1 on success, else 0) or shaped (0 on success, -1 per "
                    "step, a failed termination -100 = -1/(1-0.99)); applied once where data is stored.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")

@@ -40,6 +40,6 @@ def random_batch(spec: RobotSpec, size: int = 32, seed: int = 0) -> Batch:
         terminated=torch.from_numpy((rng.random(size) < 0.2).astype(np.float32)),
         next_observation=random_observation(spec, size, rng),
         is_demo=torch.from_numpy((rng.random(size) < 0.5).astype(np.float32)),
-        # Cal-QL's Monte-Carlo returns (the learner computes them per episode); others ignore it.
+        # Monte-Carlo returns-to-go (replay computes them per episode) for Cal-QL; others ignore them.
         extras={"mc_return": torch.from_numpy(rng.uniform(-100, 0, size).astype(np.float32))},
     )
