@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from common.specs import RobotSpec
+from common.types import Batch
 from learner.algorithms.base import Stage
 from learner.networks.encoders import ObservationEncoder, random_shift
 from learner.networks.ensemble import CriticEnsemble
@@ -103,6 +104,19 @@ def offline_then_online(offline_updates: int) -> list[Stage]:
     """The offline-to-online baselines' stages: `offline_updates` demo-only updates (none if 0), then online."""
     offline = [Stage("offline", "offline", offline_updates)] if offline_updates else []
     return [*offline, Stage("online", "online", 0)]
+
+
+def check_offline_stage(algorithm: str, stage: str) -> None:
+    """Raise unless `stage` is "offline", the one offline stage `offline_then_online` declares."""
+    if stage != "offline":
+        raise ValueError(f"{algorithm} has no offline stage {stage!r}; it has 'offline'")
+
+
+def mc_returns(batch: Batch, needed_by: str) -> torch.Tensor:
+    """The rows' Monte-Carlo returns-to-go (B,), which replay adds when `SamplingSpec.returns_to_go` is set."""
+    if "mc_return" not in batch.extras:
+        raise KeyError(f"{needed_by} needs extras['mc_return']: sample with the algorithm's `sampling` (returns_to_go)")
+    return batch.extras["mc_return"].reshape(-1).float()
 
 
 def make_tanh_policy(config: Any, spec: RobotSpec) -> TanhGaussianPolicy:

@@ -28,7 +28,13 @@ import torch
 
 from common.specs import RobotSpec
 from common.types import Batch
-from learner.algorithms.actor_critic import ActorCritic, OfflineToOnlineConfig, make_tanh_policy, offline_then_online
+from learner.algorithms.actor_critic import (
+    ActorCritic,
+    OfflineToOnlineConfig,
+    check_offline_stage,
+    make_tanh_policy,
+    offline_then_online,
+)
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
 from learner.networks.distributions import TanhGaussian
 from learner.networks.policies import TanhGaussianPolicy
@@ -89,8 +95,7 @@ class AWAC(Algorithm):
 
     def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
         """The offline stage: AWAC's own update on demonstration batches (the paper pretrains with it)."""
-        if stage != "offline":
-            raise ValueError(f"AWAC has no offline stage {stage!r}; it has 'offline'")
+        check_offline_stage("AWAC", stage)
         return self.update(batch)
 
     def update(self, batch: Batch) -> dict[str, float]:

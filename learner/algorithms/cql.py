@@ -32,7 +32,14 @@ import torch
 
 from common.specs import RobotSpec
 from common.types import Batch
-from learner.algorithms.actor_critic import ActorCritic, OfflineToOnlineConfig, make_tanh_policy, offline_then_online
+from learner.algorithms.actor_critic import (
+    ActorCritic,
+    OfflineToOnlineConfig,
+    check_offline_stage,
+    make_tanh_policy,
+    mc_returns,
+    offline_then_online,
+)
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
 from learner.networks.policies import TanhGaussianPolicy
 
@@ -127,8 +134,7 @@ class CQL(Algorithm):
 
     def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
         """The offline stage: the same conservative update as online (the reference's pretraining loop)."""
-        if stage != "offline":
-            raise ValueError(f"{type(self).__name__} has no offline stage {stage!r}; it has 'offline'")
+        check_offline_stage(type(self).__name__, stage)
         return self.update(batch)
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -147,7 +153,7 @@ class CQL(Algorithm):
         q_data = nets.critic(features, action)
         q_uniform, q_policy, log_prob_policy = self._q_of_sampled_actions(features, next_features)
         if cfg.calibrated:
-            q_policy = calibrate(q_policy, self._mc_return(batch))
+            q_policy = calibrate(q_policy, mc_returns(batch, "Cal-QL"))
         loss_cql = cql_regularizer(q_uniform, q_policy, log_prob_policy, q_data, self.spec.action_dim)
         loss_td = (q_data - target).square().sum(0).mean()
         loss_critic = loss_td + cfg.cql_weight * loss_cql
@@ -165,11 +171,6 @@ class CQL(Algorithm):
         values = [loss_td, loss_cql, loss_actor, alpha, entropy, q_data.mean(), q_data.std(), target.mean()]
         names = ("critic_loss", "cql_loss", "actor_loss", "alpha", "entropy", "q_mean", "q_std", "target_q_mean")
         return dict(zip(names, torch.stack([v.detach() for v in values]).tolist()))
-
-    def _mc_return(self, batch: Batch) -> torch.Tensor:
-        if "mc_return" not in batch.extras:
-            raise KeyError("Cal-QL needs extras['mc_return']: sample with its `sampling` (returns_to_go=True)")
-        return batch.extras["mc_return"].reshape(-1).float()
 
     def _q_of_sampled_actions(self, features: torch.Tensor, next_features: torch.Tensor):
         """Q at s of n uniform, n pi(.|s) and n pi(.|s') actions: (E, n, B), (E, 2n, B) and log pi (2n, B)."""

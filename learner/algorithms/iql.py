@@ -23,7 +23,13 @@ import torch
 
 from common.specs import RobotSpec
 from common.types import Batch
-from learner.algorithms.actor_critic import ActorCritic, OfflineToOnlineConfig, make_tanh_policy, offline_then_online
+from learner.algorithms.actor_critic import (
+    ActorCritic,
+    OfflineToOnlineConfig,
+    check_offline_stage,
+    make_tanh_policy,
+    offline_then_online,
+)
 from learner.algorithms.awac import advantage_weights, dataset_log_prob, weighted_regression_loss
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
 from learner.networks.ensemble import EnsembleMLP
@@ -85,8 +91,7 @@ class IQL(Algorithm):
 
     def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
         """The offline stage: IQL's own (in-sample) update on demonstration batches, as the paper pretrains."""
-        if stage != "offline":
-            raise ValueError(f"IQL has no offline stage {stage!r}; it has 'offline'")
+        check_offline_stage("IQL", stage)
         return self.update(batch)
 
     def v(self, features: torch.Tensor) -> torch.Tensor:

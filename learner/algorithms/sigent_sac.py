@@ -46,7 +46,7 @@ import torch
 
 from common.specs import RobotSpec
 from common.types import Batch
-from learner.algorithms.actor_critic import ActorCritic, ActorCriticConfig, make_tanh_policy
+from learner.algorithms.actor_critic import ActorCritic, ActorCriticConfig, make_tanh_policy, mc_returns
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
 from learner.networks.distributions import TanhGaussian
 from learner.networks.policies import TanhGaussianPolicy
@@ -195,7 +195,7 @@ class SigEntSAC(Algorithm):
             next_action, next_log_prob = nets.policy.distribution(next_features).rsample(nets.generator)
         target = self._target(next_observation, next_action, next_log_prob, batch.reward, batch.terminated)
         if cfg.mc_lower_bound:
-            target = mc_floor(target, self._mc_return(batch))
+            target = mc_floor(target, mc_returns(batch, "SigEnt-SAC with mc_lower_bound"))
 
         # The actor trains neither the encoder (detached features) nor the critics (detached weights).
         features = nets.encoder(observation)
@@ -231,12 +231,6 @@ class SigEntSAC(Algorithm):
         return sigent_target(
             reward, terminated, next_q, self.h_sig(next_log_prob), self.config.alpha, self.config.gamma
         )
-
-    @staticmethod
-    def _mc_return(batch: Batch) -> torch.Tensor:
-        if "mc_return" not in batch.extras:
-            raise KeyError("mc_lower_bound needs extras['mc_return']: sample with this algorithm's `sampling`")
-        return batch.extras["mc_return"].reshape(-1).float()
 
     @torch.no_grad()
     def _ood_proposals(self, action_at_s, action_at_next_s, features, next_features) -> torch.Tensor:
