@@ -110,10 +110,14 @@ def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd
 
 
 def _check_algorithm(config: LearnerConfig) -> None:
-    """Fail before listening if the algorithm or its overrides are unknown."""
-    from learner.algorithms import config_from_overrides
+    """Fail before listening if the algorithm or its overrides are unknown, or (with a demo, which fixes the
+    robot spec) if the algorithm refuses that robot (e.g. SigEnt-SAC's alpha * d * h_max bound)."""
+    from common.episodes import load_episodes
+    from learner.algorithms import config_from_overrides, make_algorithm
 
     config_from_overrides(config.algo, config.overrides)
+    if config.demo:
+        make_algorithm(config.algo, load_episodes(config.demo)[0], config.overrides)
 
 
 def format_summary(summary: dict) -> str:

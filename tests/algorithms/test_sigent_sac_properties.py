@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +187,15 @@ def test_one_critic_pass_scores_data_and_proposals_like_separate_passes():
     assert torch.allclose(q_data, algorithm.nets.critic(features, action), atol=1e-6)
     for k in range(2):
         assert torch.allclose(q_sampled[:, k], algorithm.nets.critic(features[rows], proposals[k]), atol=1e-6)
+
+
+@pytest.mark.timeout(60)
+def test_the_learner_cli_refuses_a_bonus_over_the_bound_before_it_listens(tmp_path):
+    from click.testing import CliRunner
+
+    from learner.__main__ import train
+
+    demo = Path(__file__).resolve().parents[2] / "robots" / "sim" / "demos" / "limo_ball_to_goal.npz"  # d = 2
+    args = ["--demo", str(demo), "--set", "alpha=0.6", "--metrics-port", "0", "--run-dir", str(tmp_path)]
+    result = CliRunner().invoke(train, args)
+    assert result.exit_code == 2 and "alpha=0.6 * d=2 * h_max=1.0 = 1.2" in result.output, result.output
