@@ -9,8 +9,10 @@ import pytest
 from algorithm_fixtures import random_batch, state_spec
 
 from common.episodes import load_episodes
+from common.types import NEXT_OBS_PREFIX, OBS_PREFIX, Transition, pack_transitions
 from learner.algorithms import ALGORITHMS, make_algorithm
 from learner.app import Learner, LearnerConfig
+from learner.replay.durable import SegmentJournal, restore
 from learner.replay.spec import SamplingSpec
 from learner.reward_shaping import FAILURE_GAMMA, FAILURE_VALUE, REWARDS, STEP_BIAS, apply_reward, shaped_reward
 
@@ -78,6 +80,35 @@ def test_every_algorithm_trains_on_the_same_rewards_shaped_once(tmp_path, reward
     else:
         assert demo_rewards[last] == 1.0 and online_rewards[last] == 0.0
         assert {demo_rewards[s] for s in demo_rewards if s != last} == {0.0}
+
+
+def as_transitions(columns: dict[str, np.ndarray]) -> list[Transition]:
+    """Per-row Transitions of stored columns, as an actor would send them."""
+    keys = [name.removeprefix(OBS_PREFIX) for name in columns if name.startswith(OBS_PREFIX)]
+    return [
+        Transition({k: columns[OBS_PREFIX + k][i] for k in keys}, columns["action"][i], float(columns["reward"][i]),
+                   bool(columns["terminated"][i]), bool(columns["truncated"][i]),
+                   {k: columns[NEXT_OBS_PREFIX + k][i] for k in keys}, int(columns["episode"][i]),
+                   int(columns["step"][i]))
+        for i in range(len(columns["reward"]))
+    ]  # fmt: skip
+
+
+def test_a_resumed_learner_shapes_the_durable_journal_once(tmp_path):
+    """The journal keeps what actors sent; restoring it through `store` gives the rewards a live run stored."""
+    spec, demo = load_episodes(DEMO)
+    journal = SegmentJournal(tmp_path / "journal", 1000, fsync=False)
+    journal.append("actor-1", 1, pack_transitions(as_transitions(failed_episode(demo))))
+    journal.close()
+    live, resumed = (Learner(LearnerConfig(algo="sac", overrides={"hidden_dims": "16,16"}, replay_capacity=1000,
+                                           run_dir=str(tmp_path / name), device="cpu", metrics_port=0))
+                     for name in ("live", "resumed"))  # fmt: skip
+    for learner in (live, resumed):
+        learner.build(spec)
+    live.store("actor-1", failed_episode(demo))
+    restore(tmp_path / "journal", spec, resumed.store)
+    assert stored_rewards(resumed, 0.0) == stored_rewards(live, 0.0)
+    assert set(stored_rewards(resumed, 0.0).values()) == {-1.0, FAILURE_VALUE}
 
 
 @pytest.mark.parametrize("name", ALGORITHMS.names())
