@@ -14,6 +14,7 @@ from common.registry import UnknownNameError
 from common.transport import DEFAULT_PORT
 from learner.app import Learner, LearnerConfig, LocalRunConfig, install_signal_handlers
 from learner.stages import StageError
+from learner.reward_shaping import REWARDS
 from learner.train_loop import TrainConfig
 
 
@@ -100,10 +101,13 @@ def _cli_value(value: object) -> str:
 @click.option("--no-fsync", is_flag=True, help="Ack before fsync of durable replay (survives kill -9, not power loss).")
 @click.option("--interventions-to-demo", type=click.Choice(["auto", "on", "off"]), default="auto",
               help="Also add operator-intervention transitions to the demo buffer (auto: if the algo samples demos).")
+@click.option("--reward", type=click.Choice(REWARDS), default="shaped",
+              help="Training reward of every algorithm: task (1 on success, else 0) or shaped (0 on success, -1 per "
+                   "step, a failed termination -100 = -1/(1-0.99)); applied once where data is stored.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, eval_actor, stop_at_success,
-         stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo,
+         stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo, reward,
          verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
 
@@ -122,7 +126,7 @@ def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd
             local=LocalRunConfig(local_actor, list(actor_args), eval_actor, stop_at_success, stop_window, final_eval,
                                  final_policy),
             keys=keys, insecure=insecure, resume=bool(resume), replay_fsync=not no_fsync,
-            interventions_to_demo=interventions_to_demo,
+            interventions_to_demo=interventions_to_demo, reward=reward,
         )  # fmt: skip
         if resume:
             config.run_dir = resume
@@ -140,10 +144,14 @@ def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd
 
 
 def _check_algorithm(config: LearnerConfig) -> None:
-    """Fail before listening if the algorithm or its overrides are unknown."""
-    from learner.algorithms import config_from_overrides
+    """Fail before listening if the algorithm or its overrides are unknown, or (with a demo, which fixes the
+    robot spec) if the algorithm refuses that robot (e.g. SigEnt-SAC's alpha * d * h_max bound)."""
+    from common.episodes import load_episodes
+    from learner.algorithms import config_from_overrides, make_algorithm
 
     config_from_overrides(config.algo, config.overrides)
+    if config.demo:
+        make_algorithm(config.algo, load_episodes(config.demo)[0], config.overrides)
 
 
 def format_summary(summary: dict) -> str:

@@ -77,7 +77,7 @@ def load_checkpoint(path: Path) -> tuple[dict, dict]:
     return state, config
 
 
-RESUMED_FIELDS = ("algo", "overrides", "demo", "seed", "replay_capacity")  # what defines a run's state
+RESUMED_FIELDS = ("algo", "overrides", "demo", "seed", "replay_capacity", "reward")  # what defines a run's state
 
 
 def saved_run_config(run_dir: Path) -> dict:

@@ -9,7 +9,7 @@ import importlib
 import os
 
 # Importing each module registers its algorithms: sac, rlpd, sigent_sac, cql, cal_ql, awac, iql.
-from learner.algorithms import awac, cql, iql, sac, sigent_sac  # noqa: F401
+from learner.algorithms import awac, cql, iql, rlpd, sac, sigent_sac  # noqa: F401
 from learner.algorithms.base import (
     ALGORITHMS,
     Algorithm,

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from common.specs import RobotSpec
+from common.types import Batch
+from learner.algorithms.base import Stage
 from learner.networks.encoders import ObservationEncoder, random_shift
 from learner.networks.ensemble import CriticEnsemble
 from learner.networks.policies import TanhGaussianPolicy
@@ -76,6 +78,45 @@ class ActorCriticConfig:
         failed = [message for message, ok in conditions.items() if not ok]
         if failed:
             raise ValueError(f"invalid {type(self).__name__}: {'; '.join(failed)}")
+
+
+@dataclass(frozen=True)
+class OfflineToOnlineConfig(ActorCriticConfig):
+    """An actor-critic config whose algorithm first trains on the demonstrations alone (an offline stage).
+
+    Why 2000 offline updates for one demonstration of ~40 transitions (LIMO's has 39, Go2's 87): every
+    batch of 256 resamples each demo row ~6 times, so the policy fits the demo's actions within a few
+    hundred updates (tests/algorithms: 300 clone a fixed action); 2000 give the Polyak target 10 of its
+    time constants (1/tau = 200 updates) to settle on the demo, i.e. ~10 damped Bellman backups of the
+    step cost. Carrying values along the whole demo would take ~40 (8000 updates, 20 min of CQL at
+    0.15 s each on 2 cores); that continues online, where half of every batch is still the demo.
+    More offline updates would only refit the same 40 rows.
+    """
+
+    offline_updates: int = 2000
+    """Offline-stage updates on demo-only batches (0: none); 2000 = 10 target time constants, see the class doc."""
+
+    def check(self, extra: Mapping[str, bool]) -> None:
+        super().check({"offline_updates must be >= 0": self.offline_updates >= 0, **extra})
+
+
+def offline_then_online(offline_updates: int) -> list[Stage]:
+    """The offline-to-online baselines' stages: `offline_updates` demo-only updates (none if 0), then online."""
+    offline = [Stage("offline", "offline", offline_updates)] if offline_updates else []
+    return [*offline, Stage("online", "online", 0)]
+
+
+def check_offline_stage(algorithm: str, stage: str) -> None:
+    """Raise unless `stage` is "offline", the one offline stage `offline_then_online` declares."""
+    if stage != "offline":
+        raise ValueError(f"{algorithm} has no offline stage {stage!r}; it has 'offline'")
+
+
+def mc_returns(batch: Batch, needed_by: str) -> torch.Tensor:
+    """The rows' Monte-Carlo returns-to-go (B,), which replay adds when `SamplingSpec.returns_to_go` is set."""
+    if "mc_return" not in batch.extras:
+        raise KeyError(f"{needed_by} needs extras['mc_return']: sample with the algorithm's `sampling` (returns_to_go)")
+    return batch.extras["mc_return"].reshape(-1).float()
 
 
 def make_tanh_policy(config: Any, spec: RobotSpec) -> TanhGaussianPolicy:

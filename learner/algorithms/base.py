@@ -17,7 +17,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -104,14 +103,6 @@ class Algorithm(abc.ABC):
         """
         nets = getattr(self, "nets", None)
         return None if nets is None else nets.policy(observation).deterministic_action()
-
-    #: True if `update` reads `batch.extras["mc_return"]`; the learner then stores whole episodes
-    #: with `episode_returns` of each (Cal-QL's Monte-Carlo lower bound).
-    needs_episode_returns: ClassVar[bool] = False
-
-    def episode_returns(self, reward: np.ndarray, terminated: np.ndarray) -> np.ndarray:
-        """Discounted returns-to-go of ONE complete episode, as this algorithm values its rewards."""
-        raise NotImplementedError(f"{type(self).__name__} does not use Monte-Carlo returns")
 
     # ---- training stages and the policies actors run ---------------------------------------------
     def stages(self) -> list[Stage]:

@@ -10,10 +10,16 @@ softmax (non-negative, summing to +1) over the sampled values, i.e. push data up
 Cal-QL changes one thing: the sampled POLICY actions' values are replaced by max(Q, G_MC), with G_MC
 the Monte-Carlo return-to-go of the data row (never for the uniform actions). Once the policy's
 values sit below the return of the behaviour that produced the data, the term stops pushing them down.
-Replay computes G_MC as each episode ends (`SamplingSpec.returns_to_go`, `learner/replay/returns.py`).
+Replay computes G_MC per episode from the stored (already shaped) rewards (`SamplingSpec.returns_to_go`).
 
 The critic target is `r + gamma (1 - d) min_k Q'_k(s', a')` with a' ~ pi(.|s') and no entropy term
-(the reference's `backup_entropy=False`); rewards are shaped as in `rewards.shaped_reward`.
+(the reference's `backup_entropy=False`); rewards arrive as the learner stored them (`learner.reward_shaping`).
+
+Stages, as nakamotoo/Cal-QL's conservative_sac_main.py runs them: an offline stage of `offline_updates`
+conservative updates on the demonstrations alone (the reference's `n_pretrain_epochs` loop calls the
+same `sac.train` it uses online), then online with the SAME update on 50/50 demo/online batches
+(`mixing_ratio=0.5` in scripts/run_adroit.sh) and the calibration kept on online (the original; CORL
+switches it off). CQL runs the identical schedule with the calibration off.
 """
 
 from __future__ import annotations
@@ -22,19 +28,24 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 from common.specs import RobotSpec
 from common.types import Batch
-from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
-from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
-from learner.algorithms.rewards import ShapedRewardConfig, monte_carlo_returns, shaped_reward
+from learner.algorithms.actor_critic import (
+    ActorCritic,
+    OfflineToOnlineConfig,
+    check_offline_stage,
+    make_tanh_policy,
+    mc_returns,
+    offline_then_online,
+)
+from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class CQLConfig(ShapedRewardConfig):
+class CQLConfig(OfflineToOnlineConfig):
     """Hyper-parameters of CQL; defaults are Cal-QL's Adroit-binary settings (sparse, few demos)."""
 
     cql_weight: float = 1.0
@@ -108,28 +119,27 @@ class CQL(Algorithm):
         self.target_entropy = -float(spec.action_dim) if config.target_entropy is None else config.target_entropy
         self.num_updates = 0
 
-    @property
-    def needs_episode_returns(self) -> bool:  # type: ignore[override]
-        return self.config.calibrated
-
-    def episode_returns(self, reward: np.ndarray, terminated: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        return monte_carlo_returns(reward, terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
-
     @staticmethod
     def make_policy(config: CQLConfig, spec: RobotSpec) -> TanhGaussianPolicy:
         return make_tanh_policy(config, spec)
 
     @property
     def sampling(self) -> SamplingSpec:
-        cfg = self.config  # Cal-QL reads replay's returns-to-go (extras["mc_return"]), discounted with its gamma
-        return SamplingSpec(cfg.batch_size, horizon=1, demo_ratio=cfg.demo_ratio, gamma=cfg.gamma,
-                            returns_to_go=cfg.calibrated)  # fmt: skip
+        """Single transitions; Cal-QL also asks replay for each row's Monte-Carlo return-to-go."""
+        cfg = self.config
+        return SamplingSpec(cfg.batch_size, 1, cfg.demo_ratio, cfg.gamma, returns_to_go=cfg.calibrated)
+
+    def stages(self) -> list[Stage]:
+        return offline_then_online(self.config.offline_updates)
+
+    def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
+        """The offline stage: the same conservative update as online (the reference's pretraining loop)."""
+        check_offline_stage(type(self).__name__, stage)
+        return self.update(batch)
 
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, nets = self.config, self.nets
-        action = batch.action.reshape(batch.size, -1)
-        reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
+        action, reward = batch.action.reshape(batch.size, -1), batch.reward
         observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
         alpha = self.log_alpha.exp().detach()
 
@@ -143,7 +153,7 @@ class CQL(Algorithm):
         q_data = nets.critic(features, action)
         q_uniform, q_policy, log_prob_policy = self._q_of_sampled_actions(features, next_features)
         if cfg.calibrated:
-            q_policy = calibrate(q_policy, self._mc_return(batch))
+            q_policy = calibrate(q_policy, mc_returns(batch, "Cal-QL"))
         loss_cql = cql_regularizer(q_uniform, q_policy, log_prob_policy, q_data, self.spec.action_dim)
         loss_td = (q_data - target).square().sum(0).mean()
         loss_critic = loss_td + cfg.cql_weight * loss_cql
@@ -161,11 +171,6 @@ class CQL(Algorithm):
         values = [loss_td, loss_cql, loss_actor, alpha, entropy, q_data.mean(), q_data.std(), target.mean()]
         names = ("critic_loss", "cql_loss", "actor_loss", "alpha", "entropy", "q_mean", "q_std", "target_q_mean")
         return dict(zip(names, torch.stack([v.detach() for v in values]).tolist()))
-
-    def _mc_return(self, batch: Batch) -> torch.Tensor:
-        if "mc_return" not in batch.extras:
-            raise KeyError("Cal-QL needs an 'mc_return' column: run it through the learner, which computes it")
-        return batch.extras["mc_return"].reshape(-1).float()
 
     def _q_of_sampled_actions(self, features: torch.Tensor, next_features: torch.Tensor):
         """Q at s of n uniform, n pi(.|s) and n pi(.|s') actions: (E, n, B), (E, 2n, B) and log pi (2n, B)."""

@@ -4,7 +4,14 @@
   critic  y = r + gamma (1 - d) V(s'),   L_Q = sum_k (Q_k(s, a) - y)^2        (never queries pi: in-sample)
   actor   L_pi = -E[ min(exp(beta (min_k Q'_k(s, a) - V(s))), w_max) log pi(a|s) ]
 Q' are the Polyak target critics, as in the reference. V reads the shared encoder's features
-detached: like the actor, it never trains the encoder, which only the critic loss does.
+detached: like the actor, it never trains the encoder, which only the critic loss does. Replay actions
+are clipped to |a| <= 1 - 1e-5 before they are scored (`awac.dataset_log_prob`; the reference's
+dataset_utils.py clips D4RL actions the same way, `clip_to_eps`).
+
+Stages, as ikostrikov/implicit_q_learning's train_finetune.py runs IQL: an offline stage of
+`offline_updates` of the same update on the demonstrations alone (`num_pretraining_steps`), then online
+with the prior data kept in replay (`replay_buffer.initialize_with_dataset`; the reference samples its
+one buffer uniformly, Tandem's `demo_ratio` fixes the demo share instead, as for AWAC).
 """
 
 from __future__ import annotations
@@ -16,31 +23,36 @@ import torch
 
 from common.specs import RobotSpec
 from common.types import Batch
-from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
-from learner.algorithms.awac import advantage_weights, weighted_regression_loss
-from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
-from learner.algorithms.rewards import ShapedRewardConfig, shaped_reward
+from learner.algorithms.actor_critic import (
+    ActorCritic,
+    OfflineToOnlineConfig,
+    check_offline_stage,
+    make_tanh_policy,
+    offline_then_online,
+)
+from learner.algorithms.awac import advantage_weights, dataset_log_prob, weighted_regression_loss
+from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
 from learner.networks.ensemble import EnsembleMLP
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class IQLConfig(ShapedRewardConfig):
-    """Hyper-parameters of IQL beyond the shared ones (the reference's AntMaze/Adroit values)."""
+class IQLConfig(OfflineToOnlineConfig):
+    """Hyper-parameters of IQL, named as in the paper (Kostrikov et al. 2021); values of CORL's Adroit finetune."""
 
-    expectile: float = 0.7
-    """tau of the expectile loss: 0.5 = mean (SARSA), towards 1 = max over in-support actions."""
+    expectile_tau: float = 0.8
+    """tau, the expectile of V: 0.5 = mean (SARSA), towards 1 = max; 0.8 = CORL finetune/iql/*/cloned_v1.yaml."""
     beta: float = 3.0
-    """Inverse temperature of the advantage weights exp(beta A)."""
+    """beta, the inverse temperature of the weights exp(beta A); 3.0 = CORL finetune/iql/*/cloned_v1.yaml."""
     max_weight: float = 100.0
-    """Clamp of exp(beta A)."""
+    """Clamp of exp(beta A) (the reference's actor.py: jnp.minimum(exp_a, 100.0))."""
     value_lr: float = 3e-4
     """Adam learning rate of the value network V (which shares hidden_dims and critic_layer_norm)."""
 
     def __post_init__(self) -> None:
         self.check({
             "beta, max_weight and value_lr must be positive": min(self.beta, self.max_weight, self.value_lr) > 0,
-            "expectile must be in (0, 1)": 0 < self.expectile < 1,
+            "expectile_tau must be in (0, 1)": 0 < self.expectile_tau < 1,
         })  # fmt: skip
 
 
@@ -71,7 +83,16 @@ class IQL(Algorithm):
 
     @property
     def sampling(self) -> SamplingSpec:
-        return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
+        cfg = self.config
+        return SamplingSpec(cfg.batch_size, 1, cfg.demo_ratio, cfg.gamma)
+
+    def stages(self) -> list[Stage]:
+        return offline_then_online(self.config.offline_updates)
+
+    def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
+        """The offline stage: IQL's own (in-sample) update on demonstration batches, as the paper pretrains."""
+        check_offline_stage("IQL", stage)
+        return self.update(batch)
 
     def v(self, features: torch.Tensor) -> torch.Tensor:
         """V(s) for encoded observations, shape (B,)."""
@@ -79,8 +100,7 @@ class IQL(Algorithm):
 
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, nets = self.config, self.nets
-        action = batch.action.reshape(batch.size, -1)
-        reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
+        action, reward = batch.action.reshape(batch.size, -1), batch.reward
         observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
         with torch.no_grad():
             target_q = nets.target_critic(nets.target_encoder(observation), action).min(0).values
@@ -88,12 +108,12 @@ class IQL(Algorithm):
 
         features = nets.encoder(observation)
         value = self.v(features.detach())
-        loss_value = expectile_loss(target_q - value, cfg.expectile)
+        loss_value = expectile_loss(target_q - value, cfg.expectile_tau)
         q_data = nets.critic(features, action)
         loss_critic = (q_data - target).square().sum(0).mean()
 
         weights = advantage_weights(cfg.beta * (target_q - value), 1.0, cfg.max_weight)
-        log_prob = nets.policy.distribution(features.detach()).log_prob(action)
+        log_prob = dataset_log_prob(nets.policy.distribution(features.detach()), action)
         loss_actor = weighted_regression_loss(log_prob, weights)
 
         nets.optimize(loss_value + loss_critic + loss_actor)

@@ -1,8 +1,8 @@
 """Soft Actor-Critic (Haarnoja et al. 2018), "SAC w/ prior" when demonstrations sit in the replay.
 
 tanh-Gaussian actor, a vectorised ensemble of LayerNorm critics (2 by default), learned temperature,
-Polyak target critics. With `num_critics=10, target_min_subset=2, actor_q_reduction="mean"` this is
-RLPD's learner. Terminated rows (true task ends) do not bootstrap; truncated ones do.
+Polyak target critics. Terminated rows (true task ends) do not bootstrap; truncated ones do. RLPD
+(`rlpd.py`) reuses these losses in its own update block.
 
 All three losses are computed from the same pre-update parameters and applied with ONE backward pass
 (as in the original softlearning implementation); they touch disjoint parameters, so the gradients
@@ -108,7 +108,8 @@ class SAC(Algorithm):
 
     @property
     def sampling(self) -> SamplingSpec:
-        return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
+        cfg = self.config
+        return SamplingSpec(cfg.batch_size, 1, cfg.demo_ratio, cfg.gamma)
 
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, nets = self.config, self.nets
@@ -179,35 +180,3 @@ class SAC(Algorithm):
 
 
 ALGORITHMS.register("sac")(SAC)
-
-
-# --- RLPD (Ball et al. 2023): SAC with a 10-critic LayerNorm ensemble, a random pair in the target ---
-
-
-@dataclass(frozen=True)
-class RLPDConfig(SACConfig):
-    """RLPD's defaults (ikostrikov/rlpd): only the fields that differ from SAC are re-declared here.
-
-    Run it at a high update-to-data ratio (`learner --utd 10` to 20; RLPD's paper uses 20) with the
-    demonstration in the demo buffer: every batch is then exactly half demo, half online rows.
-    """
-
-    num_critics: int = 10
-    """Critics in the ensemble (RLPD: 10, each with LayerNorm)."""
-    target_min_subset: int = 2
-    """The target takes the min over a fresh random pair of critics (no replacement) every update."""
-    actor_q_reduction: str = "mean"
-    """The actor maximises the MEAN of the ensemble (the target uses the min of a pair)."""
-    backup_entropy: bool = False
-    """RLPD's README turns the entropy backup off for sparse-reward tasks (Adroit, AntMaze)."""
-    hidden_dims: tuple[int, ...] = (256, 256, 256)
-    """RLPD's width for sparse manipulation (Adroit): three hidden layers of 256."""
-
-
-class RLPD(SAC):
-    """SAC's update with `RLPDConfig`; the symmetric 50/50 batch comes from `SamplingSpec.demo_ratio`."""
-
-    Config = RLPDConfig
-
-
-ALGORITHMS.register("rlpd")(RLPD)

@@ -24,11 +24,16 @@ Choices the paper leaves open (see ../shared/reference/algorithms.md §1):
     Over 4 seeds of the learning check it learned no worse than the full batch (3 seeds), from fewer updates.
   * alpha is fixed: H_sig is bounded, so there is no target entropy to tune towards; `m` is set from a
     target standard deviation (the follow-up paper's parameterisation).
-  * Rewards are shifted to -1/0 by default (reward_bias = -1): with a strictly positive entropy bonus
-    and success ending the episode, a +1/0 reward lets "never finish, keep collecting the bonus"
-    outvalue success once alpha * d * h_max / (1 - gamma) exceeds the success reward. A termination
-    without success (the ball left the arena) then becomes an absorbing failure worth
-    bias / (1 - gamma); a plain -1 there would teach the robot to end episodes by failing fast.
+  * The bound alpha * d * h_max < 1 is checked at construction. SigEnt-SAC relies on the learner's
+    shaped reward (`learner --reward shaped`, the default: 0 on success, -1 per step): with a strictly
+    positive bonus and success ending the episode, "never finish, keep collecting the bonus" is worth
+    (-1 + alpha * d * h_max) / (1 - gamma) per step forever, which beats finishing (0) unless the
+    largest bonus alpha * d * h_max stays below the step cost 1. (On the raw 1/0 task reward the
+    same loop pays alpha * d * h_max / (1 - gamma) > 0 forever: do not run SigEnt-SAC on it.)
+  * §4.3's remark that "Q_i is still lower-bounded by its Monte-Carlo discounted return" is offered as
+    an option (`mc_lower_bound`, off by default): the critic target becomes max(y, G_MC), with G_MC
+    the data row's return-to-go that replay computes. G_MC values the behaviour that produced the row
+    without any bonus, and the bonus is positive, so it is a lower bound of the bonus-augmented Q too.
 """
 
 from __future__ import annotations
@@ -41,15 +46,14 @@ import torch
 
 from common.specs import RobotSpec
 from common.types import Batch
-from learner.algorithms.actor_critic import ActorCritic, make_tanh_policy
+from learner.algorithms.actor_critic import ActorCritic, ActorCriticConfig, make_tanh_policy, mc_returns
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, config_to_dict
-from learner.algorithms.rewards import ShapedRewardConfig, shaped_reward
 from learner.networks.distributions import TanhGaussian
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class SigEntSACConfig(ShapedRewardConfig):
+class SigEntSACConfig(ActorCriticConfig):
     """Hyper-parameters of SigEnt-SAC. The paper publishes none of them; each choice is explained here."""
 
     h_max: float = 1.0
@@ -59,7 +63,7 @@ class SigEntSACConfig(ShapedRewardConfig):
     temperature_t: float = 1.0
     """Sigmoid temperature t of Eq. 1 (nats of surprisal per unit of the sigmoid's argument)."""
     alpha: float = 0.05
-    """Fixed bonus weight; alpha * d * h_max stays well below the -1 step reward so success still pays."""
+    """Fixed bonus weight; alpha * d * h_max must stay below 1, the shaped step cost, so success still pays."""
     bc_weight: float = 2.5
     """lambda of Eq. 4: weight of the gated BC term (comparable to the Q term at |Q| ~ tens)."""
     bc_epsilon: float = 0.1
@@ -68,6 +72,8 @@ class SigEntSACConfig(ShapedRewardConfig):
     """lambda_ood of Eq. 8: weight of the simplified CQL regulariser."""
     ood_actions: int = 1
     """n of Eq. 7: actions sampled from pi at s and again at s' (2n in the LSE); each costs a critic pass."""
+    mc_lower_bound: bool = False
+    """§4.3: floor the critic target by the row's Monte-Carlo return-to-go (replay computes it); off as in Eq. 5."""
     ood_batch_fraction: float = 0.5
     """Share of rows (evenly spread) Eq. 7 is estimated on: 0.5 costs 1.36x SAC per update, not 1.61x."""
     log_std_min: float = -10.0
@@ -90,6 +96,18 @@ class SigEntSACConfig(ShapedRewardConfig):
         return 0.5 * math.log(2 * math.pi * math.e * self.target_std**2)
 
 
+def check_bonus_bound(config: SigEntSACConfig, action_dim: int) -> None:
+    """Raise unless alpha * d * h_max < 1: the largest per-step bonus must stay below the shaped step cost."""
+    bonus = config.alpha * action_dim * config.h_max
+    if bonus >= 1.0:
+        raise ValueError(
+            f"SigEnt-SAC needs alpha * d * h_max < 1, but alpha={config.alpha} * d={action_dim} * "
+            f"h_max={config.h_max} = {bonus:.3g}: never finishing an episode would then outvalue success. "
+            f"Lower alpha below {1.0 / (action_dim * config.h_max):.4g} or h_max below "
+            f"{1.0 / (action_dim * config.alpha):.4g} (--set alpha=... / --set h_max=...)."
+        )
+
+
 # --- losses, named after the paper's equations -----------------------------------------------------
 
 
@@ -102,6 +120,11 @@ def sigmoid_bounded_entropy(log_prob_per_dim: torch.Tensor, h_max: float, m: flo
 def sigent_target(reward, terminated, next_q_min, next_h_sig, alpha: float, gamma: float) -> torch.Tensor:
     """Eq. 5: y = r + gamma (1 - d)(min_k Q'_k(s', a') + alpha H_sig(s', a')); d is the TRUE termination."""
     return reward + gamma * (1.0 - terminated) * (next_q_min + alpha * next_h_sig)
+
+
+def mc_floor(target: torch.Tensor, mc_return: torch.Tensor) -> torch.Tensor:
+    """§4.3: the critic target lower-bounded by the data row's Monte-Carlo return, max(y, G_MC)."""
+    return torch.maximum(target, mc_return)
 
 
 def td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -144,6 +167,7 @@ class SigEntSAC(Algorithm):
 
     def __init__(self, config: SigEntSACConfig, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
         super().__init__(config, spec, device, seed)
+        check_bonus_bound(config, spec.action_dim)
         self.nets = ActorCritic(config, spec, self.device, seed)
         self.m = config.surprisal_midpoint
         self.num_updates = 0
@@ -154,7 +178,9 @@ class SigEntSAC(Algorithm):
 
     @property
     def sampling(self) -> SamplingSpec:
-        return SamplingSpec(batch_size=self.config.batch_size, horizon=1, demo_ratio=self.config.demo_ratio)
+        """Single transitions; with `mc_lower_bound` replay adds each row's Monte-Carlo return-to-go."""
+        cfg = self.config
+        return SamplingSpec(cfg.batch_size, 1, cfg.demo_ratio, cfg.gamma, returns_to_go=cfg.mc_lower_bound)
 
     def h_sig(self, log_prob_per_dim: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -163,12 +189,13 @@ class SigEntSAC(Algorithm):
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, nets = self.config, self.nets
         action = batch.action.reshape(batch.size, -1)
-        reward = shaped_reward(batch.reward, batch.terminated, cfg.reward_scale, cfg.reward_bias, cfg.gamma)
         observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
         with torch.no_grad():
             next_features = nets.encoder(next_observation)
             next_action, next_log_prob = nets.policy.distribution(next_features).rsample(nets.generator)
-        target = self._target(next_observation, next_action, next_log_prob, reward, batch.terminated)
+        target = self._target(next_observation, next_action, next_log_prob, batch.reward, batch.terminated)
+        if cfg.mc_lower_bound:
+            target = mc_floor(target, mc_returns(batch, "SigEnt-SAC with mc_lower_bound"))
 
         # The actor trains neither the encoder (detached features) nor the critics (detached weights).
         features = nets.encoder(observation)

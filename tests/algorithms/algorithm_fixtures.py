@@ -40,7 +40,7 @@ def random_batch(spec: RobotSpec, size: int = 32, seed: int = 0) -> Batch:
         terminated=torch.from_numpy((rng.random(size) < 0.2).astype(np.float32)),
         next_observation=random_observation(spec, size, rng),
         is_demo=torch.from_numpy((rng.random(size) < 0.5).astype(np.float32)),
-        # Cal-QL's Monte-Carlo returns (the learner computes them per episode); others ignore it.
+        # Monte-Carlo returns-to-go (replay computes them per episode) for Cal-QL; others ignore them.
         extras={"mc_return": torch.from_numpy(rng.uniform(-100, 0, size).astype(np.float32))},
     )
 
@@ -67,16 +67,11 @@ def demo_columns(spec: RobotSpec, episodes: int = 4, steps: int = 8, seed: int =
 
 
 def demo_batch(algorithm, sampling, seed: int = 0) -> Batch:
-    """A torch batch sampled per `sampling` from a real replay holding only random demonstrations."""
+    """A torch batch sampled per `sampling` from a real replay holding only random demonstrations
+    (with returns-to-go, which replay computes as each demo episode ends, when `sampling` asks for them)."""
     from learner.replay.batches import to_torch
     from learner.replay.buffer import ReplayBuffer
-    from learner.replay.returns import MC_RETURN, with_returns
-    from common.specs import ArraySpec
 
-    columns, extra = demo_columns(algorithm.spec, seed=seed), None
-    if algorithm.needs_episode_returns:  # the learner stores such algorithms' episodes with their returns
-        columns = with_returns(columns, algorithm.episode_returns)
-        extra = {MC_RETURN: ArraySpec(MC_RETURN, (), "float32")}
-    replay = ReplayBuffer(algorithm.spec, 64, extra_columns=extra)
-    replay.add_demo(columns)
+    replay = ReplayBuffer(algorithm.spec, 64, gamma=sampling.gamma)
+    replay.add_demo(demo_columns(algorithm.spec, seed=seed))
     return to_torch(replay.sample(sampling, np.random.default_rng(seed)), algorithm.device)

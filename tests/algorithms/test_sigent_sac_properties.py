@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +13,14 @@ from hypothesis import strategies as st
 
 from common.specs import ArraySpec, BoundedSpec, RobotSpec
 from common.types import Batch
+from learner.reward_shaping import STEP_BIAS, shaped_reward
 from learner.algorithms.sigent_sac import (
     SigEntSAC,
     SigEntSACConfig,
     cql_regularizer,
+    check_bonus_bound,
     gated_bc_loss,
-    shaped_reward,
+    mc_floor,
     sigent_target,
     sigmoid_bounded_entropy,
 )
@@ -125,24 +128,48 @@ def test_fixed_seed_runs_are_identical():
     assert run() == run()
 
 
-def test_reward_is_shifted_so_finishing_beats_collecting_the_bonus():
+def test_under_the_shaped_reward_finishing_beats_collecting_the_bonus_forever():
     config = SigEntSACConfig()
     per_step_bonus_max = config.alpha * SPEC.action_dim * config.h_max
-    never_finish = (config.reward_bias + per_step_bonus_max) / (1 - config.gamma)
-    finish_now = 1.0 * config.reward_scale + config.reward_bias
-    assert finish_now > never_finish
+    never_finish = (STEP_BIAS + config.gamma * per_step_bonus_max) / (1 - config.gamma)
+    finish_now = float(shaped_reward(np.array([1.0]), np.array([True]))[0])
+    assert finish_now == 0.0 and never_finish < finish_now
     assert math.isclose(config.surprisal_midpoint, 0.5 * math.log(2 * math.pi * math.e * 0.01))
-    assert np.isfinite(never_finish)
 
 
-def test_failing_is_never_a_shortcut_once_rewards_are_shifted():
-    config = SigEntSACConfig()
-    reward = torch.tensor([1.0, 0.0, 0.0])  # success, failed termination, ordinary step
-    terminated = torch.tensor([1.0, 1.0, 0.0])
-    shaped = shaped_reward(reward, terminated, config.reward_scale, config.reward_bias, config.gamma)
-    assert shaped.tolist() == pytest.approx([0.0, config.reward_bias / (1 - config.gamma), -1.0])
-    worst_case_episode = config.reward_bias * (1 - config.gamma**100) / (1 - config.gamma)
-    assert float(shaped[1]) <= worst_case_episode  # failing now is no better than failing slowly
+@pytest.mark.parametrize("alpha, h_max, action_dim", [(0.05, 1.0, 20), (0.5, 1.0, 2), (0.1, 4.0, 3)])
+def test_the_bonus_bound_is_checked_at_construction_with_the_values_and_the_fix(alpha, h_max, action_dim):
+    config = SigEntSACConfig(alpha=alpha, h_max=h_max)
+    spec = RobotSpec("toy", {"state": ArraySpec("state", (5,))},
+                     BoundedSpec("action", (action_dim,), "float32", -1.0, 1.0), 10)  # fmt: skip
+    with pytest.raises(ValueError, match=r"alpha \* d \* h_max < 1") as error:
+        SigEntSAC(config, spec, torch.device("cpu"))
+    message = str(error.value)
+    assert f"d={action_dim}" in message and f"alpha={alpha}" in message and "Lower alpha below" in message
+    check_bonus_bound(SigEntSACConfig(alpha=0.99 / (action_dim * h_max), h_max=h_max), action_dim)  # just inside
+
+
+def test_mc_lower_bound_floors_the_target_by_the_return_and_is_off_by_default():
+    assert not SigEntSACConfig().mc_lower_bound and not SigEntSAC(SigEntSACConfig(), SPEC, "cpu").sampling.returns_to_go
+    assert mc_floor(torch.tensor([-5.0, -1.0]), torch.tensor([-2.0, -3.0])).tolist() == [-2.0, -1.0]
+    config = SigEntSACConfig(batch_size=32, mc_lower_bound=True)
+    assert SigEntSAC(config, SPEC, "cpu").sampling.returns_to_go
+    low, high = make_batch(32), make_batch(32)
+    low.extras["mc_return"], high.extras["mc_return"] = torch.full((32,), -1e6), torch.full((32,), 50.0)
+    target_low = SigEntSAC(config, SPEC, torch.device("cpu"), seed=2).update(low)["target_q_mean"]
+    target_high = SigEntSAC(config, SPEC, torch.device("cpu"), seed=2).update(high)["target_q_mean"]
+    plain = SigEntSAC(SigEntSACConfig(batch_size=32), SPEC, torch.device("cpu"), seed=2).update(make_batch(32))
+    assert target_low == pytest.approx(plain["target_q_mean"]) and target_high == pytest.approx(50.0)
+    with pytest.raises(KeyError, match="mc_return"):
+        SigEntSAC(config, SPEC, torch.device("cpu")).update(make_batch(32))
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_eq7_sample_count_n_sets_the_number_of_proposals(n):
+    algorithm = SigEntSAC(SigEntSACConfig(batch_size=8, ood_actions=n), SPEC, torch.device("cpu"), seed=0)
+    features = torch.randn(8, algorithm.nets.encoder.out_dim)
+    proposals = algorithm._ood_proposals(torch.zeros(8, 3), torch.zeros(8, 3), features, features)
+    assert proposals.shape == (2 * n, 8, 3)
 
 
 @pytest.mark.parametrize("fraction, expected", [(1.0, list(range(8))), (0.5, [0, 2, 5, 7]), (0.25, [0, 7])])
@@ -160,3 +187,15 @@ def test_one_critic_pass_scores_data_and_proposals_like_separate_passes():
     assert torch.allclose(q_data, algorithm.nets.critic(features, action), atol=1e-6)
     for k in range(2):
         assert torch.allclose(q_sampled[:, k], algorithm.nets.critic(features[rows], proposals[k]), atol=1e-6)
+
+
+@pytest.mark.timeout(60)
+def test_the_learner_cli_refuses_a_bonus_over_the_bound_before_it_listens(tmp_path):
+    from click.testing import CliRunner
+
+    from learner.__main__ import train
+
+    demo = Path(__file__).resolve().parents[2] / "robots" / "sim" / "demos" / "limo_ball_to_goal.npz"  # d = 2
+    args = ["--demo", str(demo), "--set", "alpha=0.6", "--metrics-port", "0", "--run-dir", str(tmp_path)]
+    result = CliRunner().invoke(train, args)
+    assert result.exit_code == 2 and "alpha=0.6 * d=2 * h_max=1.0 = 1.2" in result.output, result.output

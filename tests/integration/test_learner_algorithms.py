@@ -8,19 +8,23 @@ import sys
 
 import pytest
 
+from tests.stage_fixture import write_fake_demo
+
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.mark.parametrize("algo", ["cal_ql", "iql"])
 def test_learner_trains_a_baseline_end_to_end(tmp_path, port, algo):
-    """Cal-QL also exercises the learner's Monte-Carlo returns (episodes held until they end)."""
+    """Both run their offline stage on a demo, then online; Cal-QL also reads replay's returns-to-go."""
+    demo = write_fake_demo(tmp_path / "demo.npz")
     command = [
-        sys.executable, "-m", "learner", "--algo", algo, "--port", str(port), "--run-dir", str(tmp_path),
+        sys.executable, "-m", "learner", "--algo", algo, "--port", str(port), "--run-dir", str(tmp_path / "run"),
+        "--demo", str(demo), "--set", "offline_updates=15",
         "--metrics-port", "0", "--max-updates", "20", "--learning-starts", "32", "--publish-every", "10",
         "--set", "batch_size=32", "--set", "hidden_dims=32,32", "--threads", "1",
         "--local-actor", "fake", "--actor-arg=--time-scale", "--actor-arg=25", "--final-eval", "1",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=150)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["updates"] == 20 and summary["env_steps"] >= 32
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["offline_updates"], summary["updates"]) == (15, 20) and summary["env_steps"] >= 32
