@@ -83,6 +83,11 @@ COMPARISON_UTD = 2.0  # updates per training env step: the learner's --utd and t
 # slow one would otherwise be evaluated ~8x as often per update: a finer curve and more chances at a lucky
 # 20/20). 20 points over the budget; a LIMO block lasts 12-50 s, i.e. 1-4k updates of a data-bound learner.
 COMPARISON_EVAL_EVERY = COMPARISON_UPDATES // 20
+# RLPD's own UTD is 20 critic steps per env step (one `update` = one block of `utd` critic steps and one actor
+# step). Matched on updates AND env steps, every algorithm gets the same R critic steps per env step, so RLPD
+# runs here with one critic step per block (its ensemble of 10, target subset of 2, LayerNorm critics and
+# 50/50 sampling kept). At its UTD 20 and matched env steps a run would cost ~6 h on this 2-core box.
+COMPARISON_OVERRIDES = {"rlpd": ("utd=1",)}
 
 
 @dataclass
@@ -102,6 +107,7 @@ class Profile:
     stop_at_success: bool = True  # end a run at its first 100 % block (False: every run reaches the cap)
     final_eval: int = 0  # episodes of the last policy evaluated after training (its final success at the cap)
     eval_every_updates: int = 0  # the evaluator's block grid in learner updates (0: blocks back to back)
+    algo_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # algorithm -> its config overrides
 
     def seeds_for(self, task: str) -> int:
         return self.task_seeds.get(task, self.seeds)
@@ -116,7 +122,8 @@ PROFILES = {
     # Matched on updates and env steps; `minutes` is only a ceiling (CQL needs ~75 at 40k updates).
     "comparison": Profile(("ball_to_goal", "slalom_go2"), REGISTERED, seeds=5, minutes=240,
                           task_seeds={"slalom_go2": 3}, max_updates=COMPARISON_UPDATES, utd=COMPARISON_UTD,
-                          stop_at_success=False, final_eval=EVAL_EPISODES, eval_every_updates=COMPARISON_EVAL_EVERY),
+                          stop_at_success=False, final_eval=EVAL_EPISODES, eval_every_updates=COMPARISON_EVAL_EVERY,
+                          algo_overrides=COMPARISON_OVERRIDES),
 }  # fmt: skip
 
 
@@ -159,7 +166,7 @@ def plan(profile: Profile, extra: tuple[str, ...] = ()) -> list[RunSpec]:
         profile_algos(profile),
     ):
         if seed < profile.seeds_for(task):
-            runs.append(RunSpec(task, algo, seed, variant, FAST + sweep + extra))
+            runs.append(RunSpec(task, algo, seed, variant, FAST + profile.algo_overrides.get(algo, ()) + sweep + extra))
     return runs
 
 
