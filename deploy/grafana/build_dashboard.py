@@ -102,6 +102,15 @@ ROWS: dict[str, list[PanelSpec]] = {
             (f"sum by (actor_id) (rate(tandem_actor_control_overruns_total{{{ACTOR}}}{RATE}))", "{{actor_id}}"),
         )),  # fmt: skip
         PanelSpec("Policy inference p50/p99", "s", _quantiles("tandem_actor_policy_inference_seconds", "actor_id")),
+        PanelSpec("Policy inference p99 by step kind (forward, chunk re-plan, queued)", "s", (
+            (f"histogram_quantile(0.99, sum by (le, step) (rate(tandem_actor_policy_inference_seconds_bucket"
+             f"{{{ACTOR}}}{RATE})))", "p99 {{step}}"),
+        )),  # fmt: skip
+        PanelSpec("Actions by proposal (gated: first = BC, second = RL)", "percentunit", (
+            (f"sum by (robot, proposal) (rate(tandem_actor_proposal_actions_total{{{ACTOR}}}{RATE}))"
+             f" / ignoring(proposal) group_left sum by (robot) (rate(tandem_actor_proposal_actions_total"
+             f"{{{ACTOR}}}{RATE}))", "{{robot}} {{proposal}}"),
+        ), description="Fraction of executed actions by who proposed them (Q2RL's Fig. 5 on a gated program)."),
         PanelSpec("Safety and watchdog stops", "none", (
             (f"sum by (actor_id, reason) (increase(tandem_actor_safety_stops_total{{{ACTOR}}}{RATE}))",
              "{{actor_id}} {{reason}}"),
