@@ -29,7 +29,6 @@ from learner.algorithms.sac import (
     actor_loss,
     critic_loss,
     reduce_critics,
-    soft_q_target,
     temperature_loss,
 )
 
@@ -116,13 +115,7 @@ class RLPD(SAC):
         cfg, nets = self.config, self.nets
         observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
         action = batch.action.reshape(batch.action.shape[0], -1)
-        alpha = self.log_alpha.exp().detach()
-        with torch.no_grad():
-            next_action, next_log_prob = nets.policy(next_observation).sample(nets.generator)
-            next_q = self._target_min(nets.target_critic(nets.target_encoder(next_observation), next_action))
-            target = soft_q_target(
-                batch.reward, batch.terminated, next_q, next_log_prob, alpha, cfg.gamma, cfg.backup_entropy
-            )
+        target = self._soft_target(batch, next_observation, self.log_alpha.exp().detach())
         q = nets.critic(nets.encoder(observation), action)
         loss = critic_loss(q, target)
         nets.optimize(loss)

@@ -116,13 +116,7 @@ class SAC(Algorithm):
         observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
         action = batch.action.reshape(batch.action.shape[0], -1)
         alpha = self.log_alpha.exp().detach()
-
-        with torch.no_grad():
-            next_action, next_log_prob = nets.policy(next_observation).sample(nets.generator)
-            next_q = self._target_min(nets.target_critic(nets.target_encoder(next_observation), next_action))
-            target = soft_q_target(
-                batch.reward, batch.terminated, next_q, next_log_prob, alpha, cfg.gamma, cfg.backup_entropy
-            )
+        target = self._soft_target(batch, next_observation, alpha)
 
         features = nets.encoder(observation)
         q = nets.critic(features, action)
@@ -152,6 +146,16 @@ class SAC(Algorithm):
         }
         # One stack + tolist: a single device sync instead of one .item() per metric.
         return dict(zip(metrics, torch.stack([v.detach() for v in metrics.values()]).tolist()))
+
+    @torch.no_grad()
+    def _soft_target(self, batch: Batch, next_observation: dict, alpha: torch.Tensor) -> torch.Tensor:
+        """The critic target at a' ~ pi(.|s') over the (subset-)min of the target critics."""
+        nets, cfg = self.nets, self.config
+        next_action, next_log_prob = nets.policy(next_observation).sample(nets.generator)
+        next_q = self._target_min(nets.target_critic(nets.target_encoder(next_observation), next_action))
+        return soft_q_target(
+            batch.reward, batch.terminated, next_q, next_log_prob, alpha, cfg.gamma, cfg.backup_entropy
+        )
 
     def _target_min(self, next_q: torch.Tensor) -> torch.Tensor:
         """Min over all target critics, or over a fresh random subset of them (RLPD)."""

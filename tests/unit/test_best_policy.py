@@ -150,11 +150,3 @@ def test_a_saved_policy_for_another_robot_is_refused_before_anything_moves(tmp_p
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "weights are for spec" in result.stderr
 
-
-def test_the_saved_best_keeps_its_policy_name_and_actor_program(tmp_path):
-    """A best version may be a named policy (e.g. BC rollouts evaluated); the final evaluation must rebuild it."""
-    named = Weights(3, "q2rl", "{}", "hash", {"layer": np.ones(2, np.float32)}, policy="bc", program="chunked",
-                    program_config_json='{"execute": 4}')  # fmt: skip
-    save_weights(named, tmp_path / "best.npz", Tally(3, 1, 1))
-    loaded, _ = load_weights(tmp_path / "best.npz")
-    assert (loaded.policy, loaded.program, loaded.program_config_json) == ("bc", "chunked", '{"execute": 4}')
