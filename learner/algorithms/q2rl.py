@@ -1,0 +1,304 @@
+"""Q2RL (Dodeja et al., RSS 2026, "When Life Gives You BC, Make Q-functions") as rai-opensource/q2rl runs it.
+
+Stages (Alg. 1):
+  1. "bc" (offline, skipped with `bc_policy=PATH`): a tanh-Gaussian BC policy fitted to the demonstrations
+     by likelihood (robomimic's BC-Gaussian, the paper's BC policy class);
+  2. "bc_rollouts" (rollouts): `bc_rollouts` training episodes acted by the BC policy's MODE (the code's
+     argmax=True), stored in online replay, where replay computes their Monte-Carlo returns G_t;
+  3. "q_estimation" (offline, on those online rows with returns-to-go): V(s) -> G_t; the critic ensemble
+     -> the code's target y = G_t + clip(log pi_BC(a_t|s_t), -100) + H[pi_BC(.|s_t)] (Eq. 6 with G_t for V,
+     the exact entropy in nats summed over dimensions); the RL actor -> -log pi_RL(clip(a_t, +-0.99)|s_t),
+     i.e. initialised as the BC policy. Its end freezes Q_BC = V + log pi_BC + H (Eq. 6: V and pi_BC are
+     never trained again) and starts Q_RL (the fitted ensemble) with targets equal to it;
+  4. "online": the actor runs the gate (Eq. 10, program "gated"): a_BC = mode pi_BC scored by the frozen
+     Q_BC, a_RL = mode pi_RL scored by min over the Q_RL ensemble, a_RL runs iff strictly higher. One update
+     is the code's high-UTD block (WSRL/SERL `update_high_utd`): `utd` critic steps on minibatches of
+     `batch_size` online rows, then one actor step on the whole sampled block.
+Critic: r + gamma (1 - d) min over a random subset of 2 target critics (drawn WITH replacement, as WSRL's
+`randint`) at a' ~ pi_RL(s'), no entropy backup. Actor: (1 - w) (-min_k Q_k(s, a~)) + w NLL_pi_RL(clip(mode
+pi_BC(s), +-0.99)), no alpha log pi term (the code learns a temperature it never uses; here there is none).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from common.specs import RobotSpec
+from common.types import Batch
+from learner.algorithms.actor_critic import ActorCritic, ActorCriticConfig, mc_returns
+from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
+from learner.algorithms.rlpd import symmetric_minibatches
+from learner.algorithms.sac import critic_loss
+from learner.networks.encoders import ObservationEncoder
+from learner.networks.ensemble import CriticEnsemble
+from learner.networks.policies import TanhGaussianPolicy
+from learner.networks.q2rl import FrozenQBC, Q2RLPolicies, ValueNetwork, estimated_q_bc, tanh_gaussian_entropy
+
+NLL_ACTION_CLIP = 0.99  # the code scores actions clipped to +-0.99 in every likelihood loss (atanh stays finite)
+
+
+@dataclass(frozen=True)
+class Q2RLConfig(ActorCriticConfig):
+    """Q2RL's settings; sources: the paper's Tables I-II (state-based simulation) and the code's launch scripts."""
+
+    hidden_dims: tuple[int, ...] = (512, 512, 512)
+    """RL actor and critic widths: Table II (simulation, state) and the code's adroit_wsrl config, 3x512."""
+    num_critics: int = 10
+    """Critic ensemble size: Table II (10)."""
+    target_min_subset: int = 2
+    """Target critics the target's min is over, drawn with replacement each critic step: Table II (2)."""
+    critic_layer_norm: bool = True
+    """LayerNorm in the critics (and V): Table II (yes)."""
+    demo_ratio: float = 0.0
+    """Demo share of online batches: 0, the code's online phase samples the online buffer only."""
+    utd: int = 4
+    """Critic steps per update block (one actor step each): Table II UTD ratio 4."""
+    bc_weight: float = 0.3
+    """w in the actor loss (1 - w)(-min Q) + w NLL(BC mode): Table I (0.3 for Kitchen, Pen, Door, Lift, Can)."""
+    bc_policy: str = ""
+    """A saved one-step tanh-Gaussian policy file (e.g. best_policy.npz) used as pi_BC; empty: train one on --demo."""
+    bc_hidden_dims: tuple[int, ...] = (256, 256)
+    """BC policy widths; 256x256 is every other algorithm's actor here, so their saved policies load as pi_BC."""
+    bc_updates: int = 2000
+    """BC likelihood updates on the demo (stage "bc"); as the offline baselines' 2000 (actor_critic.py)."""
+    bc_lr: float = 1e-4
+    """Adam learning rate of the BC policy: robomimic's BC default (the paper trains BC with robomimic)."""
+    bc_rollouts: int = 50
+    """Episodes of the BC mode before Q-estimation: Table II (50 for D4RL; 100 robomimic, 30-100 real)."""
+    q_estimation_updates: int = 20000
+    """Q-estimation updates on the rollouts (V, critic and RL-actor init): Table II (20k; 50k for Square)."""
+    acting_deterministic: bool = True
+    """Both policies propose their modes in training episodes too (the code's argmax=True; the gate explores)."""
+
+    def __post_init__(self) -> None:
+        self.check({
+            "target_min_subset must be >= 1": self.target_min_subset >= 1,
+            "utd must be >= 1": self.utd >= 1,
+            "bc_weight must be in [0, 1]": 0.0 <= self.bc_weight <= 1.0,
+            "bc_hidden_dims must be non-empty and positive": bool(self.bc_hidden_dims) and min(self.bc_hidden_dims) > 0,
+            "bc_updates must be >= 0 and bc_lr positive": self.bc_updates >= 0 and self.bc_lr > 0,
+            "bc_rollouts must be >= 1 (Q-estimation fits the rollouts)": self.bc_rollouts >= 1,
+            "q_estimation_updates must be >= 0": self.q_estimation_updates >= 0,
+        })  # fmt: skip
+
+
+# --- losses ------------------------------------------------------------------------------------------
+
+
+def q_estimation_target(mc_return: torch.Tensor, bc_log_prob: torch.Tensor, bc_entropy: torch.Tensor) -> torch.Tensor:
+    """The code's critic target in Q-estimation: Eq. 6 with the row's Monte-Carlo return G_t in place of V(s)."""
+    return estimated_q_bc(mc_return, bc_log_prob, bc_entropy)
+
+
+def value_loss(value: torch.Tensor, mc_return: torch.Tensor) -> torch.Tensor:
+    """Eq. 7's estimator: V(s_t) regressed on the Monte-Carlo return of the BC rollouts."""
+    return (value - mc_return).square().mean()
+
+
+def nll_loss(log_prob: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of given actions (BC, RL-actor initialisation, the actor's BC term)."""
+    return -log_prob.mean()
+
+
+def actor_loss(q_min: torch.Tensor, bc_nll: torch.Tensor, bc_weight: float) -> torch.Tensor:
+    """(1 - w) * mean(-min_k Q_k(s, a~pi_RL)) + w * NLL of the BC mode (the paper's auxiliary BC loss [29])."""
+    return (1.0 - bc_weight) * (-q_min.mean()) + bc_weight * bc_nll
+
+
+def critic_target(reward, terminated, next_q_subset_min, gamma: float) -> torch.Tensor:
+    """r + gamma (1 - d) min over the target subset, no entropy backup; d is the TRUE termination."""
+    return reward + gamma * (1.0 - terminated) * next_q_subset_min
+
+
+def clipped(action: torch.Tensor) -> torch.Tensor:
+    return action.clamp(-NLL_ACTION_CLIP, NLL_ACTION_CLIP)
+
+
+# --- the algorithm -----------------------------------------------------------------------------------
+
+
+def make_bc_policy(config: Q2RLConfig, spec: RobotSpec) -> TanhGaussianPolicy:
+    encoder = ObservationEncoder(spec.observation, config.image_feature_dim)
+    return TanhGaussianPolicy(encoder, spec.action_dim, config.bc_hidden_dims, config.log_std_min, config.log_std_max)
+
+
+def make_gated_policies(config: Q2RLConfig, spec: RobotSpec) -> Q2RLPolicies:
+    """The module the actor runs online (fresh weights; the learner's weights load into it strictly)."""
+    value = ValueNetwork(spec.observation, config.hidden_dims, config.image_feature_dim)
+    rl = TanhGaussianPolicy(ObservationEncoder(spec.observation, config.image_feature_dim), spec.action_dim,
+                            config.hidden_dims, config.log_std_min, config.log_std_max)  # fmt: skip
+    critic = CriticEnsemble(config.num_critics, rl.encoder.out_dim, spec.action_dim, config.hidden_dims,
+                            config.critic_layer_norm)  # fmt: skip
+    return Q2RLPolicies(FrozenQBC(make_bc_policy(config, spec), value), rl, critic)
+
+
+class Q2RL(Algorithm):
+    """Q-estimation from a BC policy, then SAC-style online RL on the gate's data (see the module docstring)."""
+
+    Config = Q2RLConfig
+
+    def __init__(self, config: Q2RLConfig, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
+        super().__init__(config, spec, device, seed)
+        with torch.random.fork_rng(devices=[]):  # seeded weights without disturbing the global RNG
+            torch.manual_seed(seed + 1)
+            self.bc_policy = make_bc_policy(config, spec).to(self.device)
+            self.value = ValueNetwork(spec.observation, config.hidden_dims, config.image_feature_dim).to(self.device)
+        value_group = {"params": list(self.value.parameters()), "lr": config.critic_lr}
+        self.nets = ActorCritic(config, spec, self.device, seed, extra_groups=(value_group,))
+        self.bc_optimizer = torch.optim.Adam(self.bc_policy.parameters(), lr=config.bc_lr)
+        # Shares every module with the learner's networks: its state dict is the online policy's weights.
+        self.gated = Q2RLPolicies(FrozenQBC(self.bc_policy, self.value), self.nets.policy, self.nets.critic)
+        if config.bc_policy:
+            load_bc_policy(config.bc_policy, self.bc_policy, spec, config.bc_hidden_dims)
+        self.num_updates = 0
+
+    # ---- stages -------------------------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        cfg = self.config
+        bc = SamplingSpec(cfg.batch_size, 1, 1.0, cfg.gamma)
+        rollouts = SamplingSpec(cfg.batch_size, 1, 0.0, cfg.gamma, returns_to_go=True)
+        train_bc = [] if cfg.bc_policy else [Stage("bc", "offline", cfg.bc_updates, sampling=bc)]
+        return [*train_bc, Stage("bc_rollouts", "rollouts", cfg.bc_rollouts, policy="bc"),
+                Stage("q_estimation", "offline", cfg.q_estimation_updates, sampling=rollouts),
+                Stage("online", "online", 0)]  # fmt: skip
+
+    def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
+        if stage == "bc":
+            return self._bc_step(batch)
+        if stage == "q_estimation":
+            return self._q_estimation_step(batch)
+        raise ValueError(f"Q2RL has no offline stage {stage!r}; it has 'bc' and 'q_estimation'")
+
+    def end_stage(self, stage: str) -> None:
+        if stage == "q_estimation":  # Q_RL starts as the fitted ensemble, its targets equal to it
+            self.nets.soft_update(1.0)
+
+    def _bc_step(self, batch: Batch) -> dict[str, float]:
+        action = clipped(batch.action.reshape(batch.size, -1))
+        loss = nll_loss(self.bc_policy(self.nets.augment(batch.observation)).log_prob(action))
+        self.bc_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.bc_optimizer.step()
+        return {"bc_nll": float(loss.detach())}
+
+    def _q_estimation_step(self, batch: Batch) -> dict[str, float]:
+        nets, mc_return = self.nets, mc_returns(batch, "Q2RL's Q-estimation")
+        observation, action = nets.augment(batch.observation), batch.action.reshape(batch.size, -1)
+        with torch.no_grad():
+            bc = self.bc_policy(observation)
+            target = q_estimation_target(mc_return, bc.log_prob(action), tanh_gaussian_entropy(bc))
+        features = nets.encoder(observation)
+        q = nets.critic(features, action)
+        loss_critic, loss_value = critic_loss(q, target), value_loss(self.value(observation), mc_return)
+        loss_actor = nll_loss(nets.policy.distribution(features.detach()).log_prob(clipped(action)))
+        nets.optimize(loss_critic + loss_value + loss_actor)
+        values = [loss_critic, loss_value, loss_actor, q.detach().mean(), target.mean()]
+        names = ("critic_loss", "value_loss", "actor_nll", "q_mean", "target_q_mean")
+        return dict(zip(names, torch.stack([v.detach() for v in values]).tolist()))
+
+    # ---- online -------------------------------------------------------------------------------------
+    @property
+    def sampling(self) -> SamplingSpec:
+        """One block's rows: `utd` minibatches of `batch_size` (online rows only by default)."""
+        cfg = self.config
+        return SamplingSpec(cfg.batch_size * cfg.utd, 1, cfg.demo_ratio, cfg.gamma)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One block: `utd` critic steps (a smaller batch, e.g. in tests, gets one step per row), one actor step."""
+        for minibatch in symmetric_minibatches(batch, min(self.config.utd, batch.size)):
+            metrics = self._critic_step(minibatch)
+        metrics.update(self._actor_step(batch))
+        self.num_updates += 1
+        return dict(zip(metrics, torch.stack([v.detach() for v in metrics.values()]).tolist()))
+
+    def _critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg, nets = self.config, self.nets
+        observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
+        with torch.no_grad():
+            next_action, _ = nets.policy(next_observation).sample(nets.generator)
+            next_q = nets.target_critic(nets.target_encoder(next_observation), next_action)
+            subset = torch.randint(0, next_q.shape[0], (cfg.target_min_subset,), generator=nets.generator,
+                                   device=self.device)  # fmt: skip
+            target = critic_target(batch.reward, batch.terminated, next_q[subset].min(0).values, cfg.gamma)
+        q = nets.critic(nets.encoder(observation), batch.action.reshape(batch.size, -1))
+        loss = critic_loss(q, target)
+        nets.optimize(loss)
+        nets.soft_update(cfg.tau)
+        return {"critic_loss": loss, "q_mean": q.detach().mean(), "q_std": q.detach().std(),
+                "target_q_mean": target.mean()}  # fmt: skip
+
+    def _actor_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        nets = self.nets
+        observation = nets.augment(batch.observation)
+        with torch.no_grad():  # the actor trains neither the encoder, the critics nor pi_BC
+            features = nets.encoder(observation)
+            bc_mode = self.bc_policy(observation).deterministic_action()
+        distribution = nets.policy.distribution(features)
+        new_action, _ = distribution.sample(nets.generator)
+        q_min = nets.critic(features, new_action, detach_params=True).min(0).values
+        bc_nll = nll_loss(distribution.log_prob(clipped(bc_mode)))
+        loss = actor_loss(q_min, bc_nll, self.config.bc_weight)
+        nets.optimize(loss)
+        return {"actor_loss": loss, "actor_bc_nll": bc_nll}
+
+    # ---- policies -----------------------------------------------------------------------------------
+    @staticmethod
+    def make_policy(config: Q2RLConfig, spec: RobotSpec) -> Q2RLPolicies:
+        return make_gated_policies(config, spec)
+
+    @classmethod
+    def make_named_policy(cls, config: Q2RLConfig, spec: RobotSpec, policy: str = "online") -> torch.nn.Module:
+        if policy == "bc":
+            return make_bc_policy(config, spec)
+        return super().make_named_policy(config, spec, policy)
+
+    def named_policy_state_dict(self, policy: str = "online") -> dict[str, torch.Tensor]:
+        if policy == "bc":
+            return {k: v.detach().clone() for k, v in self.bc_policy.state_dict().items()}
+        return super().named_policy_state_dict(policy)
+
+    def policy_program(self, policy: str = "online") -> tuple[str, dict[str, Any]]:
+        if policy == "bc":  # the rollouts act with the BC policy's mode, as the code's argmax=True
+            return "one_step", {"deterministic": True}
+        return "gated", {"deterministic": self.config.acting_deterministic}
+
+    def policy_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.gated.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": config_to_dict(self.config), "nets": self.nets.state_dict(),
+                "bc_policy": self.bc_policy.state_dict(), "bc_optimizer": self.bc_optimizer.state_dict(),
+                "value": self.value.state_dict(), "num_updates": self.num_updates}  # fmt: skip
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        self.bc_policy.load_state_dict(state["bc_policy"])
+        self.bc_optimizer.load_state_dict(state["bc_optimizer"])
+        self.value.load_state_dict(state["value"])
+        self.num_updates = int(state["num_updates"])
+
+
+def load_bc_policy(path: str, policy: TanhGaussianPolicy, spec: RobotSpec, widths: tuple[int, ...]) -> None:
+    """Load a saved one-step tanh-Gaussian policy (`learner.best_policy.save_weights` format) into `policy`."""
+    from learner.best_policy import load_weights
+
+    try:
+        weights, _ = load_weights(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"bc_policy {path}: not a saved policy file ({exc})") from None
+    if weights.spec_hash != spec.spec_hash:
+        raise ValueError(f"bc_policy {path} is for robot spec {weights.spec_hash}, this run's is {spec.spec_hash}")
+    try:
+        policy.load_state_dict({k: torch.from_numpy(v) for k, v in weights.tensors.items()}, strict=True)
+    except RuntimeError:
+        saved = json.loads(weights.policy_config_json or "{}").get("hidden_dims")
+        raise ValueError(f"bc_policy {path} ({weights.algorithm}, policy {weights.policy!r}) is not a tanh-Gaussian "
+                         f"policy of bc_hidden_dims {list(widths)}; its config's hidden_dims are {saved}: pass "
+                         f"--set bc_hidden_dims=... to match") from None  # fmt: skip
+
+
+ALGORITHMS.register("q2rl")(Q2RL)
