@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from common.protocol import EpisodeSummary
-from common.types import PROPOSAL_NONE, Observation, Transition
+from common.types import PROPOSAL_NONE, PROPOSAL_SECOND, Observation, Transition
 
 
 @dataclass
@@ -25,6 +25,7 @@ class EpisodeRecord:
     steps: int = 0
     episode_return: float = 0.0
     interventions: int = 0
+    second_proposals: int = 0  # steps a gated program ran its second (RL) proposal
     policy_version: int = -1
     transitions: list[Transition] = field(default_factory=list)
 
@@ -79,6 +80,7 @@ class Recorder:
         episode.steps += 1
         episode.episode_return += float(reward)
         episode.interventions += int(intervention)
+        episode.second_proposals += int(proposal == PROPOSAL_SECOND)
         episode.policy_version = policy_version
         self._release()
         self._held = transition
@@ -119,6 +121,7 @@ class Recorder:
             outcome_source=outcome_source,
             policy_version=episode.policy_version,
             interventions=episode.interventions,
+            rl_action_fraction=episode.second_proposals / episode.steps if episode.steps else 0.0,
         )
         self._sink(summary)
         return summary

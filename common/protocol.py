@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PROTOCOL_VERSION = 2  # 2: Weights name their policy and the actor program that runs it
+PROTOCOL_VERSION = 3  # 2: Weights name their policy and program; 3: EpisodeSummary.rl_action_fraction
 
 DEFAULT_EVAL_EPISODES = 5
 """Episodes per actor evaluation block unless `--eval-episodes` says otherwise (the learner's stop-rule
@@ -74,6 +74,7 @@ class EpisodeSummary:
     outcome_source: str  # "task", "operator" or "step_limit"
     policy_version: int
     interventions: int = 0
+    rl_action_fraction: float = 0.0  # share of steps a gated program ran its second (Q2RL: RL) proposal
 
 
 @dataclass

@@ -26,6 +26,7 @@ class CurvePoint:
     success: bool
     steps: int
     policy_version: int
+    rl_action_fraction: float = 0.0  # share of the episode's steps a gated program ran its RL proposal
 
 
 class EpisodeStats:
@@ -43,7 +44,7 @@ class EpisodeStats:
         with self._lock:
             point = CurvePoint(
                 time.monotonic() - self._start, self.env_steps, actor_id, summary.evaluation,
-                summary.success, summary.steps, summary.policy_version,
+                summary.success, summary.steps, summary.policy_version, summary.rl_action_fraction,
             )  # fmt: skip
             self.points.append(point)
             recent = self._recent.setdefault((actor_id, summary.evaluation), deque(maxlen=WINDOW))
@@ -100,10 +101,11 @@ def write_curve(stats: EpisodeStats, run_dir: Path, title: str) -> tuple[Path, P
     points = stats.episodes()
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["wall_s", "env_steps", "actor_id", "evaluation", "success", "steps", "policy_version"])
+        writer.writerow(["wall_s", "env_steps", "actor_id", "evaluation", "success", "steps", "policy_version",
+                         "rl_action_fraction"])  # fmt: skip
         for p in points:
             writer.writerow([f"{p.wall_s:.2f}", p.env_steps, p.actor_id, int(p.evaluation), int(p.success),
-                             p.steps, p.policy_version])  # fmt: skip
+                             p.steps, p.policy_version, f"{p.rl_action_fraction:.4f}"])  # fmt: skip
     _plot(points, png_path, title)
     return csv_path, png_path
 
