@@ -73,6 +73,10 @@ class Q2RLConfig(ActorCriticConfig):
     """Q-estimation updates on the rollouts (V, critic and RL-actor init): Table II (20k; 50k for Square)."""
     acting_deterministic: bool = True
     """Both policies propose their modes in training episodes too (the code's argmax=True; the gate explores)."""
+    gate_q_bc: bool = True
+    """Score the BC proposal by the frozen Q_BC (Eq. 10); False: by Q_RL too (Fig. 6's No Q-Gating ablation)."""
+    init_q_rl: bool = True
+    """Q_RL starts as the Q-estimation fit; False: from fresh random weights (Fig. 6's No Q-Init ablation)."""
 
     def __post_init__(self) -> None:
         self.check({
@@ -133,7 +137,7 @@ def make_gated_policies(config: Q2RLConfig, spec: RobotSpec) -> Q2RLPolicies:
                             config.hidden_dims, config.log_std_min, config.log_std_max)  # fmt: skip
     critic = CriticEnsemble(config.num_critics, rl.encoder.out_dim, spec.action_dim, config.hidden_dims,
                             config.critic_layer_norm)  # fmt: skip
-    return Q2RLPolicies(FrozenQBC(make_bc_policy(config, spec), value), rl, critic)
+    return Q2RLPolicies(FrozenQBC(make_bc_policy(config, spec), value), rl, critic, config.gate_q_bc)
 
 
 class Q2RL(Algorithm):
@@ -151,7 +155,8 @@ class Q2RL(Algorithm):
         self.nets = ActorCritic(config, spec, self.device, seed, extra_groups=(value_group,))
         self.bc_optimizer = torch.optim.Adam(self.bc_policy.parameters(), lr=config.bc_lr)
         # Shares every module with the learner's networks: its state dict is the online policy's weights.
-        self.gated = Q2RLPolicies(FrozenQBC(self.bc_policy, self.value), self.nets.policy, self.nets.critic)
+        self.gated = Q2RLPolicies(FrozenQBC(self.bc_policy, self.value), self.nets.policy, self.nets.critic,
+                                  config.gate_q_bc)  # fmt: skip
         if config.bc_policy:
             load_bc_policy(config.bc_policy, self.bc_policy, spec, config.bc_hidden_dims)
         self.num_updates = 0
@@ -174,8 +179,22 @@ class Q2RL(Algorithm):
         raise ValueError(f"Q2RL has no offline stage {stage!r}; it has 'bc' and 'q_estimation'")
 
     def end_stage(self, stage: str) -> None:
-        if stage == "q_estimation":  # Q_RL starts as the fitted ensemble, its targets equal to it
-            self.nets.soft_update(1.0)
+        if stage != "q_estimation":
+            return
+        if not self.config.init_q_rl:
+            self._reinitialise_critics()
+        self.nets.soft_update(1.0)  # Q_RL starts as the fitted ensemble (or fresh), its targets equal to it
+
+    def _reinitialise_critics(self) -> None:
+        """The No-Q-Init ablation: the ensemble's seeded initial weights again, its Adam moments forgotten."""
+        cfg, nets = self.config, self.nets
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + 2)
+            fresh = CriticEnsemble(cfg.num_critics, nets.encoder.out_dim, self.spec.action_dim, cfg.hidden_dims,
+                                   cfg.critic_layer_norm)  # fmt: skip
+        nets.critic.load_state_dict(fresh.state_dict())
+        for parameter in nets.critic.parameters():
+            nets.optimizer.state.pop(parameter, None)
 
     def _bc_step(self, batch: Batch) -> dict[str, float]:
         action = clipped(batch.action.reshape(batch.size, -1))

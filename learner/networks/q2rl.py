@@ -79,11 +79,15 @@ class FrozenQBC(nn.Module):
 class Q2RLPolicies(nn.Module):
     """What the actor runs online (program "gated", `actor/programs/gated.py`): the BC policy scored by the
     frozen Q_BC, the RL policy scored by the min over the Q_RL ensemble (which shares the RL policy's encoder,
-    as in the learner). Proposal 0 is BC's, 1 is RL's; `act` applies the same rule batch-wise."""
+    as in the learner). Proposal 0 is BC's, 1 is RL's; `act` applies the same rule batch-wise.
 
-    def __init__(self, q_bc: FrozenQBC, rl_policy: TanhGaussianPolicy, critic: CriticEnsemble) -> None:
+    `gate_q_bc=False` scores both proposals by Q_RL (the paper's "No Q-Gating" ablation, Fig. 6).
+    """
+
+    def __init__(self, q_bc: FrozenQBC, rl_policy: TanhGaussianPolicy, critic: CriticEnsemble,
+                 gate_q_bc: bool = True) -> None:  # fmt: skip
         super().__init__()
-        self.q_bc, self.rl_policy, self.critic = q_bc, rl_policy, critic
+        self.q_bc, self.rl_policy, self.critic, self.gate_q_bc = q_bc, rl_policy, critic, gate_q_bc
 
     @torch.no_grad()
     def propose(self, observation: Observation, deterministic: bool) -> torch.Tensor:
@@ -92,9 +96,11 @@ class Q2RLPolicies(nn.Module):
 
     @torch.no_grad()
     def value(self, observation: Observation, proposals: torch.Tensor) -> torch.Tensor:
-        q_bc = self.q_bc(observation, proposals[:, 0])
-        q_rl = self.critic(self.rl_policy.encoder(observation), proposals[:, 1]).min(dim=0).values
-        return torch.stack([q_bc, q_rl], dim=1)
+        features = self.rl_policy.encoder(observation)
+        q_rl = self.critic(features, proposals[:, 1]).min(dim=0).values
+        if self.gate_q_bc:
+            return torch.stack([self.q_bc(observation, proposals[:, 0]), q_rl], dim=1)
+        return torch.stack([self.critic(features, proposals[:, 0]).min(dim=0).values, q_rl], dim=1)
 
     @torch.no_grad()
     def act(self, observation: Observation, deterministic: bool) -> torch.Tensor:

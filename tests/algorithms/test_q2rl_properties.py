@@ -177,3 +177,33 @@ def test_a_saved_policy_of_other_widths_or_another_robot_is_refused_with_what_to
         small_q2rl(state_spec(obs_dim=5), bc_policy=str(saved_policy(tmp_path, spec)[0]))
     with pytest.raises(ValueError, match="not a saved policy file"):
         small_q2rl(spec, bc_policy=str(tmp_path / "missing.npz"))
+
+
+def test_the_no_gating_ablation_scores_the_bc_proposal_by_q_rl_too():
+    spec = state_spec()
+    algorithm = small_q2rl(spec, gate_q_bc="false")
+    module = type(algorithm).make_policy(algorithm.config, spec)
+    module.load_state_dict(algorithm.policy_state_dict(), strict=True)
+    observation = random_observation(spec, 32, np.random.default_rng(0))
+    with torch.no_grad():
+        proposals = module.propose(observation, deterministic=True)
+        features = algorithm.nets.encoder(observation)
+        expected = [algorithm.nets.critic(features, proposals[:, i]).min(0).values for i in (0, 1)]
+        torch.testing.assert_close(module.value(observation, proposals), torch.stack(expected, 1))
+
+
+def test_the_no_q_init_ablation_starts_q_rl_fresh_after_q_estimation_with_targets_equal():
+    spec = state_spec()
+    fitted, fresh = small_q2rl(spec), small_q2rl(spec, init_q_rl="false")
+    stage = next(s for s in fitted.stages() if s.name == "q_estimation")
+    batch = demo_batch(fitted, stage.sampling, seed=0)
+    for algorithm in (fitted, fresh):
+        for _ in range(5):
+            algorithm.offline_update("q_estimation", batch)
+        algorithm.end_stage("q_estimation")
+    # Same seed, same Q-estimation: the fitted ensembles agree, the ablation's is another (fresh) one.
+    after = [dict(a.nets.critic.state_dict()) for a in (fitted, fresh)]
+    assert any(not torch.equal(after[0][k], after[1][k]) for k in after[0])
+    nets = fresh.nets
+    assert all(torch.equal(a, b) for a, b in zip(nets.critic.parameters(), nets.target_critic.parameters()))
+    assert fresh.update(random_batch(spec, 16, 0))["critic_loss"] > 0  # trains on from there
