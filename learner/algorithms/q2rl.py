@@ -8,7 +8,8 @@ Stages (Alg. 1):
   3. "q_estimation" (offline, on those online rows with returns-to-go): V(s) -> G_t; the critic ensemble
      -> the code's target y = G_t + clip(log pi_BC(a_t|s_t), -100) + H[pi_BC(.|s_t)] (Eq. 6 with G_t for V,
      the exact entropy in nats summed over dimensions); the RL actor -> -log pi_RL(clip(a_t, +-0.99)|s_t),
-     i.e. initialised as the BC policy. Its end freezes Q_BC = V + log pi_BC + H (Eq. 6: V and pi_BC are
+     i.e. initialised as the BC policy. Rows the actor's random policy acted before any weights (while BC
+     trained) are masked out: they are not pi_BC's. Its end freezes Q_BC = V + log pi_BC + H (Eq. 6: V and pi_BC are
      never trained again) and starts Q_RL (the fitted ensemble) with targets equal to it;
   4. "online": the actor runs the gate (Eq. 10, program "gated"): a_BC = mode pi_BC scored by the frozen
      Q_BC, a_RL = mode pi_RL scored by min over the Q_RL ensemble, a_RL runs iff strictly higher. One update
@@ -43,7 +44,11 @@ NLL_ACTION_CLIP = 0.99  # the code scores actions clipped to +-0.99 in every lik
 
 @dataclass(frozen=True)
 class Q2RLConfig(ActorCriticConfig):
-    """Q2RL's settings; sources: the paper's Tables I-II (state-based simulation) and the code's launch scripts."""
+    """Q2RL's settings; sources: the paper's Tables I-II (state-based simulation) and the code's launch scripts.
+
+    Inherited unchanged because Table II has the same values: batch 256, actor and critic lr 3e-4, gamma 0.99,
+    tau 0.005. log std clamps (-20, 2) and no gradient clipping are the shared defaults.
+    """
 
     hidden_dims: tuple[int, ...] = (512, 512, 512)
     """RL actor and critic widths: Table II (simulation, state) and the code's adroit_wsrl config, 3x512."""
@@ -98,14 +103,24 @@ def q_estimation_target(mc_return: torch.Tensor, bc_log_prob: torch.Tensor, bc_e
     return estimated_q_bc(mc_return, bc_log_prob, bc_entropy)
 
 
-def value_loss(value: torch.Tensor, mc_return: torch.Tensor) -> torch.Tensor:
+def masked_mean(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch rows with weight 1 (the last axis) and any leading axis (e.g. critics); 0 if none."""
+    return (values * rows).sum(-1).mean() / rows.sum().clamp(min=1.0)
+
+
+def value_loss(value: torch.Tensor, mc_return: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Eq. 7's estimator: V(s_t) regressed on the Monte-Carlo return of the BC rollouts."""
-    return (value - mc_return).square().mean()
+    return masked_mean((value - mc_return).square(), rows)
 
 
-def nll_loss(log_prob: torch.Tensor) -> torch.Tensor:
+def q_estimation_critic_loss(q: torch.Tensor, target: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Every critic (E, B) regressed on the Q-estimation target (Q_RL's initial supervised fit to Q_BC)."""
+    return masked_mean((q - target).square(), rows)
+
+
+def nll_loss(log_prob: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
     """Negative log-likelihood of given actions (BC, RL-actor initialisation, the actor's BC term)."""
-    return -log_prob.mean()
+    return -log_prob.mean() if rows is None else -masked_mean(log_prob, rows)
 
 
 def actor_loss(q_min: torch.Tensor, bc_nll: torch.Tensor, bc_weight: float) -> torch.Tensor:
@@ -120,6 +135,15 @@ def critic_target(reward, terminated, next_q_subset_min, gamma: float) -> torch.
 
 def clipped(action: torch.Tensor) -> torch.Tensor:
     return action.clamp(-NLL_ACTION_CLIP, NLL_ACTION_CLIP)
+
+
+def acted_by_weights(batch: Batch) -> torch.Tensor:
+    """(B,) 1 for rows some published policy acted (or demo rows), 0 for rows the actor's random policy acted
+    before any weights arrived (policy_version -1): Q-estimation fits what pi_BC's episodes are worth."""
+    version = batch.extras.get("policy_version")
+    if version is None:
+        return torch.ones(batch.size, device=batch.reward.device)
+    return ((version.reshape(-1) >= 0) | (batch.is_demo > 0.5)).float()
 
 
 # --- the algorithm -----------------------------------------------------------------------------------
@@ -205,17 +229,19 @@ class Q2RL(Algorithm):
         return {"bc_nll": float(loss.detach())}
 
     def _q_estimation_step(self, batch: Batch) -> dict[str, float]:
-        nets, mc_return = self.nets, mc_returns(batch, "Q2RL's Q-estimation")
+        """One step of V, the critics and the RL actor on the rollouts' rows (masked: see `acted_by_weights`)."""
+        nets, mc_return, rows = self.nets, mc_returns(batch, "Q2RL's Q-estimation"), acted_by_weights(batch)
         observation, action = nets.augment(batch.observation), batch.action.reshape(batch.size, -1)
         with torch.no_grad():
             bc = self.bc_policy(observation)
             target = q_estimation_target(mc_return, bc.log_prob(action), tanh_gaussian_entropy(bc))
         features = nets.encoder(observation)
         q = nets.critic(features, action)
-        loss_critic, loss_value = critic_loss(q, target), value_loss(self.value(observation), mc_return)
-        loss_actor = nll_loss(nets.policy.distribution(features.detach()).log_prob(clipped(action)))
+        loss_critic = q_estimation_critic_loss(q, target, rows)
+        loss_value = value_loss(self.value(observation), mc_return, rows)
+        loss_actor = nll_loss(nets.policy.distribution(features.detach()).log_prob(clipped(action)), rows)
         nets.optimize(loss_critic + loss_value + loss_actor)
-        values = [loss_critic, loss_value, loss_actor, q.detach().mean(), target.mean()]
+        values = [loss_critic, loss_value, loss_actor, masked_mean(q.detach(), rows), masked_mean(target, rows)]
         names = ("critic_loss", "value_loss", "actor_nll", "q_mean", "target_q_mean")
         return dict(zip(names, torch.stack([v.detach() for v in values]).tolist()))
 

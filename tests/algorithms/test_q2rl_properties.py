@@ -207,3 +207,20 @@ def test_the_no_q_init_ablation_starts_q_rl_fresh_after_q_estimation_with_target
     nets = fresh.nets
     assert all(torch.equal(a, b) for a, b in zip(nets.critic.parameters(), nets.target_critic.parameters()))
     assert fresh.update(random_batch(spec, 16, 0))["critic_loss"] > 0  # trains on from there
+
+
+def test_q_estimation_ignores_rows_the_random_policy_acted_before_any_weights():
+    """The actor explores at random until the first weights (the BC stage): those rows are not pi_BC's."""
+    from learner.algorithms.rlpd import take_rows
+
+    spec = state_spec()
+    batch = random_batch(spec, 16, 0)
+    version = torch.tensor([1, -1] * 8, dtype=torch.int32)
+    batch.extras.update(policy_version=version, mc_return=torch.where(version < 0, 1e4, batch.extras["mc_return"]))
+    batch.is_demo.zero_()
+    kept = take_rows(batch, torch.nonzero(version >= 0).flatten())
+    full, only_bc = small_q2rl(spec), small_q2rl(spec)
+    for _ in range(3):
+        assert full.offline_update("q_estimation", batch) == pytest.approx(only_bc.offline_update("q_estimation", kept))
+    for a, b in zip(full.value.parameters(), only_bc.value.parameters()):
+        torch.testing.assert_close(a, b)
