@@ -40,6 +40,12 @@ from learner.networks.policies import TanhGaussianPolicy
 from learner.networks.q2rl import FrozenQBC, Q2RLPolicies, ValueNetwork, estimated_q_bc, tanh_gaussian_entropy
 
 NLL_ACTION_CLIP = 0.99  # the code scores actions clipped to +-0.99 in every likelihood loss (atanh stays finite)
+POLICIES = ("online", "bc")  # the gated pair the actor runs online, and the BC policy the rollouts run
+
+
+def check_policy(policy: str) -> None:
+    if policy not in POLICIES:
+        raise ValueError(f"Q2RL has no policy {policy!r}; it has {', '.join(map(repr, POLICIES))}")
 
 
 @dataclass(frozen=True)
@@ -297,22 +303,22 @@ class Q2RL(Algorithm):
 
     @classmethod
     def make_named_policy(cls, config: Q2RLConfig, spec: RobotSpec, policy: str = "online") -> torch.nn.Module:
-        if policy == "bc":
-            return make_bc_policy(config, spec)
-        return super().make_named_policy(config, spec, policy)
+        check_policy(policy)
+        return make_bc_policy(config, spec) if policy == "bc" else make_gated_policies(config, spec)
 
     def named_policy_state_dict(self, policy: str = "online") -> dict[str, torch.Tensor]:
-        if policy == "bc":
-            return {k: v.detach().clone() for k, v in self.bc_policy.state_dict().items()}
-        return super().named_policy_state_dict(policy)
+        check_policy(policy)
+        module = self.bc_policy if policy == "bc" else self.gated
+        return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     def policy_program(self, policy: str = "online") -> tuple[str, dict[str, Any]]:
+        check_policy(policy)
         if policy == "bc":  # the rollouts act with the BC policy's mode, as the code's argmax=True
             return "one_step", {"deterministic": True}
         return "gated", {"deterministic": self.config.acting_deterministic}
 
     def policy_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.gated.state_dict().items()}
+        return self.named_policy_state_dict("online")
 
     def state_dict(self) -> dict[str, Any]:
         return {"config": config_to_dict(self.config), "nets": self.nets.state_dict(),

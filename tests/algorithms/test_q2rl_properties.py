@@ -224,3 +224,11 @@ def test_q_estimation_ignores_rows_the_random_policy_acted_before_any_weights():
         assert full.offline_update("q_estimation", batch) == pytest.approx(only_bc.offline_update("q_estimation", kept))
     for a, b in zip(full.value.parameters(), only_bc.value.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_an_unknown_policy_name_is_refused_naming_the_two():
+    algorithm = small_q2rl(state_spec())
+    for call in (algorithm.policy_program, algorithm.named_policy_state_dict,
+                 lambda name: type(algorithm).make_named_policy(algorithm.config, algorithm.spec, name)):  # fmt: skip
+        with pytest.raises(ValueError, match="it has 'online', 'bc'"):
+            call("rl")
