@@ -248,14 +248,18 @@ class ALOE(Algorithm):
 
     def _critic_losses(self, batch: Batch, chunks: Chunks, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """Eqs. 7-8: Q of the data chunks against the chunked target at the bootstrap state."""
-        nets, cfg = self.nets, self.config
-        with torch.no_grad():
-            next_observation = nets.augment(batch.next_observation)
-            next_chunk = nets.policy.distribution(nets.encoder(next_observation)).sample(nets.generator)
-            next_q = nets.target_critic(nets.target_encoder(next_observation), next_chunk.flatten(1))
-            target = chunked_td_target(chunks.n_step_return, chunks.bootstrap, pessimistic_q(next_q, cfg.q_aggregate))
-        q = nets.critic(features, chunks.action.flatten(1))
+        target = self.chunked_target(batch, chunks)
+        q = self.nets.critic(features, chunks.action.flatten(1))
         return {"critic_loss": critic_loss(q, target), "q": q, "target_q_mean": target.mean()}
+
+    @torch.no_grad()
+    def chunked_target(self, batch: Batch, chunks: Chunks) -> torch.Tensor:
+        """Eq. 7's y (B,): a' ~ pi at the bootstrap state, scored by the pessimistic target critics."""
+        nets = self.nets
+        next_observation = nets.augment(batch.next_observation)
+        next_chunk = nets.policy.distribution(nets.encoder(next_observation)).sample(nets.generator)
+        next_q = nets.target_critic(nets.target_encoder(next_observation), next_chunk.flatten(1))
+        return chunked_td_target(chunks.n_step_return, chunks.bootstrap, pessimistic_q(next_q, self.config.q_aggregate))
 
     def _actor_losses(self, chunks: Chunks, features: torch.Tensor, q_data: torch.Tensor) -> dict[str, torch.Tensor]:
         """Eqs. 9-11 and 15 on features already detached and the data chunks' critic values `(K, B)`."""
