@@ -72,7 +72,7 @@ class ALOEConfig:
     image_shift_pad: int = 4
     """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
     chunk_seconds: float = 1.0
-    """Chunk span; h = round(chunk_seconds * control_hz): the paper's h = 50 spans 1 s at 50 Hz, h = 10 at the twins' 10 Hz."""
+    """Chunk span, h = round(chunk_seconds * control_hz): the paper's h = 50 spans 1 s at 50 Hz; h = 10 at 10 Hz."""
     execute_seconds: float = 0.3
     """Executed span of each chunk, e = round(execute_seconds * control_hz): the paper's 0.1-0.5 s; e = 3 at 10 Hz."""
     flow_steps: int = 10
@@ -88,7 +88,7 @@ class ALOEConfig:
     offline_updates: int = 2000
     """Flow-matching BC updates on the demonstrations before anything else (Alg. 1 line 1; 0: none)."""
     schedule: str = "continuous"
-    """"continuous" (one critic and one actor step per update) or "rounds" (the paper's iterations), see the module doc."""
+    """Either "continuous": a critic and an actor step per update, or "rounds": the paper's iterations (module doc)."""
     rounds: int = 5
     """Schedule "rounds": iterations of rollouts, N_Q critic and N_pi actor updates before the online stage."""
     round_episodes: int = 10
@@ -222,7 +222,7 @@ class ALOE(Algorithm):
         return [*stages, Stage("online", "online", 0)]
 
     def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
-        """"bc": flow matching on demo chunks; "critic_k" / "actor_k": one critic or actor step of round k."""
+        """Stage "bc": flow matching on demo chunks; "critic_k" / "actor_k": one critic or actor step of round k."""
         chunks = chunks_of(batch, self.config.gamma)
         if stage == "bc":
             return self._step(bc_loss=self._bc_loss(batch, chunks))

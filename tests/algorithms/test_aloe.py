@@ -59,7 +59,7 @@ def test_the_chunked_target_equals_the_hand_computed_one_with_an_episode_end_ins
     assert {3, 4, 5} <= set(starts) and {0, 1} & set(starts), "the sample must hold sequences of both kinds"
     for row, start in enumerate(starts):
         steps = range(start, min(start + h, len(rewards)))
-        expected = sum(GAMMA ** k * rewards[t] for k, t in enumerate(steps))
+        expected = sum(GAMMA**k * rewards[t] for k, t in enumerate(steps))
         if start + h < len(rewards):  # a whole chunk inside the episode: bootstrap gamma^h min_k Q'
             expected += GAMMA**h * float(next_min[row])
             bootstrap_state = columns["next_observation/state"][start + h - 1]  # s_{t+h}, after the chunk's last step
@@ -135,8 +135,8 @@ def test_the_chunked_program_runs_the_policy_and_replans_every_e_steps():
     module = ALOE.make_named_policy(algorithm.config, algorithm.spec)
     module.load_state_dict(algorithm.named_policy_state_dict(), strict=True)
     program = make_program(name, module, algorithm.spec, 1, json.dumps(settings))
-    observations = [{k: v[0].numpy() for k, v in random_observation(algorithm.spec, 1, np.random.default_rng(i)).items()}
-                    for i in range(6)]  # fmt: skip
+    rows = [random_observation(algorithm.spec, 1, np.random.default_rng(i)) for i in range(6)]
+    observations = [{k: v[0].numpy() for k, v in row.items()} for row in rows]
     kinds, actions = [], []
     for observation in observations:
         actions.append(program.act(observation, deterministic=True))
