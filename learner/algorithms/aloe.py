@@ -280,7 +280,7 @@ class ALOE(Algorithm):
         q = pessimistic_q(nets.critic(repeated, chunk.flatten(1)), self.config.q_aggregate)
         return q.view(samples, batch).mean(0)
 
-    def _bc_loss(self, batch: Batch, chunks: Chunks) -> dict[str, torch.Tensor]:
+    def _bc_loss(self, batch: Batch, chunks: Chunks) -> torch.Tensor:
         """Alg. 1 line 1 (Eq. 16): unweighted flow matching. Nothing else trains the encoder yet, so this does."""
         features = self.nets.encoder(self.nets.augment(batch.observation))
         error = self.nets.policy.distribution(features).matching_error(chunks.action, self.nets.generator)
