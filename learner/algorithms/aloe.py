@@ -8,6 +8,13 @@
 The actor is a flow-matching policy over chunks of h actions (learner/networks/flow.py); the actor runs it
 with the "chunked" program, executing e <= h actions of each plan. Critics score (s, flattened chunk).
 
+h and e are set in seconds and converted with each robot's control rate. The paper's h = 50 spans 1-1.7 s
+(50 Hz in its Fig. 3, 30 Hz in its appendix) and executes e = 25 of it for the precise phone insertion, 5 for
+the reactive laundry and sorting (0.1-0.8 s open loop). The twins run at 10 Hz: h = 10 (a 1 s plan, as the
+paper's) and e = 3 (0.3 s open loop), toward the reactive end because a rolling ball and a legged robot's
+contacts change within a few hundred ms, while 3 periods still leave a plan 300 ms (it takes ~1 ms on one
+core: benchmarks/flow_inference.py).
+
 Sampling: h-step sequences from replay (`SamplingSpec(horizon=h)`), masked at an episode's end rather than
 drawn only whole (`full_sequences=False`). The paper learns from fragments cut by failures and operator
 takeovers, often shorter than h; whole sequences would never train on a fragment shorter than h and would
