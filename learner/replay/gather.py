@@ -53,6 +53,7 @@ class SequenceGather:
                        for name, spec in specs.items() if name in self.parts}  # fmt: skip
         self.dtypes = {name: np.dtype(specs[name].dtype) for name in self.parts}
         self.discounts = sampling.gamma ** np.arange(horizon)
+        self.ones = np.ones(horizon, dtype=np.float32)  # valid @ ones: the valid steps per sequence
 
     def empty(self) -> dict[str, np.ndarray]:
         """Uninitialised batch columns for the stored columns carried, plus float32 `valid` (and `mc_return`)."""
@@ -80,7 +81,7 @@ class SequenceGather:
         """`n_step_return` and `bootstrap` of the gathered batch (`valid` is float32 already)."""
         valid = columns["valid"]
         columns["n_step_return"] = (columns["reward"] * valid @ self.discounts).astype(np.float32)
-        steps = valid @ np.ones(self.sampling.horizon, dtype=np.float32)  # small integers: exact in float32
+        steps = valid @ self.ones  # small integers: exact in float32
         bootstrap = self.sampling.gamma ** steps.astype(np.float64)
         columns["bootstrap"] = np.where(columns["terminated"][:, -1], 0.0, bootstrap).astype(np.float32)
         return columns

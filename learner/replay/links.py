@@ -78,15 +78,16 @@ class EpisodeLinks:
         the slots repeat the last valid row's, so `slots[-1]` is always the last valid rows' slots.
         """
         steps = np.empty((horizon, len(start)), dtype=np.int64)  # step-major: each step is one contiguous row
-        steps[0] = storage.slots(start)
+        np.remainder(start, storage.capacity, out=steps[0])  # the start rows' slots
+        next_slot = self.next_slot
         for k in range(1, horizon):
-            steps[k] = self.next_slot[steps[k - 1]]
+            steps[k] = next_slot[steps[k - 1]]
         valid = np.empty(steps.shape, dtype=bool)
         valid[0] = True
         np.not_equal(steps[1:], steps[:-1], out=valid[1:])  # a row without successor links to itself
         # Identity, not just position: each slot walked into must still hold the row its link was made for.
         held = storage.row_id[steps[1:]] == self.next_id[steps[:-1]]
-        if not held.all():  # a link into an overwritten slot: cut the sequence before it
+        if np.count_nonzero(held) < held.size:  # a link into an overwritten slot: cut the sequence before it
             valid[1:] &= held
             valid = np.logical_and.accumulate(valid, axis=0)
             steps = np.where(valid, steps, steps[valid.sum(axis=0) - 1, np.arange(len(start))])
