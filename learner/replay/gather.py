@@ -34,7 +34,7 @@ def sequence_part(name: str) -> str | None:
         return "last"  # the bootstrap state
     if name in PER_STEP_COLUMNS:
         return "steps"
-    return None  # bookkeeping (episode, step, policy_version, ...): no update reads it, gathering it cost ~15%
+    return None  # bookkeeping (episode, step, policy_version, ...): no update reads it; gathering it cost ~10%
 
 
 class SequenceGather:
