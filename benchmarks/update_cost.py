@@ -43,9 +43,11 @@ def make_spec(setting: str) -> RobotSpec:
     return RobotSpec(f"bench_{setting}", observation, action, 10.0)
 
 
-def make_batch(spec: RobotSpec, size: int, device: torch.device, seed: int) -> Batch:
-    """A random batch already on `device` (half demo rows; Cal-QL's mc_return included)."""
+def make_batch(spec: RobotSpec, size: int, device: torch.device, seed: int, horizon: int = 1) -> Batch:
+    """A random batch already on `device` (half demo rows; Cal-QL's mc_return included); h-step sequences
+    (ALOE's chunks, every step valid) when `horizon` > 1."""
     rng = np.random.default_rng(seed)
+    steps = (horizon,) if horizon > 1 else ()
 
     def observation():
         out = {}
@@ -59,14 +61,18 @@ def make_batch(spec: RobotSpec, size: int, device: torch.device, seed: int) -> B
     def floats(values):
         return torch.from_numpy(np.asarray(values, dtype=np.float32)).to(device)
 
+    extras = {"mc_return": floats(rng.uniform(-100, 0, size))}
+    if horizon > 1:
+        extras.update(valid=floats(np.ones((size, horizon))), n_step_return=floats(rng.uniform(-horizon, 0, size)),
+                      bootstrap=floats(0.99**horizon * (rng.random(size) > 0.05)))  # fmt: skip
     return Batch(
         observation=observation(),
-        action=floats(rng.uniform(-1, 1, (size, spec.action_dim))),
-        reward=floats(rng.random(size) < 0.05),
-        terminated=floats(rng.random(size) < 0.05),
+        action=floats(rng.uniform(-1, 1, (size, *steps, spec.action_dim))),
+        reward=floats(rng.random((size, *steps)) < 0.05),
+        terminated=floats(rng.random((size, *steps)) < 0.05),
         next_observation=observation(),
         is_demo=floats(np.arange(size) < size // 2),
-        extras={"mc_return": floats(rng.uniform(-100, 0, size))},
+        extras=extras,
     )
 
 
@@ -88,15 +94,17 @@ def time_setting(setting: str, batch_size: int, names: list[str], rounds: int, p
     """Median ms/update per algorithm over interleaved rounds."""
     spec = make_spec(setting)
     algorithms = {n: build(n, spec, batch_size, device) for n in names}
-    batches = [make_batch(spec, batch_size, device, seed) for seed in range(4)]
+    horizons = {algorithm.sampling.horizon for algorithm in algorithms.values()}
+    batches_of = {h: [make_batch(spec, batch_size, device, seed, h) for seed in range(4)] for h in horizons}
     for algorithm in algorithms.values():  # warm-up: allocator, fused Adam state, lazy init
-        for batch in batches:
+        for batch in batches_of[algorithm.sampling.horizon]:
             algorithm.update(batch)
     samples: dict[str, list[float]] = {n: [] for n in names}
     for _ in tqdm(range(rounds), desc=f"{setting} batch {batch_size}", leave=False):
         for name, algorithm in algorithms.items():
             synchronize(device)
             start = time.perf_counter()
+            batches = batches_of[algorithm.sampling.horizon]
             for i in range(per_round):
                 algorithm.update(batches[i % len(batches)])
             synchronize(device)

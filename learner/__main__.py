@@ -103,7 +103,8 @@ def _cli_value(value: object) -> str:
               help="Also add operator-intervention transitions to the demo buffer (auto: if the algo samples demos).")
 @click.option("--reward", type=click.Choice(REWARDS), default="shaped",
               help="Training reward of every algorithm: task (1 on success, else 0) or shaped (0 on success, -1 per "
-                   "step, a failed termination -100 = -1/(1-0.99)); applied once where data is stored.")
+                   "step, a failed termination -100 = -1/(1-0.99)) or aloe (the same, a failure costs the demos' mean "
+                   "episode length, ALOE's Eq. 14); applied once where data is stored.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, eval_actor, stop_at_success,

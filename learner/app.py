@@ -28,7 +28,7 @@ from learner.best_policy import BEST_POLICY_FILE, BestPolicy
 from learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, saved_run_config
 from learner.local_actors import LocalActor
 from learner.progress import EpisodeStats, live_line, write_curve, write_train_metrics
-from learner.reward_shaping import apply_reward, check_reward
+from learner.reward_shaping import apply_reward, check_reward, mean_episode_length
 from learner.replay.buffer import ReplayBuffer
 from learner.replay.demos import load_demo_columns
 from learner.replay.durable import SegmentJournal, read_spec, restore, set_aside, write_spec
@@ -95,7 +95,7 @@ class LearnerConfig:
     insecure: bool = False  # plaintext even with keys (loopback only)
     resume: bool = False  # continue run_dir: replay, sequence numbers, algorithm and optimizer state
     replay_fsync: bool = True  # fsync durable replay before acking (off: survives kill -9, not power loss)
-    reward: str = "shaped"  # every algorithm's training reward: shaped (0/-1, failure -100) or task (reward_shaping)
+    reward: str = "shaped"  # every algorithm's training reward: shaped (0/-1, failure -100), task or aloe (see shaping)
     train: TrainConfig = field(default_factory=TrainConfig)
     local: LocalRunConfig = field(default_factory=LocalRunConfig)
 
@@ -108,6 +108,9 @@ class Learner:
             config = replace(config, **saved_run_config(Path(config.run_dir)))
         self.config = config
         check_reward(config.reward)
+        if config.reward == "aloe" and not config.demo:
+            raise ValueError("--reward aloe needs --demo: its failure cost C_fail is the demos' mean episode length")
+        self.failure_cost: float | None = None  # C_fail of the aloe reward, set from the demonstrations in build
         keys = load_learner_security(config.keys) if config.keys else None
         self.security = require_security(config.bind, keys, config.insecure, "learner")
         self.run_dir = Path(config.run_dir)
@@ -136,7 +139,12 @@ class Learner:
         )
         self.stages = StageRunner(self.loop, self.checkpoint, cfg.algo)
         if cfg.demo:
-            columns = apply_reward(cfg.reward, load_demo_columns(cfg.demo, spec))
+            columns = load_demo_columns(cfg.demo, spec)
+            if cfg.reward == "aloe":
+                self.failure_cost = mean_episode_length(columns)
+                log.info("aloe reward: a failed termination costs C_fail = %.1f (mean demo episode length)",
+                         self.failure_cost)  # fmt: skip
+            columns = apply_reward(cfg.reward, columns, self.failure_cost)
             self.replay.add_demo(columns)
             log.info("loaded %d demonstration transitions from %s", len(columns["reward"]), cfg.demo)
         metrics.LEARNER_REPLAY_SIZE.labels("demo").set(self.replay.demo_size)
@@ -150,7 +158,7 @@ class Learner:
     def store(self, actor_id: str, columns: dict) -> None:
         """Receive-thread callback: a validated batch goes into online replay (indexed by actor), with the
         training reward."""
-        columns = apply_reward(self.config.reward, columns)
+        columns = apply_reward(self.config.reward, columns, self.failure_cost)
         self.replay.add_online(columns, actor_id)
         self.stages.rollouts.note(columns)
         self._interventions_to_demo(columns, actor_id)

@@ -64,6 +64,7 @@ class Diagnostics:
             mean_action = algorithm.mean_action(batch.observation)
             if mean_action is not None:
                 demo = batch.is_demo > 0.5
-                self._last_ood = ood_action_ratio(mean_action, batch.action.reshape(batch.size, -1)[demo])
+                action = batch.action[:, 0] if batch.action.dim() == 3 else batch.action  # sequences: first step
+                self._last_ood = ood_action_ratio(mean_action, action.reshape(batch.size, -1)[demo])
         found["ood_action_ratio"] = self._last_ood
         return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -129,15 +129,17 @@ class ActorCritic:
     """Networks and optimisers of a tanh-Gaussian actor with a critic ensemble; the encoder is trained by the critic."""
 
     def __init__(
-        self, config: Any, spec: RobotSpec, device: torch.device, seed: int, extra_groups: tuple[dict, ...] = ()
+        self, config: Any, spec: RobotSpec, device: torch.device, seed: int, extra_groups: tuple[dict, ...] = (),
+        make_policy: Callable[[Any, RobotSpec], nn.Module] = make_tanh_policy, critic_action_dim: int = 0,
     ) -> None:
+        """`make_policy` builds another policy (with `encoder` and `head_parameters()`, e.g. ALOE's flow over
+        chunks); `critic_action_dim` is what the critics score (0: one action, else e.g. a flattened chunk)."""
         with torch.random.fork_rng(devices=[]):  # seeded weights without disturbing the global RNG
             torch.manual_seed(seed)
-            self.policy = make_tanh_policy(config, spec).to(device)
+            self.policy = make_policy(config, spec).to(device)
             self.encoder = self.policy.encoder
-            self.critic = CriticEnsemble(
-                config.num_critics, self.encoder.out_dim, spec.action_dim, config.hidden_dims, config.critic_layer_norm
-            ).to(device)
+            self.critic = CriticEnsemble(config.num_critics, self.encoder.out_dim, critic_action_dim or spec.action_dim,
+                                         config.hidden_dims, config.critic_layer_norm).to(device)  # fmt: skip
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         # One Adam with a parameter group per loss: the losses touch disjoint parameters, and one fused

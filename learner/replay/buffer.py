@@ -36,7 +36,7 @@ class ReplayBuffer:
         gamma: float = 0.99,
     ) -> None:
         self.spec = spec
-        # Extra stored scalar columns ride in Batch.extras.
+        # Extra stored scalar columns ride in Batch.extras of transition batches (sequence layout: SamplingSpec).
         columns = {**transition_columns(spec), **(extra_columns or {})}
         self._online = EpisodeStorage(columns, capacity, gamma)
         self._demo = EpisodeStorage(columns, demo_capacity, gamma)

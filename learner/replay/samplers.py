@@ -1,7 +1,7 @@
 """Samplers choose which stored rows form a batch; the buffer owns the data and the lock.
 
 A batch is drawn in two parts: start rows (`StartRows`: uniform over the rows the spec allows, per
-storage), then their columns (`transition_columns_at` or `sequence_columns_at`). `MixedSampler`
+storage), then their columns (`transition_columns_at`, or `SequenceGather` for the whole batch). `MixedSampler`
 splits the batch between the demo and the online storage.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from learner.replay.episodes import EpisodeStorage
-from learner.replay.gather import add_sequence_extras, sequence_columns_at, transition_columns_at
+from learner.replay.gather import SequenceGather, transition_columns_at
 from learner.replay.spec import SamplingSpec
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
@@ -41,7 +41,7 @@ class StartRows:
         if self.returns_to_go:
             ok &= store.returns.known[store.rows.slots(ids)]
         if self.full_horizon:
-            ok &= store.links.follow(store.rows, ids, self.full_horizon)[1][:, -1]
+            ok &= store.links.follow(store.rows, ids, self.full_horizon)[1][-1]
         return ok
 
     def draw(self, store: EpisodeStorage, count: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -92,7 +92,7 @@ class MixedSampler:
         self.batch_size = sampling.batch_size
         self.demo_ratio = sampling.demo_ratio
         self.starts = StartRows(sampling)
-        self.gather = sequence_columns_at if sampling.horizon > 1 else transition_columns_at
+        self._sequences_of: SequenceGather | None = None  # built on first use, from the storages' columns
 
     def counts(self, online_size: int, demo_size: int) -> tuple[int, int]:
         """(demo rows, online rows) for a batch given the current storage sizes."""
@@ -107,15 +107,25 @@ class MixedSampler:
 
     def sample(self, online: EpisodeStorage, demo: EpisodeStorage, rng: np.random.Generator) -> dict[str, np.ndarray]:
         demo_ids, online_ids = self._start_rows(online, demo, rng)
-        parts = [(store, ids, flag) for store, ids, flag in ((demo, demo_ids, 1.0), (online, online_ids, 0.0))
-                 if len(ids)]  # fmt: skip
-        gathered = [self.gather(store, ids, self.sampling) for store, ids, _ in parts]
+        parts = [(store, ids) for store, ids in ((demo, demo_ids), (online, online_ids)) if len(ids)]
+        columns = self._sequences(parts) if self.sampling.horizon > 1 else self._transitions(parts)
+        columns["is_demo"] = np.repeat(np.array([1.0, 0.0], dtype=np.float32), [len(demo_ids), len(online_ids)])
+        return columns
+
+    def _transitions(self, parts: list[tuple[EpisodeStorage, np.ndarray]]) -> dict[str, np.ndarray]:
+        gathered = [transition_columns_at(store, ids, self.sampling) for store, ids in parts]
         if len(gathered) == 1:
-            columns = {**gathered[0], "is_demo": np.full(self.batch_size, parts[0][2], dtype=np.float32)}
-        else:
-            columns = {name: np.concatenate([gathered[0][name], gathered[1][name]]) for name in gathered[0]}
-            columns["is_demo"] = np.repeat(np.array([1.0, 0.0], dtype=np.float32), [len(demo_ids), len(online_ids)])
-        return add_sequence_extras(columns, self.sampling) if self.sampling.horizon > 1 else columns
+            return gathered[0]
+        return {name: np.concatenate([gathered[0][name], gathered[1][name]]) for name in gathered[0]}
+
+    def _sequences(self, parts: list[tuple[EpisodeStorage, np.ndarray]]) -> dict[str, np.ndarray]:
+        if self._sequences_of is None:  # the demo and online storages have the same columns
+            self._sequences_of = SequenceGather(parts[0][0].rows.specs, self.sampling)
+        columns, at = self._sequences_of.empty(), 0
+        for store, ids in parts:
+            self._sequences_of.into(store, ids, columns, at)
+            at += len(ids)
+        return self._sequences_of.add_extras(columns)
 
     def _start_rows(self, online: EpisodeStorage, demo: EpisodeStorage, rng: np.random.Generator):
         num_demo, num_online = self.counts(online.size, demo.size)

@@ -20,9 +20,11 @@ class SamplingSpec:
     episode step by step, never crossing its end:
     - `observation` (B, ...) is the first step's; `next_observation` (B, ...) is the one after the last
       valid step (the bootstrap state). Observations of the steps in between are not gathered.
-    - `action`, `reward`, `terminated` and every other stored scalar column (in `extras`: `truncated`,
-      `intervention`, `step`, ...) are per step, (B, h, ...). Steps after the last valid one repeat the
-      last valid step's row: mask them with `valid`.
+    - `action`, `reward`, `terminated` and `extras["intervention"]` are per step, (B, h, ...). Steps
+      after the last valid one repeat the last valid step's row: mask them with `valid`.
+    - No other stored column is carried: the bookkeeping no update reads (`truncated`, `episode`,
+      `step`, `policy_version`, `evaluation`, `proposal`, any extra column) is in transition batches
+      only. (Gathering it, even for the first step alone, cost ~10% of a state sequence batch.)
     - `extras["valid"]` (B, h) float32: 1 for the first step and each step that follows it in the same
       episode, up to and including the episode's last step; 0 after it, and 0 from the first step that
       is not in replay (not arrived yet, or lost).

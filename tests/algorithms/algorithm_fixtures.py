@@ -30,19 +30,28 @@ def random_observation(spec: RobotSpec, size: int, rng: np.random.Generator) -> 
     return observation
 
 
-def random_batch(spec: RobotSpec, size: int = 32, seed: int = 0) -> Batch:
-    """A torch batch on CPU with random observations, in-range actions and some terminations."""
+def random_batch(spec: RobotSpec, size: int = 32, seed: int = 0, horizon: int = 1) -> Batch:
+    """A torch batch on CPU with random observations, in-range actions and some terminations; with
+    `horizon` > 1 an h-step sequence batch laid out as `SamplingSpec` documents (some sequences end early)."""
     rng = np.random.default_rng(seed)
-    return Batch(
+    steps = () if horizon == 1 else (horizon,)
+    batch = Batch(
         observation=random_observation(spec, size, rng),
-        action=torch.from_numpy(rng.uniform(-1, 1, (size, spec.action_dim)).astype(np.float32)),
-        reward=torch.from_numpy(rng.standard_normal(size).astype(np.float32)),
-        terminated=torch.from_numpy((rng.random(size) < 0.2).astype(np.float32)),
+        action=torch.from_numpy(rng.uniform(-1, 1, (size, *steps, spec.action_dim)).astype(np.float32)),
+        reward=torch.from_numpy(rng.standard_normal((size, *steps)).astype(np.float32)),
+        terminated=torch.from_numpy((rng.random((size, *steps)) < 0.2).astype(np.float32)),
         next_observation=random_observation(spec, size, rng),
         is_demo=torch.from_numpy((rng.random(size) < 0.5).astype(np.float32)),
         # Monte-Carlo returns-to-go (replay computes them per episode) for Cal-QL; others ignore them.
         extras={"mc_return": torch.from_numpy(rng.uniform(-100, 0, size).astype(np.float32))},
     )
+    if horizon > 1:
+        length = rng.integers(1, horizon + 1, size)  # valid steps of each sequence
+        valid = (np.arange(horizon) < length[:, None]).astype(np.float32)
+        batch.extras["valid"] = torch.from_numpy(valid)
+        batch.extras["n_step_return"] = (batch.reward * torch.from_numpy(valid) * 0.99 ** torch.arange(horizon)).sum(1)
+        batch.extras["bootstrap"] = torch.from_numpy((0.99**length * (rng.random(size) > 0.2)).astype(np.float32))
+    return batch
 
 
 def demo_columns(spec: RobotSpec, episodes: int = 4, steps: int = 8, seed: int = 0) -> dict[str, np.ndarray]:

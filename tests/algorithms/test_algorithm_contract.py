@@ -52,16 +52,21 @@ def test_every_config_field_has_a_one_line_doc(name):
         assert "\n" not in docs[field.name]
 
 
-def test_sampling_is_a_valid_single_step_spec(name, spec):
+def batch_for(algorithm: Algorithm, size: int = 32, seed: int = 0):
+    """A random batch shaped as the algorithm samples: transitions, or h-step sequences (e.g. ALOE's chunks)."""
+    return random_batch(algorithm.spec, size, seed, algorithm.sampling.horizon)
+
+
+def test_sampling_is_a_valid_spec(name, spec):
     sampling = make_algorithm(name, spec).sampling
-    assert isinstance(sampling, SamplingSpec) and sampling.batch_size > 0 and sampling.horizon == 1
+    assert isinstance(sampling, SamplingSpec) and sampling.batch_size > 0 and sampling.horizon >= 1
 
 
 def test_update_returns_finite_floats_and_changes_parameters(name, spec):
     algorithm = make_algorithm(name, spec, device="cpu", seed=0)
     before = {k: v.clone() for k, v in flat_tensors(algorithm.state_dict()).items()}
     policy_before = algorithm.policy_state_dict()
-    metrics = algorithm.update(random_batch(spec))
+    metrics = algorithm.update(batch_for(algorithm))
     assert metrics and all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), metrics
     after = flat_tensors(algorithm.state_dict())
     changed = [k for k in before if k in after and not torch.equal(before[k], after[k])]
@@ -73,7 +78,7 @@ def test_update_returns_finite_floats_and_changes_parameters(name, spec):
 
 def test_policy_state_dict_loads_strictly_into_make_policy_and_acts_in_range(name, spec):
     algorithm = make_algorithm(name, spec, device="cpu", seed=0)
-    algorithm.update(random_batch(spec))
+    algorithm.update(batch_for(algorithm))
     weights = algorithm.policy_state_dict()
     policy = type(algorithm).make_policy(algorithm.config, spec)
     policy.load_state_dict(weights, strict=True)
@@ -85,14 +90,14 @@ def test_policy_state_dict_loads_strictly_into_make_policy_and_acts_in_range(nam
     torch.testing.assert_close(policy.act(observation, deterministic=True), deterministic, rtol=0, atol=0)
     # A copy: further updates must not reach into weights already handed to an actor.
     snapshot = {k: v.clone() for k, v in weights.items()}
-    algorithm.update(random_batch(spec, seed=1))
+    algorithm.update(batch_for(algorithm, seed=1))
     assert all(torch.equal(weights[k], snapshot[k]) for k in weights)
 
 
 def test_state_dict_round_trip_resumes_bit_identically(name, spec):
     original = make_algorithm(name, spec, device="cpu", seed=0)
     for seed in range(2):
-        original.update(random_batch(spec, seed=seed))
+        original.update(batch_for(original, seed=seed))
     # Through bytes, as a checkpoint would go; weights_only proves no pickled objects are needed.
     buffer = io.BytesIO()
     torch.save(original.state_dict(), buffer)
@@ -100,7 +105,7 @@ def test_state_dict_round_trip_resumes_bit_identically(name, spec):
     resumed: Algorithm = make_algorithm(name, spec, device="cpu", seed=123)
     resumed.load_state_dict(torch.load(buffer, weights_only=True))
     for seed in (7, 8):
-        batch = random_batch(spec, seed=seed)
+        batch = batch_for(original, seed=seed)
         assert original.update(batch) == resumed.update(copy.deepcopy(batch))
     a, b = flat_tensors(original.state_dict()), flat_tensors(resumed.state_dict())
     assert a.keys() == b.keys()
@@ -129,7 +134,7 @@ def test_building_an_algorithm_leaves_the_global_torch_rng_alone(name):
 def test_fixed_seed_short_runs_are_identical(name):
     def run() -> list[dict[str, float]]:
         algorithm = make_algorithm(name, state_spec(), {"batch_size": 16}, seed=3)
-        return [algorithm.update(random_batch(state_spec(), 16, seed=i)) for i in range(3)]
+        return [algorithm.update(batch_for(algorithm, 16, seed=i)) for i in range(3)]
 
     assert run() == run()
 
@@ -143,7 +148,7 @@ def test_images_train_the_shared_encoder_through_the_critic_only(name):
     distribution = nets.policy.distribution
     nets.policy.distribution = lambda features: seen.append(features.requires_grad) or distribution(features)
     before = [p.detach().clone() for p in nets.encoder.parameters()]
-    algorithm.update(random_batch(image_spec(), 8))
+    algorithm.update(batch_for(algorithm, 8))
     assert seen and not any(seen), "a policy head received features that carry gradient into the encoder"
     assert any(not torch.equal(a, b) for a, b in zip(before, nets.encoder.parameters()))
 

@@ -14,7 +14,15 @@ from learner.algorithms import ALGORITHMS, make_algorithm
 from learner.app import Learner, LearnerConfig
 from learner.replay.durable import SegmentJournal, restore
 from learner.replay.spec import SamplingSpec
-from learner.reward_shaping import FAILURE_GAMMA, FAILURE_VALUE, REWARDS, STEP_BIAS, apply_reward, shaped_reward
+from learner.reward_shaping import (
+    FAILURE_GAMMA,
+    FAILURE_VALUE,
+    REWARDS,
+    STEP_BIAS,
+    apply_reward,
+    mean_episode_length,
+    shaped_reward,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -74,8 +82,9 @@ def test_every_algorithm_trains_on_the_same_rewards_shaped_once(tmp_path, reward
     assert all(value == first for value in seen.values()), "algorithms saw different rewards"
     demo_rewards, online_rewards = first
     last = int(demo["step"][-1])
-    if reward == "shaped":  # once: a second shaping would give -1 on success and -2 per step
-        assert demo_rewards[last] == 0.0 and online_rewards[last] == FAILURE_VALUE
+    if reward in ("shaped", "aloe"):  # once: a second shaping would give -1 on success and -2 per step
+        failure = FAILURE_VALUE if reward == "shaped" else -float(len(demo["reward"]))  # aloe: one demo episode
+        assert demo_rewards[last] == 0.0 and online_rewards[last] == failure
         assert {demo_rewards[s] for s in demo_rewards if s != last} == {-1.0}
     else:
         assert demo_rewards[last] == 1.0 and online_rewards[last] == 0.0
@@ -114,7 +123,24 @@ def test_a_resumed_learner_shapes_the_durable_journal_once(tmp_path):
 @pytest.mark.parametrize("name", ALGORITHMS.names())
 def test_no_algorithm_reshapes_the_stored_reward(name):
     """On terminal rows every critic target is the batch's reward itself: nothing is added inside an update."""
-    batch = random_batch(state_spec(), 40, seed=3)
+    algorithm = make_algorithm(name, state_spec(), {"batch_size": 40, "hidden_dims": "16,16"})
+    batch = random_batch(state_spec(), 40, seed=3, horizon=algorithm.sampling.horizon)
     batch.reward[:], batch.terminated[:] = 0.5, 1.0
-    metrics = make_algorithm(name, state_spec(), {"batch_size": 40, "hidden_dims": "16,16"}).update(batch)
+    if "n_step_return" in batch.extras:  # h-step sequences: replay's sum of the stored rewards, nothing after
+        batch.extras["n_step_return"][:], batch.extras["bootstrap"][:] = 0.5, 0.0
+    metrics = algorithm.update(batch)
     assert metrics["target_q_mean"] == pytest.approx(0.5)
+
+
+def test_the_aloe_reward_costs_a_failure_the_mean_episode_length_and_needs_it():
+    columns = {"reward": np.array([0.0, 0.0, 1.0, 0.0], np.float32), "terminated": np.array([False, True, True, False]),
+               "episode": np.array([0, 0, 1, 2])}  # fmt: skip
+    assert mean_episode_length(columns) == pytest.approx(4 / 3)
+    assert apply_reward("aloe", columns, 40.0)["reward"].tolist() == [-1.0, -40.0, 0.0, -1.0]
+    for cost in (None, 0.0):
+        with pytest.raises(ValueError, match="C_fail"):
+            apply_reward("aloe", columns, cost)
+    with pytest.raises(ValueError, match="demonstrations"):
+        mean_episode_length({"episode": np.zeros(0, np.int64)})
+    with pytest.raises(ValueError, match="--demo"):
+        Learner(LearnerConfig(algo="aloe", reward="aloe", metrics_port=0))

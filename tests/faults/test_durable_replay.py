@@ -105,7 +105,9 @@ def replay_hash(replay: ReplayBuffer) -> str:
     store = replay._online
     size = store.rows.size
     # The episode index too (successor links, returns-to-go): a resumed learner must draw the same sequences.
-    index = {"next_id": store.links.next_id, "mc_return": store.returns.mc_return, "known": store.returns.known}
+    links, returns = store.links, store.returns
+    index = {"next_id": links.next_id, "next_slot": links.next_slot, "mc_return": returns.mc_return,
+             "known": returns.known}  # fmt: skip
     for name, array in sorted({**store.rows.arrays, **index}.items()):
         digest.update(np.ascontiguousarray(array[:size]).tobytes())
     return digest.hexdigest()

@@ -13,7 +13,7 @@ from actor.sender import Sender, SenderConfig
 from common.protocol import Hello
 from tests.conftest import wait_until
 from tests.faults.processes import LearnerProcess
-from tests.unit.replay_world import SPEC, actor_stream, to_transitions
+from tests.unit.replay_world import SPEC, action_markers, actor_stream, to_transitions
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -66,7 +66,7 @@ def test_the_same_batches_are_drawn_after_kill_9_and_resume(tmp_path, port):
     different = [key for key in before if not np.array_equal(before[key], after[key])]
     assert not different, f"resumed replay drew other batches: {different}"
     # What was compared is not trivial: sequences of several actors, cut by episode ends, with returns.
-    markers = before["sequences/policy_version"]
+    markers = action_markers(before["sequences/action"])
     assert markers.shape == (64, 5) and len({int(m) // 10_000 for m in markers[:, 0]}) >= 2
     valid = before["sequences/valid"]
     assert 0 < valid.sum() < valid.size and before["full_sequences/valid"].all()

@@ -13,7 +13,7 @@ from tests.stage_fixture import write_fake_demo
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.mark.parametrize("algo", ["cal_ql", "iql"])
+@pytest.mark.parametrize("algo", ["cal_ql", "iql", "aloe"])
 def test_learner_trains_a_baseline_end_to_end(tmp_path, port, algo):
     """Both run their offline stage on a demo, then online; Cal-QL also reads replay's returns-to-go."""
     demo = write_fake_demo(tmp_path / "demo.npz")

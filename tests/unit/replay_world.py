@@ -18,6 +18,7 @@ from common.specs import ArraySpec, BoundedSpec, RobotSpec
 from common.types import Transition, transition_columns
 from learner.replay import ReplayBuffer
 
+MARKER_SCALE = 2.0**21  # markers (demo ones from DEMO_OFFSET) scaled into the normalised action range
 SPEC = RobotSpec("toy", {"state": ArraySpec("state", (2,))},
                  BoundedSpec("action", (2,), low=(-1.0, -1.0), high=(1.0, 1.0)), 10.0)
 
@@ -76,6 +77,11 @@ def interleave(rng: np.random.Generator, streams: dict[str, list[Row]], max_batc
     return batches
 
 
+def action_markers(action: np.ndarray) -> np.ndarray:
+    """The row markers `to_columns` writes into each action (exact: a power-of-two scale, < 2^24 in float32)."""
+    return np.rint(np.asarray(action)[..., 0] * MARKER_SCALE).astype(np.int64)
+
+
 def to_columns(rows: list[Row], first_marker: int) -> dict[str, np.ndarray]:
     """Replay columns for `rows`, markers counting up from `first_marker`."""
     count = len(rows)
@@ -84,6 +90,7 @@ def to_columns(rows: list[Row], first_marker: int) -> dict[str, np.ndarray]:
     columns["observation/state"][:, 0] = markers
     columns["next_observation/state"][:, 0] = markers + 0.5
     columns["policy_version"] = markers.astype(np.int32)
+    columns["action"][:, 0] = markers / MARKER_SCALE  # per step in sequence batches too (`action_markers`)
     for name in ("episode", "step", "reward", "terminated", "truncated", "intervention"):
         columns[name] = np.array([getattr(row, name) for row in rows], dtype=columns[name].dtype)
     return columns

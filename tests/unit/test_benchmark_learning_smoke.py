@@ -16,9 +16,9 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def test_update_cost_times_algorithms_and_prints_ratios_to_sac(capsys):
-    assert update_cost.main(["--rounds", "1", "--settings", "state", "--algos", "sigent_sac,iql"]) == 0
+    assert update_cost.main(["--rounds", "1", "--settings", "state", "--algos", "sigent_sac,iql,aloe"]) == 0
     printed = capsys.readouterr().out
-    for name in ("sac", "sigent_sac", "iql"):  # SAC is always added: it is the baseline of the ratios
+    for name in ("sac", "sigent_sac", "iql", "aloe"):  # SAC is always added: it is the baseline of the ratios
         assert f"\n{name} " in printed
     assert "SigEnt-SAC / SAC = " in printed
 

@@ -27,3 +27,19 @@ def test_q_oscillation_is_the_windowed_standard_deviation():
     assert values[:2] == [0.0, 0.0]
     assert values[2] == pytest.approx(torch.tensor([1.0, 1.0, 4.0]).std().item())
     assert values[4] == 0.0  # the window has forgotten the jump
+
+
+def test_on_a_sequence_batch_the_policy_is_compared_with_each_sequences_first_action():
+    """ALOE samples h-step sequences: its first planned action is measured against the demo's first step."""
+    from types import SimpleNamespace
+
+    from common.types import Batch
+    from learner.diagnostics import Diagnostics
+
+    action = torch.zeros(2, 3, 1)
+    action[:, 1:] = 5.0  # later steps far from the policy: only the first step may be compared
+    batch = Batch({"state": torch.zeros(2, 1)}, action, torch.zeros(2, 3), torch.zeros(2, 3), {}, torch.ones(2))
+    algorithm = SimpleNamespace(mean_action=lambda observation: torch.full((2, 1), 0.1))
+    assert Diagnostics(ood_every=1).measure(algorithm, batch, {})["ood_action_ratio"] == 0.0
+    algorithm.mean_action = lambda observation: torch.full((2, 1), 1.0)
+    assert Diagnostics(ood_every=1).measure(algorithm, batch, {})["ood_action_ratio"] == 1.0

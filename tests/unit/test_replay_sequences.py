@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from replay_world import SPEC, Row, World, build_world, to_columns
+from replay_world import SPEC, Row, World, action_markers, build_world, to_columns
 
 from learner.replay import NothingToSample, ReplayBuffer, SamplingSpec
 
@@ -30,7 +30,7 @@ worlds = dict(
 def check_sequences(world: World, batch, sampling: SamplingSpec) -> None:
     """Every sequence in `batch` is exactly what the model says starts at its first row."""
     h = sampling.horizon
-    markers = batch.extras["policy_version"]
+    markers = action_markers(batch.action)  # each step's row marker
     assert markers.shape == batch.reward.shape == batch.extras["valid"].shape == (sampling.batch_size, h)
     for b in range(sampling.batch_size):
         model, start = world.model_of(int(markers[b, 0]))
@@ -100,7 +100,7 @@ def test_a_sequence_stops_at_a_termination_with_no_bootstrap():
     buffer.add_online(to_columns(rows, 0), "a")
     sampling = SamplingSpec(1, horizon=5, gamma=0.99)
     batch = next(b for b in (buffer.sample(sampling, np.random.default_rng(s)) for s in range(100))
-                 if b.extras["policy_version"][0, 0] == 0)  # fmt: skip
+                 if action_markers(b.action)[0, 0] == 0)  # fmt: skip
     assert batch.extras["valid"][0].tolist() == [1, 1, 1, 0, 0]
     assert batch.extras["n_step_return"][0] == pytest.approx(1 + 0.99**2 * 2)
     assert batch.extras["bootstrap"][0] == 0.0 and batch.next_observation["state"][0, 0] == 2.5
@@ -116,8 +116,9 @@ def test_two_actors_with_the_same_episode_ids_never_mix_and_a_sequence_grows_as_
 
     def longest_from_a() -> list[int]:
         batch = buffer.sample(sampling, np.random.default_rng(0))
-        first = batch.extras["policy_version"][:, 0] == 0
-        return batch.extras["policy_version"][first][0, : int(batch.extras["valid"][first][0].sum())].tolist()
+        markers = action_markers(batch.action)
+        first = markers[:, 0] == 0
+        return markers[first][0, : int(batch.extras["valid"][first][0].sum())].tolist()
 
     assert longest_from_a() == [0, 1]  # step 2 has not arrived: the sequence stops, nothing from actor b
     buffer.add_online(to_columns(a[2:], 2), "a")
@@ -130,9 +131,25 @@ def test_an_evicted_successor_is_never_followed():
     for i in range(10):
         buffer.add_online(to_columns(rows[i : i + 1], i), "a")
     batch = buffer.sample(SamplingSpec(64, horizon=6, demo_ratio=0.0), np.random.default_rng(0))
-    assert set(batch.extras["policy_version"][:, 0].tolist()) <= {6, 7, 8, 9}
-    for markers, valid in zip(batch.extras["policy_version"], batch.extras["valid"]):
+    assert set(action_markers(batch.action)[:, 0].tolist()) <= {6, 7, 8, 9}
+    for markers, valid in zip(action_markers(batch.action), batch.extras["valid"]):
         assert markers[valid > 0].tolist() == list(range(markers[0], 10))
+
+
+def test_a_sequence_batch_carries_what_updates_read_and_no_bookkeeping():
+    """The layout of `SamplingSpec`: per-step action/reward/terminated/intervention, first observation,
+    bootstrap state, the masks and returns; episode, step, policy_version, ... only in transition batches."""
+    buffer = ReplayBuffer(SPEC, 20)
+    buffer.add_online(to_columns(_episode("a", 0, [1.0, 0.0, 2.0]), 0), "a")
+    for returns_to_go, more in ((False, set()), (True, {"mc_return"})):
+        sampling = SamplingSpec(4, horizon=3, demo_ratio=0.0, returns_to_go=returns_to_go)
+        batch = buffer.sample(sampling, np.random.default_rng(0))
+        assert set(batch.extras) == {"intervention", "valid", "n_step_return", "bootstrap"} | more
+        assert batch.action.shape == (4, 3, 2) and batch.reward.shape == batch.terminated.shape == (4, 3)
+        assert batch.observation["state"].shape == batch.next_observation["state"].shape == (4, 2)
+        assert batch.extras["intervention"].shape == (4, 3) and batch.is_demo.shape == (4,)
+    transitions = buffer.sample(SamplingSpec(4, demo_ratio=0.0), np.random.default_rng(0))
+    assert {"episode", "step", "policy_version", "truncated", "evaluation", "proposal"} <= set(transitions.extras)
 
 
 def test_without_a_filter_transitions_are_drawn_exactly_as_before():
@@ -152,7 +169,7 @@ def test_a_link_into_an_overwritten_slot_is_cut_not_followed():
     buffer.add_online(to_columns(_episode("a", 0, [0.0] * 6, "truncated"), 0), "a")  # row ids 0..5
     buffer.add_online(to_columns(_episode("b", 0, [0.0] * 2, "truncated"), 6), "b")  # ids 6, 7 overwrite slots 0, 1
     online = buffer._online
-    online.links.next_id[3] = 0  # row 3 "links" to row 0, whose slot now holds row 6 of actor b
-    ids, valid = online.links.follow(online.rows, np.array([2, 4]), 4)
-    assert valid.tolist() == [[True, True, False, False], [True, True, False, False]]
-    assert ids.tolist() == [[2, 3, 3, 3], [4, 5, 5, 5]]
+    online.links.link(np.array([3]), np.array([0]), 6)  # row 3 "links" to row 0, whose slot now holds row 6 of b
+    slots, valid = online.links.follow(online.rows, np.array([2, 4]), 4)  # step-major
+    assert valid.T.tolist() == [[True, True, False, False], [True, True, False, False]]
+    assert slots.T.tolist() == [[2, 3, 3, 3], [4, 5, 5, 5]]
