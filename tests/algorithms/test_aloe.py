@@ -55,7 +55,9 @@ def test_the_chunked_target_equals_the_hand_computed_one_with_an_episode_end_ins
         next_chunk = algorithm.nets.policy(batch.next_observation).sample(algorithm.nets.generator)
         next_features = algorithm.nets.target_encoder(batch.next_observation)
         next_min = algorithm.nets.target_critic(next_features, next_chunk.flatten(1)).min(0).values
-    starts = batch.extras["step"][:, 0].tolist()
+    # A sequence batch carries no bookkeeping columns: find each row's start step by its first observation.
+    observed = columns["observation/state"]
+    starts = [int(np.flatnonzero((observed == row).all(axis=1))[0]) for row in batch.observation["state"].numpy()]
     assert {3, 4, 5} <= set(starts) and {0, 1} & set(starts), "the sample must hold sequences of both kinds"
     for row, start in enumerate(starts):
         steps = range(start, min(start + h, len(rewards)))
