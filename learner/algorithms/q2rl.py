@@ -146,10 +146,9 @@ def clipped(action: torch.Tensor) -> torch.Tensor:
 def acted_by_weights(batch: Batch) -> torch.Tensor:
     """(B,) 1 for rows some published policy acted (or demo rows), 0 for rows the actor's random policy acted
     before any weights arrived (policy_version -1): Q-estimation fits what pi_BC's episodes are worth."""
-    version = batch.extras.get("policy_version")
-    if version is None:
-        return torch.ones(batch.size, device=batch.reward.device)
-    return ((version.reshape(-1) >= 0) | (batch.is_demo > 0.5)).float()
+    if "policy_version" not in batch.extras:
+        raise KeyError("Q2RL's Q-estimation needs extras['policy_version'] (replay's transitions carry it)")
+    return ((batch.extras["policy_version"].reshape(-1) >= 0) | (batch.is_demo > 0.5)).float()
 
 
 # --- the algorithm -----------------------------------------------------------------------------------
