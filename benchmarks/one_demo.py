@@ -87,7 +87,8 @@ COMPARISON_EVAL_EVERY = COMPARISON_UPDATES // 20
 # step). Matched on updates AND env steps, every algorithm gets the same R critic steps per env step, so RLPD
 # runs here with one critic step per block (its ensemble of 10, target subset of 2, LayerNorm critics and
 # 50/50 sampling kept). At its UTD 20 and matched env steps a run would cost ~6 h on this 2-core box.
-COMPARISON_OVERRIDES = {"rlpd": ("utd=1",)}
+# Q2RL's update is likewise a block of `utd` (its code's 4) critic steps and one actor step.
+COMPARISON_OVERRIDES = {"rlpd": ("utd=1",), "q2rl": ("utd=1",)}
 
 
 @dataclass
