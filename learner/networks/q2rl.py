@@ -12,10 +12,11 @@ dimension and Gauss-Hermite quadrature computes it (tests check it against sampl
 
 from __future__ import annotations
 
+import functools
+
 import math
 from typing import Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -33,15 +34,26 @@ LOG_PROB_FLOOR = -100.0  # the code's clip(log pi_BC(a|s), -100): a far-off acti
 # against dense numerical integration, 256 nodes err by < 4e-4 nats per dimension at the widest std the
 # policies allow (log std 2) and < 1e-8 for std <= 1.6 (48 nodes: 0.04 at log std 2).
 HERMITE_NODES = 256
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(HERMITE_NODES)  # for the weight exp(-x^2 / 2)
-_WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)  # now E_{x~N(0,1)}[f(x)] = sum_k w_k f(x_k)
+
+
+@functools.cache
+def standard_normal_rule(count: int = HERMITE_NODES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Hermite nodes and weights with E_{x~N(0,1)}[f(x)] = sum_k w_k f(x_k) (float64, CPU).
+
+    Golub-Welsch on the probabilists' Hermite recurrence, computed once on first use with torch (whose thread
+    count the actor pins to one), not at import: numpy's LAPACK at import time ran in every actor that loads
+    the algorithms, and with OpenBLAS threads spinning on a loaded 2-core box it took minutes.
+    """
+    off_diagonal = torch.arange(1, count, dtype=torch.float64).sqrt()
+    jacobi = torch.diag(off_diagonal, 1) + torch.diag(off_diagonal, -1)
+    nodes, vectors = torch.linalg.eigh(jacobi)
+    return nodes, vectors[0].square()
 
 
 def tanh_gaussian_entropy(distribution: TanhGaussian) -> torch.Tensor:
     """Exact entropy (nats, summed over dimensions) of a batch of tanh-Gaussians: (B,)."""
     mean, std = distribution.mean, distribution.std
-    nodes = torch.as_tensor(_NODES, dtype=mean.dtype, device=mean.device)
-    weights = torch.as_tensor(_WEIGHTS, dtype=mean.dtype, device=mean.device)
+    nodes, weights = (value.to(mean.device, mean.dtype) for value in standard_normal_rule())
     u = mean.unsqueeze(-1) + std.unsqueeze(-1) * nodes  # (B, d, K)
     squash = (log_one_minus_tanh_sq(u) * weights).sum(-1)
     gaussian = 0.5 * math.log(2.0 * math.pi * math.e) + distribution.log_std
