@@ -265,6 +265,15 @@ def run_info(started: datetime, load_start: tuple[float, ...], parallel: int, ar
     }  # fmt: skip
 
 
+def run_finished(run_dir: Path) -> bool:
+    """A run that ended by its own rules: a summary not marked interrupted (a learner stopped by a signal, e.g.
+    a session's end, also writes one) and the harness's run_info.json (written once its learner exited)."""
+    summary = run_dir / "summary.json"
+    if not (summary.exists() and (run_dir / "run_info.json").exists()):
+        return False
+    return not json.loads(summary.read_text()).get("interrupted", False)
+
+
 def read_existing(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
     """The figures of a run already in `out` (an interrupted sweep, or a report re-read), without training."""
     run_dir = out / run.name
@@ -337,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)  # fmt: skip
 
     def run_one(run: RunSpec) -> RunResult | None:
-        finished = args.keep_finished and (out / run.name / "summary.json").exists()
+        finished = args.keep_finished and run_finished(out / run.name)
         if args.report_only or finished:
             return read_existing(run, out, profile)
         return execute(run, out, profile, args.parallel)

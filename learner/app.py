@@ -314,7 +314,8 @@ class Learner:
                 self.stop.set()
 
     def _finish(self, started: float) -> dict:
-        summary = {"wall_time_s": round(time.monotonic() - started, 1)}
+        # "interrupted": stopped by a signal before its stop rule or budget (a sweep must train it again).
+        summary = {"wall_time_s": round(time.monotonic() - started, 1), "interrupted": self.interrupted.is_set()}
         if self.loop is not None and self.stages.online_started():
             summary.update(self._publish_final_policy())
             summary.update(self._final_evaluation())

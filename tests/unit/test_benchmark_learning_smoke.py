@@ -127,13 +127,20 @@ def test_keep_finished_rereads_finished_runs_and_trains_only_the_missing_ones(tm
     finished = one_demo.RunSpec("ball_to_goal", "sac", 0, "original", one_demo.FAST)
     (tmp_path / finished.name).mkdir()
     write_episodes(tmp_path / finished.name / "episodes.csv", [(100, 0, 0, 100)] + [(130, 1, 1, 30)] * 20)
-    (tmp_path / finished.name / "summary.json").write_text('{"total_time_s": 60}')
+    (tmp_path / finished.name / "summary.json").write_text('{"total_time_s": 60, "interrupted": false}')
+    (tmp_path / finished.name / "run_info.json").write_text("{}")
+    # A learner stopped by a signal (a session's end) writes a summary too: such a run must be trained again.
+    stopped = one_demo.RunSpec("ball_to_goal", "awac", 0, "original", one_demo.FAST)
+    (tmp_path / stopped.name).mkdir()
+    write_episodes(tmp_path / stopped.name / "episodes.csv", [(100, 0, 0, 100)])
+    (tmp_path / stopped.name / "summary.json").write_text('{"total_time_s": 60, "interrupted": true}')
+    (tmp_path / stopped.name / "run_info.json").write_text("{}")
     trained = []
     monkeypatch.setattr(one_demo, "execute", lambda run, out, profile, parallel: trained.append(run.algo))
-    argv = ["--profile", "learning_check", "--algos", "sac,iql", "--seeds", "1", "--out", str(tmp_path),
+    argv = ["--profile", "learning_check", "--algos", "sac,iql,awac", "--seeds", "1", "--out", str(tmp_path),
             "--keep-finished"]
     assert one_demo.main(argv) == 0
-    assert trained == ["iql"], "only the run without a summary is trained"
+    assert sorted(trained) == ["awac", "iql"], "the interrupted run and the missing one are trained"
     with (tmp_path / "results.csv").open() as handle:
         assert [r["algo"] for r in csv.DictReader(handle)] == ["sac"]
 
