@@ -7,7 +7,9 @@ Weight normalisation is a projection after every optimiser step (`project_weight
 reparameterisation: BN after each hidden layer makes it scale-invariant, so the projection leaves the
 function unchanged and only keeps the effective learning rate from decaying as the weights grow (CSIL++
 Sec. III-B, Lyle et al. 2024). The target is a two-hot distribution on the two atoms around the clipped
-scalar target, so the expected value of the converged head is the target itself.
+scalar target, so the expected value of the converged head is the target itself. The atoms are evenly
+spaced: Table II's "distribution of bins: by quantile" is not defined in the paper's text and no code is
+public, so that placement is not reproduced.
 CrossQ's rule applies: s and s' go through the critic in ONE train-mode pass so the batch statistics
 see both (`forward` takes the concatenation); there is no target network.
 """
