@@ -194,6 +194,7 @@ class CSIL(Algorithm):
     """Coherent soft imitation: BC, a coherent learned reward, SARSA critic pretraining, KL-regularised SAC."""
 
     Config = CSILConfig
+    uses_stored_reward = False  # the critic learns from the coherent reward (module doc)
 
     def __init__(self, config: CSILConfig, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
         super().__init__(config, spec, device, seed)
