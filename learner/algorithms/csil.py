@@ -37,6 +37,7 @@ import torch
 from common.specs import RobotSpec
 from common.types import Batch
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
+from learner.algorithms.csil_base import COMBINE, BaseEnsemble, combine_actions, load_base_policy
 from learner.algorithms.csil_nets import CSILNets
 from learner.networks.distributions import TanhGaussian
 from learner.networks.hetstat import MIN_VAR, gaussian_kl
@@ -102,6 +103,12 @@ class CSILConfig:
     """plus_plus: lowest atom (Table II: [-8, 0])."""
     v_max: float = 0.0
     """plus_plus: highest atom (Table II: [-8, 0])."""
+    base_policy: str = ""
+    """A saved policy file (e.g. a run's best_policy.npz) acting as the frozen base; "" = none (csil_base.py)."""
+    base_every: int = 10
+    """N, steps between the base's re-plans (the paper's 10; at most the base's chunk length)."""
+    combine: str = "mean"
+    """How base and learned actions combine: "mean" (Eq. 3, the paper's ensemble) or "residual" (Eq. 2)."""
     image_feature_dim: int = 50
     """Features per camera from the shared conv encoder."""
     image_shift_pad: int = 4
@@ -110,6 +117,7 @@ class CSILConfig:
     def __post_init__(self) -> None:
         conditions = {
             f"variant must be one of {VARIANTS}": self.variant in VARIANTS,
+            f"combine must be one of {COMBINE}, base_every >= 1": self.combine in COMBINE and self.base_every >= 1,
             "batch_size, policy_delay, bottleneck must be positive, num_bins >= 2": min(
                 self.batch_size, self.policy_delay, self.bottleneck, self.num_bins - 1) > 0,
             "stationary_width must be even and >= 2": self.stationary_width >= 2 and self.stationary_width % 2 == 0,
@@ -199,12 +207,44 @@ class CSIL(Algorithm):
     def __init__(self, config: CSILConfig, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
         super().__init__(config, spec, device, seed)
         self.nets = CSILNets(config, spec, self.device, seed)
+        self.base = load_base_policy(config.base_policy, spec).to(self.device) if config.base_policy else None
         self.reward_scale = config.reward_scaling / spec.action_dim
         self.num_updates = 0
 
     @staticmethod
     def make_policy(config: CSILConfig, spec: RobotSpec):
         return CSILNets.make_policy(config, spec)
+
+    # ---- the policy the actor runs: the learned one alone, or ensembled with a frozen base -------
+    @classmethod
+    def make_named_policy(cls, config: CSILConfig, spec: RobotSpec, policy: str = "online"):
+        if policy != "online" or not config.base_policy:
+            return super().make_named_policy(config, spec, policy)
+        return BaseEnsemble(load_base_policy(config.base_policy, spec), cls.make_policy(config, spec))
+
+    def named_policy_state_dict(self, policy: str = "online") -> dict[str, torch.Tensor]:
+        learned = super().named_policy_state_dict(policy)
+        if self.base is None:
+            return learned
+        base = {f"base.{k}": v.detach().clone() for k, v in self.base.state_dict().items()}
+        return {**base, **{f"learned.{k}": v for k, v in learned.items()}}
+
+    def policy_program(self, policy: str = "online") -> tuple[str, dict[str, Any]]:
+        if policy != "online":
+            raise ValueError(f"CSIL has no policy {policy!r}; it has 'online'")
+        if self.base is None:
+            return "one_step", {}
+        every = min(self.config.base_every, self.base.chunk_length)
+        return "ensembled", {"every": every, "combine": self.config.combine}
+
+    def executed(self, observation: Mapping[str, torch.Tensor], action: torch.Tensor,
+                 base_action: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """The action the robot executes when the learned policy proposes `action` (itself without a base)."""
+        if self.base is None:
+            return action
+        if base_action is None:
+            base_action = self.base.act_chunk(observation)[:, 0]
+        return combine_actions(base_action, action, self.config.combine)
 
     @property
     def plus_plus(self) -> bool:
@@ -255,7 +295,9 @@ class CSIL(Algorithm):
         cfg, nets = self.config, self.nets
         reward = self.reward(observation, batch.action)
         action = batch.action.detach().clone().requires_grad_(True)
-        q, next_value = nets.critic_and_target(observation, next_observation, action, self._next_action)
+        base_next = None if self.base is None else self.base.act_chunk(next_observation)[:, 0]
+        q, next_value = nets.critic_and_target(observation, next_observation, action,
+                                               lambda dist, prior: self._next_action(dist, prior, base_next))
         next_value = next_value.clamp_max(MAX_REWARD * cfg.reward_scaling / (1.0 - cfg.gamma))  # the code's clip
         y = reward.detach() + cfg.gamma * (1.0 - batch.terminated) * next_value
         rows = batch.is_demo > 0.5
@@ -276,10 +318,12 @@ class CSIL(Algorithm):
         r = coherent_reward(self.nets.reward(observation), action, self.reward_scale)
         return (r - MAX_REWARD * self.config.reward_scaling).clamp_max(0.0) if self.plus_plus else r
 
-    def _next_action(self, dist: TanhGaussian, prior: TanhGaussian) -> tuple[torch.Tensor, torch.Tensor]:
-        """a' ~ pi(s') and the soft value's KL term alpha (log pi(a'|s') - log pi_BC(a'|s'))."""
+    def _next_action(self, dist: TanhGaussian, prior: TanhGaussian,
+                     base_next: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The executed a' for a' ~ pi(s') and the soft value's KL term alpha (log pi(a'|s') - log pi_BC(a'|s'))."""
         next_action, log_prob = dist.sample(self.nets.generator)
-        return next_action, self.config.entropy_coefficient * (log_prob - prior.log_prob(next_action))
+        kl_term = self.config.entropy_coefficient * (log_prob - prior.log_prob(next_action))
+        return self.executed({}, next_action, base_next), kl_term
 
     def _actor_step(self, observation: dict) -> dict[str, float]:
         cfg, nets = self.config, self.nets
@@ -289,7 +333,7 @@ class CSIL(Algorithm):
             prior = nets.prior(observation)
         action, _ = dist.rsample(nets.generator)
         kl = gaussian_kl(dist.mean, dist.log_std, prior.mean, prior.log_std)
-        q = nets.actor_q(features, action)
+        q = nets.actor_q(features, self.executed(observation, action))
         loss = kl_regularised_actor_loss(kl, q, cfg.entropy_coefficient)
         nets.step(nets.optimizer, loss)
         values = torch.stack([loss.detach(), kl.detach().mean(), dist.log_std.detach().exp().mean()]).tolist()
