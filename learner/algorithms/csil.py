@@ -24,6 +24,10 @@ target network; the reward is shifted by its upper bound so it stays negative (t
 non-positive, and positive rewards would pay for staying alive rather than succeeding, Sec. III-A); the actor
 steps once per `policy_delay` updates (run with `learner --utd 4`: 4 critic steps and 1 actor step per
 environment step, Table II); the policy's MLP gets LayerNorm; entropy coefficient 0.3 and batch 128.
+
+With `base_policy` set (either variant), the robot executes the mean of a frozen base chunk policy's action
+and the learned policy's (CSIL++ Eq. 3; learner/algorithms/csil_base.py); the critic and the reward score
+that executed action and the actor maximises Q at it.
 """
 
 from __future__ import annotations
