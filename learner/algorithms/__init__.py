@@ -8,8 +8,9 @@ that inherits the environment, with no change to Tandem.
 import importlib
 import os
 
-# Importing each module registers its algorithms: sac, rlpd, sigent_sac, cql, cal_ql, awac, iql, aloe, q2rl.
-from learner.algorithms import aloe, awac, cql, iql, q2rl, rlpd, sac, sigent_sac  # noqa: F401
+# Importing each module registers its algorithms: sac, rlpd, sigent_sac, cql, cal_ql, awac, iql, aloe, q2rl,
+# csil, csil_pp.
+from learner.algorithms import aloe, awac, cql, csil, iql, q2rl, rlpd, sac, sigent_sac  # noqa: F401
 from learner.algorithms.base import (
     ALGORITHMS,
     Algorithm,

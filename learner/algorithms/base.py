@@ -60,6 +60,8 @@ class Algorithm(abc.ABC):
     """
 
     Config: ClassVar[type]
+    uses_stored_reward: ClassVar[bool] = True
+    """False for an inverse-RL method whose critic learns from its own learned reward (CSIL), not replay's."""
 
     def __init__(self, config: Any, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
         if not isinstance(config, self.Config):

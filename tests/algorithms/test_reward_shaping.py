@@ -129,6 +129,11 @@ def test_no_algorithm_reshapes_the_stored_reward(name):
     if "n_step_return" in batch.extras:  # h-step sequences: replay's sum of the stored rewards, nothing after
         batch.extras["n_step_return"][:], batch.extras["bootstrap"][:] = 0.5, 0.0
     metrics = algorithm.update(batch)
+    if not algorithm.uses_stored_reward:  # inverse RL (CSIL): its own reward, whatever replay stored
+        other = make_algorithm(name, state_spec(), {"batch_size": 40, "hidden_dims": "16,16"})
+        batch.reward[:] = -7.0
+        assert other.update(batch)["target_q_mean"] == metrics["target_q_mean"]
+        return
     assert metrics["target_q_mean"] == pytest.approx(0.5)
 
 

@@ -1,0 +1,369 @@
+"""CSIL (Watson, Huang, Heess 2023, "Coherent Soft Imitation Learning") and CSIL++ (Scherer et al. 2026).
+
+Stages: "bc" fits the HetStat policy to the demonstrations (the faithful loss), and at its end the BC policy
+is copied three ways: the frozen prior pi_BC of the KL, the reward network (refined online), and the actor
+(already it). "critic" pretrains the critic on the demonstrations (SARSA under pi_BC), then online:
+
+  reward   r(s,a) = alpha_r (log pi_R(a|s) - log p(a)),  p uniform on [-1,1]^d, alpha_r = 1/d   (CSIL Eq. 5)
+           pi_R starts as pi_BC, so pi_BC is soft-optimal for r at the start (coherence); the reward is
+           refined: L_R = -mean r(demo) + mean(exp(-max(r_online, -5)) - 1 + r_online)   (code: learning.py)
+  critic   y = r + gamma (1 - d) min(V'(s'), r_max / (1 - gamma)),
+           V'(s') = Q'(s', a') - alpha (log pi(a'|s') - log pi_BC(a'|s')),  a' ~ pi(s')
+           L_Q = mean (Q(s,a) - y)^2 + lambda sqrt(mean_demo ||dQ/da||^2)     (the action-Jacobian penalty)
+  actor    L_pi = alpha KL(pi(s) || pi_BC(s)) - Q(s, a~pi),  the KL exact between the pre-tanh Gaussians
+
+The reward. Tandem stores one learner-level reward for every algorithm (learner/reward_shaping.py), but CSIL
+is an inverse-RL method: its critic learns from its OWN reward r(s,a), computed inside each update from the
+batch's (s, a). The task reward in replay is NOT used (as in the CSIL code and CSIL++: "Our non-CSIL-based
+approaches use a constant negative reward of -1", i.e. CSIL's use none); only replay's `terminated` is, for
+bootstrapping at the success that ends an episode (CSIL++ Sec. V).
+
+variant "plus_plus" (CSIL++, `--algo csil_pp`): the critic becomes XQC's (learner/networks/
+normalized_critic.py: BN, unit-norm hidden weights, categorical over [-8, 0]) with a joint s/s' pass and no
+target network; the reward is shifted by its upper bound so it stays negative (the categorical support is
+non-positive, and positive rewards would pay for staying alive rather than succeeding, Sec. III-A); the actor
+steps once per `policy_delay` updates (run with `learner --utd 4`: 4 critic steps and 1 actor step per
+environment step, Table II); the policy's MLP gets LayerNorm; entropy coefficient 0.3 and batch 128.
+
+With `base_policy` set (either variant), the robot executes the mean of a frozen base chunk policy's action
+and the learned policy's (CSIL++ Eq. 3; learner/algorithms/csil_base.py); the critic and the reward score
+that executed action and the actor maximises Q at it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from common.specs import RobotSpec
+from common.types import Batch
+from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
+from learner.algorithms.csil_base import COMBINE, BaseEnsemble, combine_actions, load_base_policy
+from learner.algorithms.csil_nets import CSILNets
+from learner.networks.distributions import TanhGaussian
+from learner.networks.hetstat import MIN_VAR, gaussian_kl
+
+VARIANTS = ("csil", "plus_plus")
+# The code's bound on the per-dimension log-ratio: -0.5 log(MIN_VAR) + log 2 (~6.45; reference notes §7).
+MAX_REWARD = -0.5 * math.log(MIN_VAR) + math.log(2.0)
+
+
+@dataclass(frozen=True)
+class CSILConfig:
+    """CSIL's hyper-parameters (google-deepmind/csil run_csil.py unless stated; CSIL++ Table II in csil_pp)."""
+
+    variant: str = "csil"
+    """"csil" (the NeurIPS 2023 code) or "plus_plus" (CSIL++: normalised categorical critic, see the module doc)."""
+    batch_size: int = 256
+    """Transitions per update (the code's 256 demo + 256 online; here 256 split by demo_ratio)."""
+    demo_ratio: float = 0.5
+    """Fraction of each online batch drawn from the demonstrations (the code concatenates equal halves)."""
+    gamma: float = 0.99
+    """Discount factor (the code's 0.99)."""
+    tau: float = 0.005
+    """Polyak step of the target critic (the code's 0.005; unused by plus_plus, which has no target network)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor (the code's 3e-4)."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critic and the observation encoder (the code's 3e-4)."""
+    reward_lr: float = 1e-3
+    """Adam learning rate of the reward refinement (the code's 1e-3)."""
+    bc_lr: float = 1e-3
+    """Adam learning rate of BC pretraining (the code's 1e-3)."""
+    critic_pretrain_lr: float = 1e-4
+    """Adam learning rate of the SARSA critic pretraining (the code's 1e-4)."""
+    bc_updates: int = 2000
+    """BC updates (code 25k, CSIL++ 50k for 200 demos; Tandem's ~40-row demo is fit in far fewer, as ALOE's)."""
+    critic_pretrain_updates: int = 1000
+    """SARSA critic updates on the demo (code 5k, CSIL++ 20k; scaled down with bc_updates for a ~40-row demo)."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden widths of the policy's MLP (the code's [256, 256], then the bottleneck)."""
+    bottleneck: int = 12
+    """Width of the MLP output fed to the stationary layer (the code's 12)."""
+    stationary_width: int = 256
+    """Width of the periodic feature layer (the code's 256)."""
+    log_lengthscale: float = 0.0
+    """Initial log input scale of the periodic layer (code -5 with 25k BC steps; 0 lets 2000 steps fit the demo)."""
+    policy_layer_norm: bool = False
+    """LayerNorm in the policy's MLP (CSIL++ Table II: policy normalisation)."""
+    critic_hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden widths of the critic (the code's LayerNormMLP [256, 256])."""
+    entropy_coefficient: float = 0.01
+    """alpha, the fixed weight of the KL to pi_BC in the soft value and the actor (the code's 0.01)."""
+    reward_scaling: float = 1.0
+    """alpha_r * d: the reward's scale is reward_scaling / action_dim (the code: "do not change")."""
+    jacobian_penalty: float = 1.0
+    """lambda, weight of sqrt(mean_demo ||dQ/da||^2) in the critic loss (the code's grad_norm_sf 1.0)."""
+    online_reward_penalty: float = 1.0
+    """Weight of the refinement's penalty on online rewards (the code's scale_factor 1.0)."""
+    policy_delay: int = 1
+    """Actor steps once every this many updates (CSIL++: once per environment step at UTD 4, i.e. 4)."""
+    num_bins: int = 101
+    """plus_plus: atoms of the categorical critic (Table II: 101)."""
+    v_min: float = -8.0
+    """plus_plus: lowest atom (Table II: [-8, 0])."""
+    v_max: float = 0.0
+    """plus_plus: highest atom (Table II: [-8, 0])."""
+    base_policy: str = ""
+    """A saved policy file (e.g. a run's best_policy.npz) acting as the frozen base; "" = none (csil_base.py)."""
+    base_every: int = 10
+    """N, steps between the base's re-plans (the paper's 10; at most the base's chunk length)."""
+    combine: str = "mean"
+    """How base and learned actions combine: "mean" (Eq. 3, the paper's ensemble) or "residual" (Eq. 2)."""
+    image_feature_dim: int = 50
+    """Features per camera from the shared conv encoder."""
+    image_shift_pad: int = 4
+    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
+
+    def __post_init__(self) -> None:
+        conditions = {
+            f"variant must be one of {VARIANTS}": self.variant in VARIANTS,
+            f"combine must be one of {COMBINE}, base_every >= 1": self.combine in COMBINE and self.base_every >= 1,
+            "batch_size, policy_delay, bottleneck must be positive, num_bins >= 2": min(
+                self.batch_size, self.policy_delay, self.bottleneck, self.num_bins - 1) > 0,
+            "stationary_width must be even and >= 2": self.stationary_width >= 2 and self.stationary_width % 2 == 0,
+            "demo_ratio must be in [0, 1]": 0.0 <= self.demo_ratio <= 1.0,
+            "gamma must be in [0, 1)": 0.0 <= self.gamma < 1.0,
+            "tau must be in (0, 1]": 0.0 < self.tau <= 1.0,
+            "learning rates and reward_scaling must be positive": min(self.actor_lr, self.critic_lr, self.reward_lr,
+                self.bc_lr, self.critic_pretrain_lr, self.reward_scaling) > 0,
+            "update counts, penalties and entropy_coefficient must be >= 0": min(self.bc_updates,
+                self.critic_pretrain_updates, self.jacobian_penalty, self.online_reward_penalty,
+                self.entropy_coefficient, self.image_shift_pad) >= 0,
+            "hidden dims must be non-empty and positive": bool(self.hidden_dims) and bool(self.critic_hidden_dims)
+                and min(*self.hidden_dims, *self.critic_hidden_dims) > 0,
+            "v_min must be below v_max": self.v_min < self.v_max,
+            "image_feature_dim must be positive": self.image_feature_dim > 0,
+        }  # fmt: skip
+        failed = [message for message, ok in conditions.items() if not ok]
+        if failed:
+            raise ValueError(f"invalid {type(self).__name__}: {'; '.join(failed)}")
+
+
+@dataclass(frozen=True)
+class CSILPlusPlusConfig(CSILConfig):
+    """CSIL++'s defaults (Table II); everything else as CSIL ("Same as CSIL")."""
+
+    variant: str = "plus_plus"
+    """CSIL++ (see the module doc)."""
+    batch_size: int = 128
+    """Table II: batch size 128."""
+    entropy_coefficient: float = 0.3
+    """Table II: entropy coefficient 0.3."""
+    policy_layer_norm: bool = True
+    """Table II: policy normalisation is LayerNorm."""
+    policy_delay: int = 4
+    """One actor step per environment step at Table II's UTD 4 (run with `learner --utd 4`)."""
+
+
+# --- losses ------------------------------------------------------------------------------------------
+
+
+def faithful_bc_loss(dist: TanhGaussian, action: torch.Tensor) -> torch.Tensor:
+    """CSIL's "faithful" BC: MSE of the mode to the action, plus the NLL under the same Gaussian with its mean
+    stop-gradiented (the mean is fit by the MSE alone, the variance by the likelihood)."""
+    mse = (dist.deterministic_action() - action).square().sum(-1)
+    nll = -TanhGaussian(dist.mean.detach(), dist.log_std).log_prob(action)
+    return (mse + nll).mean()
+
+
+def coherent_reward(reward_dist: TanhGaussian, action: torch.Tensor, scale: float) -> torch.Tensor:
+    """CSIL Eq. 5 / CSIL++ Eq. 1: scale (log pi_R(a|s) - log p(a)), p uniform on [-1, 1]^d (log p = -d log 2)."""
+    log_uniform = -action.shape[-1] * math.log(2.0)
+    return scale * (reward_dist.log_prob(action) - log_uniform)
+
+
+def reward_refinement_loss(reward: torch.Tensor, is_demo: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Raise the demonstrations' reward, pull the online rows' toward 0 with exp(-max(r, -5)) - 1 + r (>= 0)."""
+    demo, online = is_demo > 0.5, is_demo <= 0.5
+    loss = -reward[demo].mean() if demo.any() else reward.new_zeros(())
+    if online.any():
+        r = reward[online]
+        loss = loss + penalty * (torch.exp(-r.clamp_min(-5.0)) - 1.0 + r).mean()
+    return loss
+
+
+def jacobian_penalty(q: torch.Tensor, action: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """sqrt(mean over `rows` of ||dQ/da||^2); `action` must require grad and feed `q` (B,)."""
+    if not rows.any():
+        return q.new_zeros(())
+    (grad,) = torch.autograd.grad(q.sum(), action, create_graph=True)
+    return torch.sqrt(grad[rows].square().sum(-1).mean() + 1e-12)
+
+
+def kl_regularised_actor_loss(kl: torch.Tensor, q: torch.Tensor, alpha: float) -> torch.Tensor:
+    """E[alpha KL(pi(s) || pi_BC(s)) - Q(s, a ~ pi)]."""
+    return (alpha * kl - q).mean()
+
+
+# --- the algorithm -----------------------------------------------------------------------------------
+
+
+class CSIL(Algorithm):
+    """Coherent soft imitation: BC, a coherent learned reward, SARSA critic pretraining, KL-regularised SAC."""
+
+    Config = CSILConfig
+    uses_stored_reward = False  # the critic learns from the coherent reward (module doc)
+
+    def __init__(self, config: CSILConfig, spec: RobotSpec, device: torch.device, seed: int = 0) -> None:
+        super().__init__(config, spec, device, seed)
+        self.nets = CSILNets(config, spec, self.device, seed)
+        self.base = load_base_policy(config.base_policy, spec).to(self.device) if config.base_policy else None
+        self.reward_scale = config.reward_scaling / spec.action_dim
+        self.num_updates = 0
+
+    @staticmethod
+    def make_policy(config: CSILConfig, spec: RobotSpec):
+        return CSILNets.make_policy(config, spec)
+
+    # ---- the policy the actor runs: the learned one alone, or ensembled with a frozen base -------
+    @classmethod
+    def make_named_policy(cls, config: CSILConfig, spec: RobotSpec, policy: str = "online"):
+        if policy != "online" or not config.base_policy:
+            return super().make_named_policy(config, spec, policy)
+        return BaseEnsemble(load_base_policy(config.base_policy, spec), cls.make_policy(config, spec))
+
+    def named_policy_state_dict(self, policy: str = "online") -> dict[str, torch.Tensor]:
+        learned = super().named_policy_state_dict(policy)
+        if self.base is None:
+            return learned
+        base = {f"base.{k}": v.detach().clone() for k, v in self.base.state_dict().items()}
+        return {**base, **{f"learned.{k}": v for k, v in learned.items()}}
+
+    def policy_program(self, policy: str = "online") -> tuple[str, dict[str, Any]]:
+        if policy != "online":
+            raise ValueError(f"CSIL has no policy {policy!r}; it has 'online'")
+        if self.base is None:
+            return "one_step", {}
+        every = min(self.config.base_every, self.base.chunk_length)
+        return "ensembled", {"every": every, "combine": self.config.combine}
+
+    def executed(self, observation: Mapping[str, torch.Tensor], action: torch.Tensor,
+                 base_action: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """The action the robot executes when the learned policy proposes `action` (itself without a base)."""
+        if self.base is None:
+            return action
+        if base_action is None:
+            base_action = self.base.act_chunk(observation)[:, 0]
+        return combine_actions(base_action, action, self.config.combine)
+
+    @property
+    def plus_plus(self) -> bool:
+        return self.config.variant == "plus_plus"
+
+    @property
+    def sampling(self) -> SamplingSpec:
+        cfg = self.config
+        return SamplingSpec(cfg.batch_size, 1, cfg.demo_ratio, cfg.gamma)
+
+    def stages(self) -> list[Stage]:
+        cfg = self.config
+        stages = [Stage("bc", "offline", cfg.bc_updates)] if cfg.bc_updates else []
+        if cfg.critic_pretrain_updates:
+            stages.append(Stage("critic", "offline", cfg.critic_pretrain_updates))
+        return [*stages, Stage("online", "online", 0)]
+
+    # ---- offline stages --------------------------------------------------------------------------
+    def offline_update(self, stage: str, batch: Batch) -> dict[str, float]:
+        """"bc": one faithful-BC step on demo transitions; "critic": one SARSA step of the critic on them."""
+        nets = self.nets
+        observation = nets.augment(batch.observation)
+        if stage == "bc":
+            loss = faithful_bc_loss(nets.policy(observation), batch.action)
+            nets.step(nets.bc_optimizer, loss)
+            return {"bc_loss": loss.item()}
+        if stage == "critic":
+            return self._critic_step(batch, observation, nets.augment(batch.next_observation), pretrain=True)
+        raise ValueError(f"CSIL has no offline stage {stage!r}; it has 'bc' and 'critic'")
+
+    def end_stage(self, stage: str) -> None:
+        """After BC the policy is pi_BC: copy it into the frozen prior and the reward network (coherence)."""
+        if stage == "bc":
+            self.nets.copy_bc_policy()
+
+    # ---- one online update -----------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, float]:
+        nets = self.nets
+        observation, next_observation = nets.augment(batch.observation), nets.augment(batch.next_observation)
+        metrics = self._critic_step(batch, observation, next_observation, pretrain=False)
+        if self.num_updates % self.config.policy_delay == 0:
+            metrics.update(self._actor_step(observation))
+        self.num_updates += 1
+        return metrics
+
+    def _critic_step(self, batch: Batch, observation: dict, next_observation: dict, pretrain: bool) -> dict:
+        """One critic (and, online, reward) step. Pretraining is expected SARSA under pi = pi_BC on the demo."""
+        cfg, nets = self.config, self.nets
+        reward = self.reward(observation, batch.action)
+        action = batch.action.detach().clone().requires_grad_(True)
+        base_next = None if self.base is None else self.base.act_chunk(next_observation)[:, 0]
+        q, next_value = nets.critic_and_target(observation, next_observation, action,
+                                               lambda dist, prior: self._next_action(dist, prior, base_next))
+        next_value = next_value.clamp_max(MAX_REWARD * cfg.reward_scaling / (1.0 - cfg.gamma))  # the code's clip
+        y = reward.detach() + cfg.gamma * (1.0 - batch.terminated) * next_value
+        rows = batch.is_demo > 0.5
+        q_loss = nets.critic_loss(q, y)
+        grad_penalty = jacobian_penalty(nets.q_value(q), action, rows)
+        losses = {"critic_loss": q_loss, "jacobian_penalty": grad_penalty}
+        total = q_loss + cfg.jacobian_penalty * grad_penalty
+        if not pretrain:
+            losses["reward_loss"] = reward_refinement_loss(reward, batch.is_demo, cfg.online_reward_penalty)
+            total = total + losses["reward_loss"]
+        nets.step(nets.pretrain_optimizer if pretrain else nets.optimizer, total, polyak=True)
+        losses.update(q_mean=nets.q_value(q).detach().mean(), target_q_mean=y.mean(), reward_mean=reward.mean(),
+                      reward_demo=reward[rows].mean() if rows.any() else reward.new_zeros(()))  # fmt: skip
+        return dict(zip(losses, torch.stack([v.detach() for v in losses.values()]).tolist()))
+
+    def reward(self, observation: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        """The learned coherent reward (B,); CSIL++ shifts it by its bound MAX_REWARD so it stays <= 0."""
+        r = coherent_reward(self.nets.reward(observation), action, self.reward_scale)
+        return (r - MAX_REWARD * self.config.reward_scaling).clamp_max(0.0) if self.plus_plus else r
+
+    def _next_action(self, dist: TanhGaussian, prior: TanhGaussian,
+                     base_next: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The executed a' for a' ~ pi(s') and the soft value's KL term alpha (log pi(a'|s') - log pi_BC(a'|s'))."""
+        next_action, log_prob = dist.sample(self.nets.generator)
+        kl_term = self.config.entropy_coefficient * (log_prob - prior.log_prob(next_action))
+        return self.executed({}, next_action, base_next), kl_term
+
+    def _actor_step(self, observation: dict) -> dict[str, float]:
+        cfg, nets = self.config, self.nets
+        features = nets.encoder(observation).detach()
+        dist = nets.policy.distribution(features)
+        with torch.no_grad():
+            prior = nets.prior(observation)
+        action, _ = dist.rsample(nets.generator)
+        kl = gaussian_kl(dist.mean, dist.log_std, prior.mean, prior.log_std)
+        q = nets.actor_q(features, self.executed(observation, action))
+        loss = kl_regularised_actor_loss(kl, q, cfg.entropy_coefficient)
+        nets.step(nets.optimizer, loss)
+        values = torch.stack([loss.detach(), kl.detach().mean(), dist.log_std.detach().exp().mean()]).tolist()
+        return dict(zip(("actor_loss", "kl_to_bc", "policy_std"), values))
+
+    @torch.no_grad()
+    def mean_action(self, observation: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.nets.policy(observation).deterministic_action()
+
+    # ---- weights and checkpoints -----------------------------------------------------------------
+    def policy_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.nets.policy.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": config_to_dict(self.config), "nets": self.nets.state_dict(), "num_updates": self.num_updates}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        self.num_updates = int(state["num_updates"])
+
+
+class CSILPlusPlus(CSIL):
+    """CSIL++: CSIL with XQC's critic and Table II's constants (`--algo csil_pp`)."""
+
+    Config = CSILPlusPlusConfig
+
+
+ALGORITHMS.register("csil")(CSIL)
+ALGORITHMS.register("csil_pp")(CSILPlusPlus)
