@@ -52,22 +52,33 @@ class Checkpoints:
         return state if state and state["stages"]["index"] == index and state["stages"]["done"] > 0 else None
 
 
+def kill_and_resume_mid_offline(learner: LearnerProcess, checkpoints: Checkpoints, port: int, run_dir: Path,
+                                command, stage: tuple[int, str, int], stages: int, before: int) -> LearnerProcess:
+    """kill -9 once a checkpoint lands inside offline stage `stage` = (index, name, length), check where that
+    checkpoint stands (`before` offline updates of earlier stages), resume, and check the resumed learner
+    continues the stage at the checkpoint's count; returns the resumed learner."""
+    index, name, length = stage
+    wait_until(lambda: checkpoints.inside(index) or learner.process.poll() is not None, 200,
+               what=f"a checkpoint inside stage {name}")  # fmt: skip
+    learner.kill()
+    state = checkpoints.newest()  # the kill may land just after a newer one
+    done = state["stages"]["done"]
+    assert state["stages"]["index"] == index and 0 < done < length, state["stages"]
+    assert state["train_loop"]["offline_updates"] == before + done
+    learner = LearnerProcess(port, run_dir, resume=True, command=command)
+    wait_until(lambda: "resumed" in learner.text() or learner.process.poll() is not None, 60, what="resume")
+    assert f"stage {index + 1}/{stages} offline '{name}' {done}/{length} updates" in learner.text(), learner.text()
+    return learner
+
+
 def test_kill_9_mid_bc_and_mid_critic_round_resumes_each_where_it_stood(tmp_path, port):
     run_dir, command = tmp_path / "run", partial(aloe_learner, write_fake_demo(tmp_path / "demo.npz"))
     checkpoints = Checkpoints(run_dir)
     learner, actor = LearnerProcess(port, run_dir, command=command), start_actor(port, tmp_path)
     try:
-        for index, name, length in ((0, "bc", BC), (2, "critic_1", CRITIC)):
-            state = wait_until(lambda: checkpoints.inside(index) or learner.process.poll() is not None, 200,
-                               what=f"a checkpoint inside stage {name}")  # fmt: skip
-            learner.kill()
-            state = checkpoints.newest()  # the kill may land just after a newer one
-            done = state["stages"]["done"]
-            assert state["stages"]["index"] == index and 0 < done < length, state["stages"]
-            assert state["train_loop"]["offline_updates"] == (BC if index else 0) + done
-            learner = LearnerProcess(port, run_dir, resume=True, command=command)
-            wait_until(lambda: "resumed" in learner.text() or learner.process.poll() is not None, 60, what="resume")
-            assert f"stage {index + 1}/5 offline '{name}' {done}/{length} updates" in learner.text(), learner.text()
+        for stage in ((0, "bc", BC), (2, "critic_1", CRITIC)):
+            before = BC if stage[0] else 0
+            learner = kill_and_resume_mid_offline(learner, checkpoints, port, run_dir, command, stage, 5, before)
         wait_until(lambda: "stage 5/5 online" in learner.text() or learner.process.poll() is not None, 200,
                    what="the online stage")  # fmt: skip
         assert learner.terminate() == 0, learner.text()[-3000:]

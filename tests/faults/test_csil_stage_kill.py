@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.faults.processes import LearnerProcess
-from tests.faults.test_aloe_stage_kill import Checkpoints
+from tests.faults.test_aloe_stage_kill import Checkpoints, kill_and_resume_mid_offline
 from tests.faults.test_stage_kill import start_actor
 from tests.stage_fixture import write_fake_demo
 
@@ -36,17 +36,9 @@ def test_kill_9_mid_bc_and_mid_critic_pretraining_resumes_each_where_it_stood(tm
     checkpoints = Checkpoints(run_dir)
     learner, actor = LearnerProcess(port, run_dir, command=command), start_actor(port, tmp_path)
     try:
-        for index, name, length in ((0, "bc", BC), (1, "critic", CRITIC)):
-            wait_until(lambda: checkpoints.inside(index) or learner.process.poll() is not None, 200,
-                       what=f"a checkpoint inside stage {name}")  # fmt: skip
-            learner.kill()
-            state = checkpoints.newest()  # the kill may land just after a newer one
-            done = state["stages"]["done"]
-            assert state["stages"]["index"] == index and 0 < done < length, state["stages"]
-            assert state["train_loop"]["offline_updates"] == (BC if index else 0) + done
-            learner = LearnerProcess(port, run_dir, resume=True, command=command)
-            wait_until(lambda: "resumed" in learner.text() or learner.process.poll() is not None, 60, what="resume")
-            assert f"stage {index + 1}/3 offline '{name}' {done}/{length} updates" in learner.text(), learner.text()
+        for stage in ((0, "bc", BC), (1, "critic", CRITIC)):
+            before = BC if stage[0] else 0
+            learner = kill_and_resume_mid_offline(learner, checkpoints, port, run_dir, command, stage, 3, before)
         wait_until(lambda: "stage 3/3 online" in learner.text() or learner.process.poll() is not None, 200,
                    what="the online stage")  # fmt: skip
         assert learner.terminate() == 0, learner.text()[-3000:]
