@@ -199,8 +199,20 @@ class Learner:
                                  acked=sequences.snapshot())  # fmt: skip
         self.server = LearnerServer(cfg.bind, cfg.port, spec, self.store, self.on_episode, self.build,
                                     security=self.security, journal=journal, sequences=sequences,
-                                    updates=lambda: self.loop.updates if self.loop else 0).start()  # fmt: skip
+                                    updates=self.updates_for_pacing).start()  # fmt: skip
         log.info("listening on %s:%d (weights on %d)", cfg.bind, self.server.port, self.server.weights_port)
+
+    def updates_for_pacing(self) -> int:
+        """Ack.learner_updates, which a paced actor (`--pace-utd`) waits on: the updates made, except in a
+        rollouts stage, which waits for episodes without updating; there it is the updates the data received
+        allows, so the actor is not held back from the very episodes the stage needs (a paced Q2RL run stood
+        still at 2 of its 50 BC rollouts)."""
+        if self.loop is None:
+            return 0
+        stage = self.stages.current
+        if stage is not None and stage.kind == "rollouts":
+            return max(self.loop.updates, self.loop.updates_allowed())
+        return self.loop.updates
 
     def _resume(self) -> SequenceTracker:
         """Load the newest checkpoint and the durable replay; returns every actor's acked sequence number."""

@@ -48,10 +48,12 @@ def in_order(log: str, events: list[str]) -> bool:
 
 
 def test_q2rl_trains_end_to_end_from_the_limo_demo_and_the_actor_gates_online(tmp_path, port):
+    """Paced as the comparison runs it: the BC rollouts (more than the pacing slack) must not stall the actor."""
     run_dir = tmp_path / "run"
     command = learner_command(port, run_dir, "--demo", str(LIMO_DEMO), "--set", "bc_updates=20",
                               "--max-updates", "400", "--local-actor", "limo_sim", "--actor-arg=--time-scale",
-                              "--actor-arg=50", "--final-eval", "1")  # fmt: skip
+                              "--actor-arg=50", "--actor-arg=--pace-utd=1", "--actor-arg=--pace-slack=100",
+                              "--final-eval", "1")  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=280, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert in_order(result.stderr, ["stage 1/4 offline 'bc' completed", "stage 2/4 rollouts 'bc_rollouts' completed",
