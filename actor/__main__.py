@@ -9,11 +9,11 @@ import sys
 import click
 
 from actor.app import ActorOptions, run_actor
-from actor.lifetime import exit_with_parent
 from actor.loop import LoopConfig
 from actor.operator import OperatorConfig
 from actor.sender import SenderConfig, key_actor_id
 from common.protocol import DEFAULT_EVAL_EPISODES
+from common.lifetime import exit_with_parent
 from common.registry import UnknownNameError
 from common.transport import DEFAULT_PORT
 

@@ -10,6 +10,7 @@ import sys
 import click
 import torch
 
+from common.lifetime import exit_with_parent
 from common.registry import UnknownNameError
 from common.transport import DEFAULT_PORT
 from learner.app import Learner, LearnerConfig, LocalRunConfig, install_signal_handlers
@@ -85,7 +86,17 @@ def _cli_value(value: object) -> str:
 @click.option("--metrics-port", default=9400, help="Prometheus /metrics port (0: off).")
 @click.option("--local-actor", default="", metavar="ROBOT",
               help="Also start a simulated actor of ROBOT on this machine.")
-@click.option("--actor-arg", "actor_args", multiple=True, help="Extra argument for the local actor (repeatable).")
+@click.option("--actor-arg", "actor_args", multiple=True,
+              help="Extra argument for the local actor and the fleet's actors (repeatable).")
+@click.option("--fleet", multiple=True, metavar="ROBOT=N",
+              help="Also start N simulated training actors of ROBOT, named ROBOT-0.. (repeatable; locally, or spread "
+                   "over a Ray cluster with --launcher ray).")
+@click.option("--launcher", type=click.Choice(["local", "ray"]), default="local",
+              help="local: this process trains and starts its actors here. ray: place the learner (on a GPU node "
+                   "if any) and the --fleet on a Ray cluster, restarting them when they die (README: Scale out).")
+@click.option("--ray-address", default="auto", help="With --launcher ray: the cluster's address (auto: this node's).")
+@click.option("--max-restarts", default=10, help="With --launcher ray: restarts Ray gives each process before failing.")
+@click.option("--actor-cpus", default=1.0, help="With --launcher ray: CPUs each fleet actor reserves on its node.")
 @click.option("--eval-actor", is_flag=True,
               help="With --local-actor: evaluate in a second actor beside the training one (which then only trains).")
 @click.option("--stop-at-success", default=0.0,
@@ -105,11 +116,13 @@ def _cli_value(value: object) -> str:
               help="Training reward of every algorithm: task (1 on success, else 0) or shaped (0 on success, -1 per "
                    "step, a failed termination -100 = -1/(1-0.99)) or aloe (the same, a failure costs the demos' mean "
                    "episode length, ALOE's Eq. 14); applied once where data is stored.")
+@click.option("--parent-pid", default=0, hidden=True, help="Exit with this process (a Ray process host).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
+@click.pass_context
+def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, eval_actor, stop_at_success,
-         stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo, reward,
-         verbose) -> None:  # fmt: skip
+         stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo, reward, fleet,
+         launcher, ray_address, max_restarts, actor_cpus, parent_pid, verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
 
     One-machine example:  learner --demo robots/sim/demos/limo_ball_to_goal.npz --local-actor limo_sim
@@ -118,14 +131,20 @@ def train(algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s learner %(levelname)s %(message)s")  # fmt: skip
+    if parent_pid:
+        exit_with_parent(parent_pid)
+    if launcher == "ray":
+        from deploy.ray.run import run_on_ray
+
+        sys.exit(run_on_ray(ctx.obj["argv"], list(fleet), list(actor_args), ray_address, max_restarts, actor_cpus))
     torch.set_num_threads(threads)
     try:
         config = LearnerConfig(
             algo=algo, overrides=_parse_overrides(overrides), demo=demo, bind=bind, port=port, run_dir=run_dir,
             device=device, threads=threads, seed=seed, max_minutes=max_minutes, metrics_port=metrics_port,
             train=TrainConfig(utd, learning_starts, publish_every, checkpoint_every, max_updates),
-            local=LocalRunConfig(local_actor, list(actor_args), eval_actor, stop_at_success, stop_window, final_eval,
-                                 final_policy),
+            local=LocalRunConfig(local_actor, list(actor_args), list(fleet), eval_actor, stop_at_success, stop_window,
+                                 final_eval, final_policy),
             keys=keys, insecure=insecure, resume=bool(resume), replay_fsync=not no_fsync,
             interventions_to_demo=interventions_to_demo, reward=reward,
         )  # fmt: skip
@@ -179,7 +198,7 @@ def main(args: list[str] | None = None) -> None:
         from learner.keys import keys_main
 
         sys.exit(keys_main(argv[1:]))
-    train.main(args=argv, prog_name="learner")
+    train.main(args=argv, prog_name="learner", obj={"argv": argv})
 
 
 if __name__ == "__main__":

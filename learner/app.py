@@ -26,7 +26,7 @@ from learner.algorithms import config_from_overrides, config_to_dict, make_algor
 from common.transport import SequenceTracker, load_learner_security, require_security
 from learner.best_policy import BEST_POLICY_FILE, BestPolicy
 from learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, saved_run_config
-from learner.local_actors import LocalActor
+from learner.launch import ActorHandle, ActorProcess, Launcher, LocalLauncher, fleet_processes, parse_fleet
 from learner.progress import EpisodeStats, live_line, write_curve, write_train_metrics
 from learner.reward_shaping import apply_reward, check_reward, mean_episode_length
 from learner.replay.buffer import ReplayBuffer
@@ -45,6 +45,7 @@ class LocalRunConfig:
 
     robot: str = ""  # robot name for `actor --robot` (empty: start none)
     actor_args: list[str] = field(default_factory=list)  # extra `actor` arguments (task, time scale, eval blocks)
+    fleet: list[str] = field(default_factory=list)  # more training actors, ROBOT=N groups named ROBOT-I
     eval_actor: bool = False  # evaluate in a second local actor beside the training one (which then only trains)
     stop_at_success: float = 0.0  # end training once one policy version's evaluation success reaches this (0: never)
     stop_window: int = 20  # over at least this many evaluation episodes of that version
@@ -54,6 +55,7 @@ class LocalRunConfig:
     def __post_init__(self) -> None:
         if self.final_policy not in ("best", "latest"):
             raise ValueError(f"final_policy must be 'best' or 'latest', got {self.final_policy!r}")
+        parse_fleet(self.fleet)  # a malformed ROBOT=N group fails here, before anything starts
         if self.eval_actor and not self.robot:
             raise ValueError("--eval-actor starts a second local actor: it needs --local-actor ROBOT")
         block = evaluation_block_size(self.actor_args)
@@ -103,7 +105,7 @@ class LearnerConfig:
 class Learner:
     """The learner process's state; built lazily once the robot spec is known."""
 
-    def __init__(self, config: LearnerConfig) -> None:
+    def __init__(self, config: LearnerConfig, launcher: Launcher | None = None) -> None:
         if config.resume:  # the run's algorithm, data and seed come from the run directory
             config = replace(config, **saved_run_config(Path(config.run_dir)))
         self.config = config
@@ -124,6 +126,7 @@ class Learner:
         self.stages: StageRunner | None = None
         self.server: LearnerServer | None = None
         self.best_policy = BestPolicy(self.run_dir / BEST_POLICY_FILE)
+        self.launcher = launcher or LocalLauncher(self.run_dir / "logs")
 
     # ---- construction --------------------------------------------------------------------------
     def build(self, spec: RobotSpec) -> None:
@@ -264,20 +267,21 @@ class Learner:
         self.server.close()
         return summary
 
-    def _start_local_actors(self) -> list[LocalActor]:
-        """The training actor, and with `eval_actor` an evaluator that runs evaluation blocks beside it."""
-        if not self.config.local.robot:
-            return []
-        args = self.config.local.actor_args
-        actors = [self._start_local_actor("train", args)]
-        if self.config.local.eval_actor:
-            actors.append(self._start_local_actor("eval", [*args, "--eval-only"]))
-        return actors
+    def _start_local_actors(self) -> list[ActorHandle]:
+        """The training actor, with `eval_actor` an evaluator that runs evaluation blocks beside it, and the
+        fleet's training actors."""
+        local = self.config.local
+        processes = fleet_processes(local.fleet, local.actor_args)
+        if local.robot:
+            processes.insert(0, ActorProcess("train", local.robot, tuple(local.actor_args)))
+            if local.eval_actor:
+                processes.insert(1, ActorProcess("eval", local.robot, (*local.actor_args, "--eval-only")))
+        return [self._start_actor(process) for process in processes]
 
-    def _start_local_actor(self, actor_id: str, args: list[str]) -> LocalActor:
-        return LocalActor(actor_id, self.config.local.robot, self.server.port, self.run_dir / "logs", args)
+    def _start_actor(self, process: ActorProcess) -> ActorHandle:
+        return self.launcher.start(process, f"127.0.0.1:{self.server.port}")
 
-    def _train(self, started: float, local: list[LocalActor]) -> None:
+    def _train(self, started: float, local: list[ActorHandle]) -> None:
         budget_s = self.config.max_minutes * 60 or None
         # A log file (not a terminal) gets a progress line every 30 s instead of every second.
         refresh_every = 1.0 if sys.stderr.isatty() else 30.0
@@ -308,7 +312,7 @@ class Learner:
         return live_line(self.stats, self.loop.updates, self.loop.policy_version, self.replay.online_size,
                          stage=self.stages.describe() if len(self.stages.stages) > 1 else "")  # fmt: skip
 
-    def _check_stop(self, started: float, local: list[LocalActor]) -> None:
+    def _check_stop(self, started: float, local: list[ActorHandle]) -> None:
         cfg = self.config
         if cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60:
             log.info("time budget of %.1f minutes reached", cfg.max_minutes)
@@ -322,7 +326,7 @@ class Learner:
             self.stop.set()
         for actor in local:
             if not actor.alive():
-                log.error("local actor %s exited with %s:\n%s", actor.actor_id, actor.process.returncode, actor.tail())
+                log.error("local actor %s exited:\n%s", actor.actor_id, actor.tail())
                 self.stop.set()
 
     def _finish(self, started: float) -> dict:
@@ -365,7 +369,7 @@ class Learner:
         if not self.config.local.robot or episodes <= 0 or self.interrupted.is_set():
             return {}
         args = [*self.config.local.actor_args, "--eval-only", "--episodes", str(episodes)]
-        evaluator = self._start_local_actor("final-eval", args)
+        evaluator = self._start_actor(ActorProcess("final-eval", self.config.local.robot, tuple(args)))
         self.stats.wait_for_episodes(episodes, "final-eval", timeout_s=60.0 + 30.0 * episodes)
         evaluator.stop()
         results = self.stats.episodes(actor_id="final-eval")[:episodes]

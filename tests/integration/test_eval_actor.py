@@ -10,15 +10,16 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def test_the_evaluator_evaluates_published_weights_while_the_training_actor_only_trains(tmp_path, port):
-    local = LocalRunConfig("fake", ["--time-scale", "25", "--eval-episodes", "2"], eval_actor=True)
+    local = LocalRunConfig("fake", ["--time-scale", "25", "--eval-episodes", "2"], fleet=["fake=1"], eval_actor=True)
     learner = Learner(LearnerConfig(algo="sac", overrides={"hidden_dims": "16,16"}, port=port, run_dir=str(tmp_path),
                                     device="cpu", metrics_port=0, local=local))  # fmt: skip
     learner.start_server()
     actors = learner._start_local_actors()
     try:
-        assert [a.actor_id for a in actors] == ["train", "eval"]
+        assert [a.actor_id for a in actors] == ["train", "eval", "fake-0"]
         assert learner.spec_ready.wait(120), "no actor said Hello"  # two processes importing torch
         assert learner.stats.wait_for_episodes(2, "train", timeout_s=60)
+        assert learner.stats.wait_for_episodes(2, "fake-0", timeout_s=60), "the fleet's actor trains too"
         assert not learner.stats.episodes(actor_id="eval"), "the evaluator acted before any weights arrived"
         learner.loop.publish()  # version 1
         assert learner.stats.wait_for_episodes(2, "eval", timeout_s=60)
@@ -28,7 +29,8 @@ def test_the_evaluator_evaluates_published_weights_while_the_training_actor_only
         learner.server.close()
     evaluated = learner.stats.episodes(actor_id="eval")
     assert evaluated and all(p.evaluation and p.policy_version == 1 for p in evaluated)
-    assert not any(p.evaluation for p in learner.stats.episodes(actor_id="train"))
+    assert not any(p.evaluation for p in [*learner.stats.episodes(actor_id="train"),
+                                          *learner.stats.episodes(actor_id="fake-0")])
     assert learner.best_policy.best.version == 1 and learner.best_policy.best.episodes == len(evaluated)
 
 

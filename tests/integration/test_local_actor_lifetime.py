@@ -17,8 +17,8 @@ pytestmark = pytest.mark.timeout(120)
 PARENT = textwrap.dedent("""
     import signal, sys
     from pathlib import Path
-    from learner.local_actors import LocalActor
-    actor = LocalActor("orphan-check", "fake", int(sys.argv[1]), Path(sys.argv[2]), [])
+    from learner.launch import ActorProcess, LocalLauncher
+    actor = LocalLauncher(Path(sys.argv[2])).start(ActorProcess("orphan-check", "fake"), f"127.0.0.1:{sys.argv[1]}")
     print(actor.process.pid, flush=True)
     signal.pause()  # until the test kills this stand-in learner
 """)

@@ -1,0 +1,1 @@
+"""Deployment: Prometheus, Grafana, Docker, systemd files, and the Ray launcher (deploy/ray, the only Ray importer)."""
