@@ -134,9 +134,14 @@ def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed
     if parent_pid:
         exit_with_parent(parent_pid)
     if launcher == "ray":
-        from deploy.ray.run import run_on_ray
+        from deploy.ray.run import RayRun, run_on_ray
 
-        sys.exit(run_on_ray(ctx.obj["argv"], list(fleet), list(actor_args), ray_address, max_restarts, actor_cpus))
+        run = RayRun(list(fleet), list(actor_args), ray_address, resume or run_dir, port, bool(resume), max_restarts,
+                     actor_cpus)  # fmt: skip
+        try:
+            sys.exit(run_on_ray(ctx.obj["argv"], run, demo))
+        except (UnknownNameError, ValueError) as exc:
+            raise click.UsageError(str(exc)) from None
     torch.set_num_threads(threads)
     try:
         config = LearnerConfig(

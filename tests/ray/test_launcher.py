@@ -1,0 +1,146 @@
+"""The Ray launcher on a real two-node cluster: a learner and 8 simulated actors spread over both nodes,
+restarted by Ray after kill -9, moved to the head when the worker node stops, and at the end every batch
+each actor sealed exactly once in the learner's durable replay or, not acked yet, in the actor's spool.
+
+The tests share one fleet (module fixture; starting 8 actors costs ~30 s on 2 cores) and run in file order:
+the faults first, the exactly-once check of everything they did last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from learner.launch import fleet_processes
+from learner.replay.durable import read_journal
+from tests.conftest import free_port_pair, wait_until
+
+pytestmark = pytest.mark.timeout(240)
+FLEET = 8
+LEARNER_ARGS = ["--algo", "sac", "--set", "hidden_dims=16,16", "--learning-starts", "1000000000",
+                "--metrics-port", "0", "--threads", "1"]  # ingest only: no gradient step competes for the 2 cores
+ACTOR_ARGS = ["--time-scale", "20", "--batch-size", "8"]
+
+
+def host_info(handle) -> dict:
+    """The host's info, waiting out a restart in progress."""
+    return wait_until(handle.info, timeout_s=120, what=f"{handle.actor_id}'s host to answer")
+
+
+def acked(handle) -> int:
+    """The highest batch the learner acked to this actor (its spool's record; -1 while it restarts)."""
+    found = handle.info()
+    path = Path(found["workdir"]) / "spool" / "acked" if found else None
+    return -1 if path is None else int(path.read_text()) if path.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def fleet(ray_cluster, tmp_path_factory):
+    from deploy.ray.launcher import Placement, RayLauncher
+    from deploy.ray.run import _stop_fleet
+
+    if ray_cluster.processes[1] is None:  # an earlier module stopped the worker node
+        ray_cluster.start_node(1)
+    root = tmp_path_factory.mktemp("ray_fleet")
+    launcher = RayLauncher("test-fleet", str(root / "nodes"), max_restarts=5, actor_cpus=0.25)
+    processes = fleet_processes([f"fake={FLEET}"], ACTOR_ARGS)
+    port = free_port_pair()
+    learner = launcher.start_learner(LEARNER_ARGS, str(root / "run"), port, [p.actor_id for p in processes],
+                                     Placement.choose())  # fmt: skip
+    handles = [launcher.start(process, f"{learner['ip']}:{port}") for process in processes]
+    state = {"launcher": launcher, "handles": handles, "run_dir": root / "run", "stopped": False}
+    yield state
+    if not state["stopped"]:
+        _stop_fleet(handles)
+        launcher.stop_learner()
+
+
+def node_ids(cluster) -> tuple[str, str]:
+    """(head, worker) node ids, told apart by their custom resources."""
+    import ray
+
+    from tests.ray.conftest import HEAD
+
+    alive = [node for node in ray.nodes() if node["Alive"]]
+    head = next(node["NodeID"] for node in alive if HEAD in node["Resources"])
+    worker = next(node["NodeID"] for node in alive if HEAD not in node["Resources"])
+    return head, worker
+
+
+def test_the_fleet_spreads_over_both_nodes_and_delivers(fleet, two_nodes):
+    head, worker = node_ids(two_nodes)
+    nodes = {host_info(handle)["node_id"] for handle in fleet["handles"]}
+    assert nodes == {head, worker}, "SPREAD placed the actors on one node"
+    for handle in fleet["handles"]:
+        wait_until(lambda h=handle: acked(h) >= 3, timeout_s=120, what=f"{handle.actor_id}'s first acked batches")
+
+
+def test_an_actor_killed_on_the_worker_node_is_restarted_by_ray_and_continues(fleet, two_nodes):
+    _, worker = node_ids(two_nodes)
+    victim = next(h for h in fleet["handles"] if host_info(h)["node_id"] == worker)
+    before = host_info(victim)
+    seen = acked(victim)
+    os.kill(before["pid"], signal.SIGKILL)  # the actor process itself, not its Ray host
+    restarted = wait_until(lambda: (i := victim.info()) and i["starts"] == before["starts"] + 1 and i["pid"] and i,
+                      timeout_s=120, what="Ray to restart the killed actor")  # fmt: skip
+    assert restarted["pid"] != before["pid"] and restarted["host_pid"] != before["host_pid"]
+    wait_until(lambda: acked(victim) >= seen + 5, timeout_s=120, what="the restarted actor's new batches acked")
+
+
+def test_a_killed_learner_comes_back_resumed_and_the_actors_reconnect(fleet):
+    launcher = fleet["launcher"]
+    before = wait_until(launcher.learner_info, timeout_s=120, what="the learner's host to answer")
+    seen = {handle.actor_id: acked(handle) for handle in fleet["handles"]}
+    os.kill(before["pid"], signal.SIGKILL)
+    info = wait_until(lambda: (i := launcher.learner_info()) and i["starts"] == before["starts"] + 1 and i,
+                      timeout_s=120, what="Ray to restart the learner's host")  # fmt: skip
+    assert info["node_id"] == before["node_id"], "the learner must come back on its run directory's node"
+    for handle in fleet["handles"]:
+        wait_until(lambda h=handle: acked(h) > seen[h.actor_id], timeout_s=120,
+                   what=f"{handle.actor_id} to reconnect and get acks from the resumed learner")  # fmt: skip
+    log = (fleet["run_dir"] / "learner.log").read_text()
+    assert "--resume" in log.split(f"--- start {info['starts']}:")[1].splitlines()[0]
+    assert "resumed" in log
+
+
+def test_stopping_the_worker_node_moves_its_actors_to_the_head(fleet, two_nodes):
+    head, worker = node_ids(two_nodes)
+    moving = [h for h in fleet["handles"] if host_info(h)["node_id"] == worker]
+    assert moving, "no actor on the worker node to move"
+    seen = {h.actor_id: acked(h) for h in moving}
+    two_nodes.stop_node(1)
+    for handle in moving:
+        wait_until(lambda h=handle: (i := h.info()) and i["node_id"] == head, timeout_s=180,
+                   what=f"{handle.actor_id} restarted on the head")  # fmt: skip
+        wait_until(lambda h=handle: acked(h) > seen[h.actor_id], timeout_s=120,
+                   what=f"{handle.actor_id} delivering from the head")  # fmt: skip
+
+
+def test_after_all_that_every_batch_is_in_the_durable_replay_exactly_once(fleet):
+    from deploy.ray.run import _stop_fleet
+
+    handles = fleet["handles"]
+    spools = {h.actor_id: Path(host_info(h)["workdir"]) / "spool" for h in handles}
+    _stop_fleet(handles)  # SIGINT: each actor flushes its spool to the learner before it exits
+    fleet["launcher"].stop_learner()
+    fleet["stopped"] = True
+    seqs = defaultdict(list)
+    for record in read_journal(fleet["run_dir"] / "replay"):
+        if record.arrays is not None:
+            seqs[record.actor_id].append(record.seq)
+    assert sorted(seqs) == sorted(h.actor_id for h in handles)
+    for actor_id, numbers in seqs.items():
+        assert len(numbers) == len(set(numbers)), f"{actor_id}: duplicated batches"
+        assert sorted(numbers) == list(range(1, max(numbers) + 1)), f"{actor_id}: lost batches"
+        # What the actor has no ack for is still in its spool (removed by the host once empty), contiguous and
+        # reaching back at least to the journal's end: its next life resends it, and the learner drops the
+        # part it already stored (stored, but the ack did not arrive before the stop).
+        spool = spools[actor_id]
+        waiting = sorted(int(path.stem) for path in spool.glob("*.batch")) if spool.exists() else []
+        if waiting:
+            assert waiting == list(range(waiting[0], waiting[0] + len(waiting))), f"{actor_id}: gap in the spool"
+            assert waiting[0] <= max(numbers) + 1, f"{actor_id}: batches between replay and spool lost"
