@@ -4,6 +4,10 @@ with a check that no Ray process is left behind."""
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -11,18 +15,23 @@ from tests.conftest import free_port_pair
 
 HEAD, WORKER = "tandem_head", "tandem_worker"  # each node's own custom resource
 
+# Token authentication stays on. Ray reads the token settings once per process, so they are in the
+# environment before anything here imports ray (test modules are imported after this conftest).
+_TOKEN_DIR = Path(tempfile.mkdtemp(prefix="tandem-ray-token-"))
+TOKEN = _TOKEN_DIR / "auth_token"
+TOKEN.write_text(secrets.token_hex(32))
+TOKEN.chmod(0o600)
+os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(TOKEN), "RAY_USAGE_STATS_ENABLED": "0"})
+
 
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory):
+def ray_cluster():
     import ray
 
     from deploy.ray.cluster import connect
     from deploy.ray.local_cluster import LocalCluster, NodeSpec
 
-    token = tmp_path_factory.mktemp("ray") / "auth_token"
-    cluster = LocalCluster(free_port_pair(), [NodeSpec(4, {HEAD: 1}), NodeSpec(4, {WORKER: 1})], token)
-    saved = {name: os.environ.get(name) for name in cluster.env()}
-    os.environ.update(cluster.env())  # the driver (this process) and the processes it starts use the token
+    cluster = LocalCluster(free_port_pair(), [NodeSpec(4, {HEAD: 1}), NodeSpec(4, {WORKER: 1})], TOKEN)
     try:
         cluster.start()
         connect(cluster.address)
@@ -30,8 +39,7 @@ def ray_cluster(tmp_path_factory):
     finally:
         ray.shutdown()
         left = cluster.stop()
-        for name, value in saved.items():
-            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        shutil.rmtree(_TOKEN_DIR, ignore_errors=True)
     assert left == [], f"Ray processes left behind: {left}"
 
 
