@@ -25,9 +25,9 @@ from both sides, see actor.pacing) and the evaluator's transitions kept out of r
 does not feed) and evaluating on a grid of learner updates (`actor --eval-every-updates`), the same
 for every algorithm. Runs are not stopped at 100 %, and a final block of 20 episodes evaluates each run's
 last policy, so every run's final success is measured at the same update count. Each run directory
-gets run_info.json: start and end (UTC), the machine load (os.getloadavg) at both, the parallelism
-and the command. comparison_report.py then writes success against env steps and against updates
-with 95 % intervals over seeds (see there).
+gets run_info.json: start and end (UTC), the machine load (os.getloadavg) at both, the parallelism,
+the host and process that ran it, its wall time and the command. comparison_report.py then writes
+success against env steps and against updates with 95 % intervals over seeds (see there).
 """
 
 from __future__ import annotations
@@ -231,8 +231,10 @@ def demo_for(run: RunSpec, run_dir: Path, images: bool) -> Path:
 
 
 def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: bool,
-            profile: Profile | None = None) -> list[str]:
-    """The learner command of one run; a profile with `max_updates` makes it a paced, update-capped run."""
+            profile: Profile | None = None, learner_args: tuple[str, ...] = ()) -> list[str]:
+    """The learner command of one run; a profile with `max_updates` makes it a paced, update-capped run.
+
+    `learner_args` are appended as they are (e.g. a Ray sweep's --parent-pid)."""
     profile = profile or Profile((), (), seeds=1, minutes=minutes)
     robot = TASKS[run.task][0]
     args = [
@@ -254,16 +256,21 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
         args += ["--actor-arg=-o", "--actor-arg=observation=image"]
     for override in run.overrides:
         args += ["--set", override]
-    return args
+    return args + list(learner_args)
 
 
-def run_info(started: datetime, load_start: tuple[float, ...], parallel: int, args: list[str]) -> dict:
-    """When and under what load a run ran (written to run_info.json beside its results)."""
+def run_info(started: datetime, load_start: tuple[float, ...], parallel: int, args: list[str],
+             wall_s: float = math.nan) -> dict:
+    """When, where and under what load a run ran (written to run_info.json beside its results).
+
+    `wall_s` is the harness's clock around the learner: re-reading the run (--keep-finished, a Ray sweep's
+    driver) gives the same wall time as the sweep that trained it."""
     return {
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_start": [round(x, 2) for x in load_start], "load_end": [round(x, 2) for x in os.getloadavg()],
-        "parallel": parallel, "cpus": os.cpu_count(), "command": args,
+        "parallel": parallel, "cpus": os.cpu_count(), "host": socket.gethostname(), "pid": os.getpid(),
+        "wall_s": round(wall_s, 3), "command": args,
     }  # fmt: skip
 
 
@@ -276,21 +283,34 @@ def run_finished(run_dir: Path) -> bool:
     return not json.loads(summary.read_text()).get("interrupted", False)
 
 
-def read_existing(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
-    """The figures of a run already in `out` (an interrupted sweep, or a report re-read), without training."""
+def read_existing(run: RunSpec, out: Path, profile: Profile, quiet: bool = False) -> RunResult | None:
+    """The figures of a run already in `out` (an interrupted sweep, a report re-read, a Ray sweep's returned
+    files), without training; `quiet`: print nothing (the Ray driver prints its node's own lines)."""
     run_dir = out / run.name
     if not (run_dir / "episodes.csv").exists():
-        print(f"skip {run.name}: no finished run in {run_dir}", flush=True)
+        if not quiet:
+            print(f"skip {run.name}: no finished run in {run_dir}", flush=True)
         return None
-    summary = run_dir / "summary.json"
-    wall_s = json.loads(summary.read_text()).get("total_time_s", math.nan) if summary.exists() else math.nan
     # Completion is compared with the clean demo: a drop50 copy's episodes are half as long.
-    result = read_run(run, run_dir, bundled_demo(run.task, profile.images), wall_s, EVAL_EPISODES)
-    print(result.one_line(), flush=True)
+    result = read_run(run, run_dir, bundled_demo(run.task, profile.images), recorded_wall_s(run_dir), EVAL_EPISODES)
+    if not quiet:
+        print(result.one_line(), flush=True)
     return result
 
 
-def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1) -> RunResult | None:
+def recorded_wall_s(run_dir: Path) -> float:
+    """A run's wall time: the harness's (run_info.json), else the learner's own (summary.json; older runs)."""
+    for name, key in (("run_info.json", "wall_s"), ("summary.json", "total_time_s")):
+        path = run_dir / name
+        value = json.loads(path.read_text()).get(key) if path.exists() else None
+        if value is not None and not math.isnan(value):
+            return float(value)
+    return math.nan
+
+
+def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1,
+            learner_args: tuple[str, ...] = ()) -> RunResult | None:
+    """Train one run into OUT/RUN (a learner subprocess with its local actors) and read its figures."""
     robot, clean_demo = TASKS[run.task][0], bundled_demo(run.task, profile.images)
     if not clean_demo.exists():
         print(f"skip {run.name}: no bundled demo {clean_demo.name} (twin {robot} not installed)", flush=True)
@@ -298,15 +318,16 @@ def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1) -> Run
     run_dir = out / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
     demo = demo_for(run, run_dir, profile.images)
-    args = command(run, demo, run_dir, profile.minutes, profile.images, profile)
+    args = command(run, demo, run_dir, profile.minutes, profile.images, profile, learner_args)
     started, load_start, clock = datetime.now(timezone.utc), os.getloadavg(), time.monotonic()
     with (run_dir / "learner.log").open("w") as log:
         finished = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, timeout=profile.minutes * 60 + 300)
     if finished.returncode != 0:
         print(f"{run.name}: learner exited {finished.returncode}; see {run_dir / 'learner.log'}", flush=True)
-    (run_dir / "run_info.json").write_text(json.dumps(run_info(started, load_start, parallel, args), indent=2))
+    wall_s = time.monotonic() - clock
+    (run_dir / "run_info.json").write_text(json.dumps(run_info(started, load_start, parallel, args, wall_s), indent=2))
     # Completion is compared with the clean demo: a drop50 copy's episodes are half as long.
-    result = read_run(run, run_dir, clean_demo, time.monotonic() - clock, EVAL_EPISODES)
+    result = read_run(run, run_dir, clean_demo, wall_s, EVAL_EPISODES)
     print(result.one_line(), flush=True)
     return result
 
