@@ -28,6 +28,15 @@ last policy, so every run's final success is measured at the same update count. 
 gets run_info.json: start and end (UTC), the machine load (os.getloadavg) at both, the parallelism,
 the host and process that ran it, its wall time and the command. comparison_report.py then writes
 success against env steps and against updates with 95 % intervals over seeds (see there).
+
+`--ray ADDR` fans the runs out over a Ray cluster (deploy/ray/sweep.py): one Ray task per run, holding
+`--ray-cpus-per-run` CPUs (2: a learner core and its actors) and `--ray-gpus-per-run` GPUs (1 if the cluster
+has one, else 0), runs the same `execute()` on its node into node-local scratch and sends the run's small
+files back into --out, where they are read as --keep-finished reads them: the same table and curves as a
+local sweep, with a progress bar. --keep-finished works as locally (only the missing runs are submitted).
+Every node must have this repository at the same path. Without --ray nothing imports ray.
+
+    python -m benchmarks.one_demo --profile comparison --ray HEAD:6379 --keep-finished --out DIR
 """
 
 from __future__ import annotations
@@ -332,6 +341,18 @@ def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1,
     return result
 
 
+def ray_sweep(runs: list[RunSpec], out: Path, profile: Profile, args: argparse.Namespace) -> list[RunResult]:
+    """--ray: runs finished in `out` re-read here (with --keep-finished), the rest trained as Ray tasks; the
+    results in plan order (the summary lists configurations in the order it first meets them)."""
+    from deploy.ray.sweep import run_sweep  # only with --ray: a local sweep needs no ray installed
+
+    kept = {run.name for run in runs if args.keep_finished and run_finished(out / run.name)}
+    by_name = {run.name: read_existing(run, out, profile) for run in runs if run.name in kept}
+    by_name |= run_sweep([run for run in runs if run.name not in kept], out, profile, args.ray,
+                         args.ray_cpus_per_run, args.ray_gpus_per_run, args.ray_scratch)  # fmt: skip
+    return [result for run in runs if (result := by_name.get(run.name)) is not None]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.one_demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
@@ -351,6 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-finished", action="store_true",
                         help="re-read runs that already finished in --out (an interrupted sweep, or a profile "
                              "sharing runs with another) and train only the rest")
+    parser.add_argument("--ray", metavar="ADDR", help="train the runs as tasks on the Ray cluster at ADDR (every "
+                        "node has this repository at the same path); --parallel is then the cluster's business")
+    parser.add_argument("--ray-cpus-per-run", type=float, default=2.0,
+                        help="CPUs a run holds on its node: a learner core plus its actors")
+    parser.add_argument("--ray-gpus-per-run", type=float,
+                        help="GPUs a run holds (a fraction shares one); default 1 if the cluster has a GPU, else 0")
+    parser.add_argument("--ray-scratch", metavar="DIR",
+                        help="the nodes' directory for run directories (default: their temp dir); replay and "
+                             "checkpoints stay there")
     args = parser.parse_args(argv)
     profile = replace(PROFILES[args.profile])  # a copy: the module's profiles stay as declared
     for name, value in (("tasks", args.tasks), ("algos", args.algos), ("variants", args.variants)):
@@ -365,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = plan(profile, tuple(args.overrides))
     check_overrides(runs)
     cap = f"{profile.max_updates} updates (paced, UTD {profile.utd:g}) and " if profile.max_updates else ""
-    print(f"{len(runs)} runs, at most {cap}{profile.minutes:g} min each, {args.parallel} at a time, results in {out}",
+    at_a_time = "on Ray" if args.ray else f"{args.parallel} at a time"
+    print(f"{len(runs)} runs, at most {cap}{profile.minutes:g} min each, {at_a_time}, results in {out}",
           flush=True)  # fmt: skip
 
     def run_one(run: RunSpec) -> RunResult | None:
@@ -374,8 +405,11 @@ def main(argv: list[str] | None = None) -> int:
             return read_existing(run, out, profile)
         return execute(run, out, profile, args.parallel)
 
-    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:  # each run is a learner subprocess
-        results = [r for r in pool.map(run_one, runs) if r is not None]
+    if args.ray and not args.report_only:
+        results = ray_sweep(runs, out, profile, args)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:  # each run is a learner subprocess
+            results = [r for r in pool.map(run_one, runs) if r is not None]
     if results:
         summary, table = write_summary(results, out)
         print(f"\n{table}\nwrote {write_results(results, out)}, {summary} and "
