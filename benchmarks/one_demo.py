@@ -25,9 +25,18 @@ from both sides, see actor.pacing) and the evaluator's transitions kept out of r
 does not feed) and evaluating on a grid of learner updates (`actor --eval-every-updates`), the same
 for every algorithm. Runs are not stopped at 100 %, and a final block of 20 episodes evaluates each run's
 last policy, so every run's final success is measured at the same update count. Each run directory
-gets run_info.json: start and end (UTC), the machine load (os.getloadavg) at both, the parallelism
-and the command. comparison_report.py then writes success against env steps and against updates
-with 95 % intervals over seeds (see there).
+gets run_info.json: start and end (UTC), the machine load (os.getloadavg) at both, the parallelism,
+the host and process that ran it, its wall time and the command. comparison_report.py then writes
+success against env steps and against updates with 95 % intervals over seeds (see there).
+
+`--ray ADDR` fans the runs out over a Ray cluster (deploy/ray/sweep.py): one Ray task per run, holding
+`--ray-cpus-per-run` CPUs (2: a learner core and its actors) and `--ray-gpus-per-run` GPUs (1 if the cluster
+has one, else 0), runs the same `execute()` on its node into node-local scratch and sends the run's small
+files back into --out, where they are read as --keep-finished reads them: the same table and curves as a
+local sweep, with a progress bar. --keep-finished works as locally (only the missing runs are submitted).
+Every node must have this repository at the same path. Without --ray nothing imports ray.
+
+    python -m benchmarks.one_demo --profile comparison --ray HEAD:6379 --keep-finished --out DIR
 """
 
 from __future__ import annotations
@@ -231,8 +240,10 @@ def demo_for(run: RunSpec, run_dir: Path, images: bool) -> Path:
 
 
 def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: bool,
-            profile: Profile | None = None) -> list[str]:
-    """The learner command of one run; a profile with `max_updates` makes it a paced, update-capped run."""
+            profile: Profile | None = None, learner_args: tuple[str, ...] = ()) -> list[str]:
+    """The learner command of one run; a profile with `max_updates` makes it a paced, update-capped run.
+
+    `learner_args` are appended as they are (e.g. a Ray sweep's --parent-pid)."""
     profile = profile or Profile((), (), seeds=1, minutes=minutes)
     robot = TASKS[run.task][0]
     args = [
@@ -254,16 +265,21 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
         args += ["--actor-arg=-o", "--actor-arg=observation=image"]
     for override in run.overrides:
         args += ["--set", override]
-    return args
+    return args + list(learner_args)
 
 
-def run_info(started: datetime, load_start: tuple[float, ...], parallel: int, args: list[str]) -> dict:
-    """When and under what load a run ran (written to run_info.json beside its results)."""
+def run_info(started: datetime, load_start: tuple[float, ...], parallel: int, args: list[str],
+             wall_s: float = math.nan) -> dict:
+    """When, where and under what load a run ran (written to run_info.json beside its results).
+
+    `wall_s` is the harness's clock around the learner: re-reading the run (--keep-finished, a Ray sweep's
+    driver) gives the same wall time as the sweep that trained it."""
     return {
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_start": [round(x, 2) for x in load_start], "load_end": [round(x, 2) for x in os.getloadavg()],
-        "parallel": parallel, "cpus": os.cpu_count(), "command": args,
+        "parallel": parallel, "cpus": os.cpu_count(), "host": socket.gethostname(), "pid": os.getpid(),
+        "wall_s": round(wall_s, 3), "command": args,
     }  # fmt: skip
 
 
@@ -276,21 +292,34 @@ def run_finished(run_dir: Path) -> bool:
     return not json.loads(summary.read_text()).get("interrupted", False)
 
 
-def read_existing(run: RunSpec, out: Path, profile: Profile) -> RunResult | None:
-    """The figures of a run already in `out` (an interrupted sweep, or a report re-read), without training."""
+def read_existing(run: RunSpec, out: Path, profile: Profile, quiet: bool = False) -> RunResult | None:
+    """The figures of a run already in `out` (an interrupted sweep, a report re-read, a Ray sweep's returned
+    files), without training; `quiet`: print nothing (the Ray driver prints its node's own lines)."""
     run_dir = out / run.name
     if not (run_dir / "episodes.csv").exists():
-        print(f"skip {run.name}: no finished run in {run_dir}", flush=True)
+        if not quiet:
+            print(f"skip {run.name}: no finished run in {run_dir}", flush=True)
         return None
-    summary = run_dir / "summary.json"
-    wall_s = json.loads(summary.read_text()).get("total_time_s", math.nan) if summary.exists() else math.nan
     # Completion is compared with the clean demo: a drop50 copy's episodes are half as long.
-    result = read_run(run, run_dir, bundled_demo(run.task, profile.images), wall_s, EVAL_EPISODES)
-    print(result.one_line(), flush=True)
+    result = read_run(run, run_dir, bundled_demo(run.task, profile.images), recorded_wall_s(run_dir), EVAL_EPISODES)
+    if not quiet:
+        print(result.one_line(), flush=True)
     return result
 
 
-def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1) -> RunResult | None:
+def recorded_wall_s(run_dir: Path) -> float:
+    """A run's wall time: the harness's (run_info.json), else the learner's own (summary.json; older runs)."""
+    for name, key in (("run_info.json", "wall_s"), ("summary.json", "total_time_s")):
+        path = run_dir / name
+        value = json.loads(path.read_text()).get(key) if path.exists() else None
+        if value is not None and not math.isnan(value):
+            return float(value)
+    return math.nan
+
+
+def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1,
+            learner_args: tuple[str, ...] = ()) -> RunResult | None:
+    """Train one run into OUT/RUN (a learner subprocess with its local actors) and read its figures."""
     robot, clean_demo = TASKS[run.task][0], bundled_demo(run.task, profile.images)
     if not clean_demo.exists():
         print(f"skip {run.name}: no bundled demo {clean_demo.name} (twin {robot} not installed)", flush=True)
@@ -298,17 +327,30 @@ def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1) -> Run
     run_dir = out / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
     demo = demo_for(run, run_dir, profile.images)
-    args = command(run, demo, run_dir, profile.minutes, profile.images, profile)
+    args = command(run, demo, run_dir, profile.minutes, profile.images, profile, learner_args)
     started, load_start, clock = datetime.now(timezone.utc), os.getloadavg(), time.monotonic()
     with (run_dir / "learner.log").open("w") as log:
         finished = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, timeout=profile.minutes * 60 + 300)
     if finished.returncode != 0:
         print(f"{run.name}: learner exited {finished.returncode}; see {run_dir / 'learner.log'}", flush=True)
-    (run_dir / "run_info.json").write_text(json.dumps(run_info(started, load_start, parallel, args), indent=2))
+    wall_s = time.monotonic() - clock
+    (run_dir / "run_info.json").write_text(json.dumps(run_info(started, load_start, parallel, args, wall_s), indent=2))
     # Completion is compared with the clean demo: a drop50 copy's episodes are half as long.
-    result = read_run(run, run_dir, clean_demo, time.monotonic() - clock, EVAL_EPISODES)
+    result = read_run(run, run_dir, clean_demo, wall_s, EVAL_EPISODES)
     print(result.one_line(), flush=True)
     return result
+
+
+def ray_sweep(runs: list[RunSpec], out: Path, profile: Profile, args: argparse.Namespace) -> list[RunResult]:
+    """--ray: runs finished in `out` re-read here (with --keep-finished), the rest trained as Ray tasks; the
+    results in plan order (the summary lists configurations in the order it first meets them)."""
+    from deploy.ray.sweep import run_sweep  # only with --ray: a local sweep needs no ray installed
+
+    kept = {run.name for run in runs if args.keep_finished and run_finished(out / run.name)}
+    by_name = {run.name: read_existing(run, out, profile) for run in runs if run.name in kept}
+    by_name |= run_sweep([run for run in runs if run.name not in kept], out, profile, args.ray,
+                         args.ray_cpus_per_run, args.ray_gpus_per_run, args.ray_scratch)  # fmt: skip
+    return [result for run in runs if (result := by_name.get(run.name)) is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,6 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-finished", action="store_true",
                         help="re-read runs that already finished in --out (an interrupted sweep, or a profile "
                              "sharing runs with another) and train only the rest")
+    parser.add_argument("--ray", metavar="ADDR", help="train the runs as tasks on the Ray cluster at ADDR (every "
+                        "node has this repository at the same path); --parallel is then the cluster's business")
+    parser.add_argument("--ray-cpus-per-run", type=float, default=2.0,
+                        help="CPUs a run holds on its node: a learner core plus its actors")
+    parser.add_argument("--ray-gpus-per-run", type=float,
+                        help="GPUs a run holds (a fraction shares one); default 1 if the cluster has a GPU, else 0")
+    parser.add_argument("--ray-scratch", metavar="DIR",
+                        help="the nodes' directory for run directories (default: their temp dir); replay and "
+                             "checkpoints stay there")
     args = parser.parse_args(argv)
     profile = replace(PROFILES[args.profile])  # a copy: the module's profiles stay as declared
     for name, value in (("tasks", args.tasks), ("algos", args.algos), ("variants", args.variants)):
@@ -344,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = plan(profile, tuple(args.overrides))
     check_overrides(runs)
     cap = f"{profile.max_updates} updates (paced, UTD {profile.utd:g}) and " if profile.max_updates else ""
-    print(f"{len(runs)} runs, at most {cap}{profile.minutes:g} min each, {args.parallel} at a time, results in {out}",
+    at_a_time = "on Ray" if args.ray else f"{args.parallel} at a time"
+    print(f"{len(runs)} runs, at most {cap}{profile.minutes:g} min each, {at_a_time}, results in {out}",
           flush=True)  # fmt: skip
 
     def run_one(run: RunSpec) -> RunResult | None:
@@ -353,8 +405,11 @@ def main(argv: list[str] | None = None) -> int:
             return read_existing(run, out, profile)
         return execute(run, out, profile, args.parallel)
 
-    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:  # each run is a learner subprocess
-        results = [r for r in pool.map(run_one, runs) if r is not None]
+    if args.ray and not args.report_only:
+        results = ray_sweep(runs, out, profile, args)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:  # each run is a learner subprocess
+            results = [r for r in pool.map(run_one, runs) if r is not None]
     if results:
         summary, table = write_summary(results, out)
         print(f"\n{table}\nwrote {write_results(results, out)}, {summary} and "

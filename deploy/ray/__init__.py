@@ -9,4 +9,5 @@ only one that imports ray; `learner --launcher ray` and `benchmarks.one_demo --r
 - hosts.py     the Ray actors that each run one Tandem process (learner or actor) and die with it
 - launcher.py  RayLauncher: the learner on a chosen node, the fleet spread over the nodes
 - run.py       `learner --launcher ray`: one command from the user's terminal to a running fleet
+- sweep.py     `benchmarks.one_demo --ray`: a sweep's runs as Ray tasks, their result files merged on the driver
 """
