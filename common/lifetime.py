@@ -20,7 +20,13 @@ PR_SET_PDEATHSIG = 1
 
 def exit_with_parent(parent_pid: int) -> None:
     """Ask the kernel for SIGINT (the safe shutdown: robot stopped, or a learner checkpoint) when the parent
-    dies; exit now if it already has."""
+    dies; exit now if it already has.
+
+    SIGINT is unblocked first: a parent may hand down a mask that blocks it (Ray blocks it in its workers'
+    task threads), and then neither this death signal nor the parent's own stop would ever arrive (actors
+    killed unflushed after their grace, a learner that outlives its host).
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if sys.platform != "linux":
         log.warning("--parent-pid is only enforced on Linux; this process will outlive its parent")
         return

@@ -28,11 +28,10 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
-from contextlib import contextmanager, redirect_stdout
+from contextlib import redirect_stdout
 from pathlib import Path, PurePosixPath
 
 import ray
@@ -104,7 +103,7 @@ def run_on_node(run: RunSpec, profile: Profile, scratch: str | None, key: str) -
     run_dir = root / run.name
     shutil.rmtree(run_dir, ignore_errors=True)  # a retried or repeated run must not ship an earlier one's files
     log = io.StringIO()
-    with redirect_stdout(log), sigint_unblocked():  # execute's messages go back to the driver, with the host
+    with redirect_stdout(log):  # execute's messages go back to the driver, with the host
         # --parent-pid: a learner whose task's worker dies (node lost, sweep interrupted) exits with it
         execute(run, root, profile, _node_slots(), learner_args=("--parent-pid", str(os.getpid())))
     placement = _record_placement(run_dir, scratch_dir=str(run_dir))
@@ -112,18 +111,6 @@ def run_on_node(run: RunSpec, profile: Profile, scratch: str | None, key: str) -
     for name in too_big:
         print(f"{run.name}: {name} is over {MAX_FILE_BYTES >> 20} MB; left on the node in {run_dir}", file=log)
     return {"host": placement["host"], "files": files, "log": log.getvalue()}
-
-
-@contextmanager
-def sigint_unblocked():
-    """SIGINT deliverable to the processes started inside. Ray blocks it in its task threads and a child inherits
-    the mask: the learner would never get its --parent-pid death signal, nor its actors their stop (the learner
-    waits 15 s and kills them, unflushed). Meanwhile a SIGINT to this worker fails the task (its learner killed)."""
-    previous = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _node_slots() -> int:

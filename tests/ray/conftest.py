@@ -3,6 +3,7 @@ with a check that no Ray process is left behind."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
@@ -21,6 +22,7 @@ _TOKEN_DIR = Path(tempfile.mkdtemp(prefix="tandem-ray-token-"))
 TOKEN = _TOKEN_DIR / "auth_token"
 TOKEN.write_text(secrets.token_hex(32))
 TOKEN.chmod(0o600)
+atexit.register(shutil.rmtree, _TOKEN_DIR, True)  # also when no test here needed the cluster
 os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(TOKEN), "RAY_USAGE_STATS_ENABLED": "0"})
 
 
@@ -39,7 +41,6 @@ def ray_cluster():
     finally:
         ray.shutdown()
         left = cluster.stop()
-        shutil.rmtree(_TOKEN_DIR, ignore_errors=True)
     assert left == [], f"Ray processes left behind: {left}"
 
 

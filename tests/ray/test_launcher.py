@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -52,7 +54,7 @@ def fleet(ray_cluster, tmp_path_factory):
     learner = launcher.start_learner(LEARNER_ARGS, str(root / "run"), port, [p.actor_id for p in processes],
                                      Placement.choose())  # fmt: skip
     handles = [launcher.start(process, f"{learner['ip']}:{port}") for process in processes]
-    state = {"launcher": launcher, "handles": handles, "run_dir": root / "run", "stopped": False}
+    state = {"launcher": launcher, "handles": handles, "run_dir": root / "run", "port": port, "stopped": False}
     yield state
     if not state["stopped"]:
         _stop_fleet(handles)
@@ -120,6 +122,22 @@ def test_stopping_the_worker_node_moves_its_actors_to_the_head(fleet, two_nodes)
                    what=f"{handle.actor_id} delivering from the head")  # fmt: skip
 
 
+def test_a_plain_actor_joins_the_same_learner_beside_the_fleet(fleet):
+    """A real robot is a plain `actor` process with keys made on the learner's node (its run dir's keys)."""
+    keys = fleet["run_dir"] / "keys"
+    made = subprocess.run([sys.executable, "-m", "learner", "keys", str(keys), "--actor", "plain-0"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    learner = wait_until(fleet["launcher"].learner_info, timeout_s=120, what="the learner's host to answer")
+    actor = subprocess.run([sys.executable, "-m", "actor", "--robot", "fake", "--learner",
+                            f"{learner['ip']}:{fleet['port']}", "--keys", str(keys / "actors" / "plain-0"),
+                            "--episodes", "2", "--no-console", "--metrics-port", "0", "--time-scale", "20"],
+                           capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert actor.returncode == 0, actor.stderr[-2000:]
+    assert "actor plain-0 (fake) connected" in (fleet["run_dir"] / "learner.log").read_text()
+    fleet["plain"] = ["plain-0"]
+
+
 def test_after_all_that_every_batch_is_in_the_durable_replay_exactly_once(fleet):
     from deploy.ray.run import _stop_fleet
 
@@ -132,14 +150,14 @@ def test_after_all_that_every_batch_is_in_the_durable_replay_exactly_once(fleet)
     for record in read_journal(fleet["run_dir"] / "replay"):
         if record.arrays is not None:
             seqs[record.actor_id].append(record.seq)
-    assert sorted(seqs) == sorted(h.actor_id for h in handles)
+    assert sorted(seqs) == sorted([*(h.actor_id for h in handles), *fleet.get("plain", [])])
     for actor_id, numbers in seqs.items():
         assert len(numbers) == len(set(numbers)), f"{actor_id}: duplicated batches"
         assert sorted(numbers) == list(range(1, max(numbers) + 1)), f"{actor_id}: lost batches"
         # What the actor has no ack for is still in its spool (removed by the host once empty), contiguous and
         # reaching back at least to the journal's end: its next life resends it, and the learner drops the
         # part it already stored (stored, but the ack did not arrive before the stop).
-        spool = spools[actor_id]
+        spool = spools.get(actor_id, Path("/nonexistent"))  # the plain actor flushed before it exited
         waiting = sorted(int(path.stem) for path in spool.glob("*.batch")) if spool.exists() else []
         if waiting:
             assert waiting == list(range(waiting[0], waiting[0] + len(waiting))), f"{actor_id}: gap in the spool"

@@ -89,25 +89,24 @@ def test_a_failing_task_is_reported_by_name_and_the_sweep_goes_on(ray_cluster, t
 
 
 def blocked_in_a_child() -> tuple[list[int], list[int]]:
-    """SIGINT blocked in a process started by this Ray task: (without, with) sigint_unblocked()."""
-    from deploy.ray.sweep import sigint_unblocked
-
-    probe = ["-c", "import signal; print(*map(int, signal.pthread_sigmask(signal.SIG_BLOCK, [])))"]
-    without = subprocess.run([sys.executable, *probe], capture_output=True, text=True, check=True).stdout.split()
-    with sigint_unblocked():
-        inside = subprocess.run([sys.executable, *probe], capture_output=True, text=True, check=True).stdout.split()
-    return [int(s) for s in without], [int(s) for s in inside]
+    """SIGINT blocked in a process started by this Ray task: (a plain child, one that called exit_with_parent)."""
+    probe = "import signal; print(*map(int, signal.pthread_sigmask(signal.SIG_BLOCK, [])))"
+    tied = "import os; from common.lifetime import exit_with_parent; exit_with_parent(os.getppid()); " + probe
+    masks = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+             for code in (probe, tied)]  # fmt: skip
+    return [int(s) for s in masks[0]], [int(s) for s in masks[1]]
 
 
-def test_a_learner_started_by_a_ray_task_can_be_interrupted(ray_cluster):
-    """Ray blocks SIGINT in task threads; the learner's --parent-pid death signal and its actors' stop are SIGINT."""
+def test_a_learner_or_actor_started_under_ray_can_be_interrupted(ray_cluster):
+    """Ray blocks SIGINT in task threads and children inherit the mask; the learner's and actors' --parent-pid
+    (exit_with_parent) unblocks it: their death signal and their stop are SIGINT."""
     import signal
 
     import ray
 
-    without, inside = ray.get(ray.remote(blocked_in_a_child).remote())
+    without, tied = ray.get(ray.remote(blocked_in_a_child).remote())
     assert signal.SIGINT in without, "Ray's mask reaches a task's children (else this test checks nothing)"
-    assert signal.SIGINT not in inside
+    assert signal.SIGINT not in tied
 
 
 def test_collect_leaves_replay_and_checkpoints_and_unpack_replaces_stale_report_files(tmp_path):

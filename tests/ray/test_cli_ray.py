@@ -1,0 +1,36 @@
+"""One command: `learner --launcher ray --fleet ...` on a real cluster trains to its stop rule, prints the
+summary, and leaves no learner, actor or named Ray actor behind."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port_pair
+
+pytestmark = pytest.mark.timeout(300)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_one_command_starts_the_learner_and_a_fleet_on_the_cluster_and_ends_clean(ray_cluster, tmp_path):
+    import ray
+
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "learner", "--launcher", "ray", "--ray-address", ray_cluster.address,
+               "--fleet", "fake=2", "--algo", "sac", "--set", "hidden_dims=16,16", "--max-updates", "100",
+               "--learning-starts", "50", "--run-dir", str(run_dir), "--port", str(free_port_pair()),
+               "--metrics-port", "0", "--actor-arg=--time-scale", "--actor-arg=20", "--actor-cpus", "0.25"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=280, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "=== Tandem run summary ===" in result.stdout and "updates: 100" in result.stdout
+    log = (run_dir / "learner.log").read_text()
+    assert re.search(r"actor fake-0 \(fake\) connected", log) and re.search(r"actor fake-1 \(fake\) connected", log)
+    assert "--keys" in log.splitlines()[0] and "--bind 0.0.0.0" in log.splitlines()[0], "CURVE off one machine"
+    left = subprocess.run(["pgrep", "-f", f"{run_dir}|--actor-id fake-"], capture_output=True, text=True)
+    assert left.stdout == "", f"processes left behind: {left.stdout}"
+    named = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(run_dir.name + "-")]
+    assert named == [], named
