@@ -256,8 +256,13 @@ class Sender:
 
     def _on_welcome(self, welcome: Welcome) -> None:
         if welcome.rehello:
-            self.connected.clear()
-            self._send_hello()
+            # A restarted learner answers each batch still in flight from the lost session with a rehello. One
+            # Hello answers them all: a Hello per rehello made the learner accept each, and every acceptance
+            # resent the whole in-flight window again (a resend storm that kept 512-batch backlogs from
+            # ever draining after a learner restart).
+            if self.connected.is_set():
+                self.connected.clear()
+                self._send_hello()
             return
         if not welcome.accepted:
             self.refused_reason = welcome.reason

@@ -171,6 +171,10 @@ class ActorHost(ProcessHost):
         if self.poll() is None or self.unacked_batches():
             return False
         shutil.rmtree(self.workdir, ignore_errors=True)
+        try:
+            self.workdir.parent.rmdir()  # the run's directory on this node, once its last actor is gone
+        except OSError:
+            pass  # another actor of the run still uses it
         return True
 
 

@@ -113,13 +113,15 @@ class RayLauncher:
         return ray.get(self.learner.read.remote(relative), timeout=CALL_TIMEOUT_S)
 
     def stop_learner(self, grace_s: float = 60.0) -> int | None:
-        """SIGINT (checkpoint and exit), then the host goes for good."""
+        """SIGINT (checkpoint, summary, exit), SIGKILL after `grace_s`; the host stays for `learner_file`."""
         try:
-            code = ray.get(self.learner.stop.remote(grace_s), timeout=grace_s + CALL_TIMEOUT_S)
+            return ray.get(self.learner.stop.remote(grace_s), timeout=grace_s + CALL_TIMEOUT_S)
         except (RayActorError, GetTimeoutError):
-            code = None
+            return None
+
+    def release_learner(self) -> None:
+        """The learner's host goes for good (after `stop_learner`)."""
         ray.kill(self.learner, no_restart=True)
-        return code
 
 
 def _info(host) -> dict | None:

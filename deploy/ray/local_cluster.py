@@ -4,7 +4,7 @@ Each node is its own `ray start --block` process group (the head, then workers j
 its own CPU count and custom resources, so placement, node loss and restarts behave as on separate
 machines. Used by the tests and the benchmarks, and handy to try the Ray launcher on one box:
 
-    python -m deploy.ray.local_cluster --port 6380 --nodes 2     # Ctrl-C stops every node
+    python -m deploy.ray.local_cluster --port 6380 --nodes 2     # Ctrl-C (or kill) stops every node
 
 Token authentication stays on: a token is generated into TOKEN_PATH (0600) and RAY_AUTH_MODE=token is set
 for the nodes; a driver needs the same two variables (`env()`).
@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = LocalCluster(args.port, specs, Path(args.token)).start()
     exports = " ".join(f"{k}={v}" for k, v in cluster.env().items())
     print(f"Ray cluster of {args.nodes} nodes at {cluster.address}; drivers need: export {exports}", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it like Ctrl-C
     try:
         signal.pause()
     except KeyboardInterrupt:

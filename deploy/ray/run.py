@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -108,15 +109,19 @@ def run_on_ray(argv: list[str], run: RayRun, demo: str = "") -> int:
     print(f"learner on node {learner['node_id'][:8]} ({address}, {placement.num_gpus:g} GPU), run dir {run_dir}; "
           f"starting {len(processes)} actors", flush=True)  # fmt: skip
     fleet = [launcher.start(process, address) for process in processes]
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` (or a supervisor) stops it like Ctrl-C
     try:
         code = _wait_for_learner(launcher, fleet)
     except KeyboardInterrupt:
-        print("stopping: the learner checkpoints, the actors stop and flush", flush=True)
+        # A second Ctrl-C must not cut the safe stop short (the fleet's flush, the learner's checkpoint).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("stopping: the actors stop and flush, the learner checkpoints (further Ctrl-C ignored)", flush=True)
         code = 130
     finally:
         _stop_fleet(fleet)
-        summary = _read_summary(launcher)
         launcher.stop_learner()
+        summary = _read_summary(launcher)
+        launcher.release_learner()
     if summary is not None:
         from learner.__main__ import format_summary
 

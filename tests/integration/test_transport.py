@@ -270,3 +270,44 @@ def bind_when_free(port: int, store: Store) -> LearnerServer | None:
         return LearnerServer("127.0.0.1", port, SPEC, store).start()
     except zmq.ZMQError:
         return None
+
+
+def test_a_restarted_learners_rehellos_get_one_hello_not_one_each(port):
+    """A restarted learner on the same port answers every batch of the lost session with Welcome(rehello).
+    The actor must say Hello once: each extra Hello would be accepted and resend the whole window again."""
+    context = zmq.Context.instance()
+    router = context.socket(zmq.ROUTER)
+    router.bind(transitions_endpoint("127.0.0.1", port))
+    sender = Sender("127.0.0.1", port, hello("storm"), SenderConfig(batch_size=8)).start()
+
+    def receive() -> tuple[bytes, object]:
+        assert router.poll(20_000), "the actor went quiet"
+        identity, *frames = router.recv_multipart(copy=False)
+        return identity.bytes, decode(frames)
+
+    try:
+        identity, first = receive()
+        assert isinstance(first, Hello)
+        router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
+        for item in transitions(0, 80):
+            assert sender.submit(item)
+        batches = []
+        while len(batches) < 10:  # the lost session's batches: answered as a restarted learner answers them
+            identity, message = receive()
+            if isinstance(message, TransitionBatch):
+                batches.append(message.seq)
+                router.send_multipart([identity, *encode(Welcome(False, "no session", rehello=True))])
+        hellos, resent = 0, []
+        while len(resent) < 10:  # after one Welcome, the window comes again; count the Hellos before it
+            identity, message = receive()
+            if isinstance(message, Hello):
+                hellos += 1
+                if hellos == 1:
+                    router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
+            elif isinstance(message, TransitionBatch):
+                resent.append(message.seq)
+        assert hellos == 1, f"{hellos} Hellos for 10 rehellos"
+        assert resent == list(range(1, 11)) == batches
+    finally:
+        sender.close(flush_timeout_s=0.1)
+        router.close(linger=0)

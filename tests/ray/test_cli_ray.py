@@ -34,3 +34,31 @@ def test_one_command_starts_the_learner_and_a_fleet_on_the_cluster_and_ends_clea
     assert left.stdout == "", f"processes left behind: {left.stdout}"
     named = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(run_dir.name + "-")]
     assert named == [], named
+
+
+def test_ctrl_c_in_the_launchers_terminal_stops_the_run_safely(ray_cluster, tmp_path):
+    """SIGINT (twice, as an impatient operator does): actors stop and flush, the learner checkpoints and
+    writes its summary, the launcher prints it and exits 130, and nothing is left running."""
+    import signal
+    import time
+
+    from tests.conftest import wait_until
+
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "learner", "--launcher", "ray", "--ray-address", ray_cluster.address,
+               "--fleet", "fake=2", "--algo", "sac", "--set", "hidden_dims=16,16", "--run-dir", str(run_dir),
+               "--port", str(free_port_pair()), "--metrics-port", "0", "--actor-arg=--time-scale",
+               "--actor-arg=20", "--actor-cpus", "0.25"]  # fmt: skip
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    log = run_dir / "learner.log"
+    wait_until(lambda: log.exists() and log.read_text().count(") connected;") >= 2, timeout_s=180,
+               what="both fleet actors connected")  # fmt: skip
+    driver.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # a second Ctrl-C half a second later (timing of the operator, not synchronisation)
+    driver.send_signal(signal.SIGINT)
+    out, _ = driver.communicate(timeout=200)
+    assert driver.returncode == 130, out[-3000:]
+    assert "received SIGINT: checkpointing" in log.read_text()
+    assert '"interrupted": true' in out and (run_dir / "checkpoints").is_dir(), out[-3000:]
+    left = subprocess.run(["pgrep", "-f", f"{run_dir}|--actor-id fake-"], capture_output=True, text=True)
+    assert left.stdout == "", f"processes left behind: {left.stdout}"

@@ -59,6 +59,7 @@ def fleet(ray_cluster, tmp_path_factory):
     if not state["stopped"]:
         _stop_fleet(handles)
         launcher.stop_learner()
+        launcher.release_learner()
 
 
 def node_ids(cluster) -> tuple[str, str]:
@@ -145,6 +146,7 @@ def test_after_all_that_every_batch_is_in_the_durable_replay_exactly_once(fleet)
     spools = {h.actor_id: Path(host_info(h)["workdir"]) / "spool" for h in handles}
     _stop_fleet(handles)  # SIGINT: each actor flushes its spool to the learner before it exits
     fleet["launcher"].stop_learner()
+    fleet["launcher"].release_learner()
     fleet["stopped"] = True
     seqs = defaultdict(list)
     for record in read_journal(fleet["run_dir"] / "replay"):
