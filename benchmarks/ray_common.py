@@ -315,13 +315,14 @@ def markdown_header(header: dict[str, str]) -> str:
                      header.items())  # fmt: skip
 
 
-def table(headers: list[str], rows: list[list]) -> str:
-    """A markdown table, right-aligned cells padded for the terminal."""
+def table(headers: list[str], rows: list[list], left: bool = False) -> str:
+    """A markdown table padded for the terminal: cells right-aligned (figures), or left-aligned (text)."""
     cells = [[str(cell) for cell in row] for row in rows]
     widths = [max(len(str(column[i])) for column in [headers, *cells]) for i in range(len(headers))]
-    line = lambda row: "| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|",
-                      *(line(row) for row in cells)])  # fmt: skip
+    pad = str.ljust if left else str.rjust
+    line = lambda row: "| " + " | ".join(pad(c, w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+    rule = "|" + "|".join((":" + "-" * (w + 1)) if left else ("-" * (w + 1) + ":") for w in widths) + "|"
+    return "\n".join([line(headers), rule, *(line(row) for row in cells)])
 
 
 def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.2):
