@@ -74,6 +74,7 @@ class Measurement:
     connect_s: float = 0.0  # start of the fleet -> every actor delivered
     window_s: float = 0.0
     load1: float = 0.0
+    placement: str = ""  # Ray: actors per node (the learner's node first)
     error: str = ""
 
 
@@ -135,8 +136,14 @@ class RayFleet:
         self.handles = []
         info = self.launcher.start_learner(learner_args, str(root / "run"), port, [p.actor_id for p in processes],
                                            Placement.choose())  # fmt: skip
-        self.learner_pid = info["pid"]
+        self.learner_pid, self.learner_node = info["pid"], info["node_id"]
         self.handles = [self.launcher.start(process, f"{info['ip']}:{port}") for process in processes]
+
+    def placement(self) -> str:
+        """How many actors run on the learner's node and on the other."""
+        nodes = [handle.info()["node_id"] for handle in self.handles]
+        here = sum(node == self.learner_node for node in nodes)
+        return f"{here} with the learner, {len(nodes) - here} on the other node"
 
     def alive(self) -> bool:
         info = self.launcher.learner_info()
@@ -200,8 +207,9 @@ def run_one(path: str, count: int, round_: int, args, scratch: Path, progress: P
         else:
             fleet = HandFleet(root, processes, learner_args, ray.util.get_node_ip_address(), port)
         measure_fleet(fleet, result, metrics_port, args, progress)
+        result.placement = fleet.placement() if path == "ray" else ""
         progress(f"  {path} x{count}: {result.rate:,.0f} transitions/s (learner CPU {result.learner_cpu:.0%}, "
-                 f"machine busy {result.machine_busy:.0%})")  # fmt: skip
+                 f"machine busy {result.machine_busy:.0%}) {result.placement}")  # fmt: skip
     except Exception as exc:  # one failed measurement must not lose the others
         result.error = f"{type(exc).__name__}: {exc}"
         progress(f"  {path} x{count}: FAILED {result.error}")
@@ -217,12 +225,20 @@ def median_rate(results: list[Measurement], path: str, count: int) -> float:
     return statistics.median(rates) if rates else float("nan")
 
 
-def ingest_limit(counts: list[int], rates: list[float]) -> str:
-    """Where adding actors stops raising the rate by 10 % or more."""
+def ingest_limit(results: list[Measurement], path: str, counts: list[int]) -> str:
+    """Where adding actors stops raising the rate by 10 % or more, and what was saturated there."""
+    rates = [median_rate(results, path, count) for count in counts]
     for index in range(len(counts) - 1):
         if rates[index + 1] < PLATEAU * rates[index]:
+            at = [r for r in results if r.path == path and r.count == counts[index + 1] and not r.error]
+            learner = statistics.median(r.learner_cpu for r in at)
+            busy = statistics.median(r.machine_busy for r in at)
+            why = "the learner's core" if learner >= 0.9 else "the machine's cores (actors and learner share them)" \
+                if busy >= 0.9 else "neither the learner's core nor the machine's"  # fmt: skip
             return (f"{max(rates):,.0f} transitions/s, reached at {counts[index]} actor(s): going to "
-                    f"{counts[index + 1]} raised the rate {rates[index + 1] / rates[index] - 1:+.0%}")  # fmt: skip
+                    f"{counts[index + 1]} raised the rate {rates[index + 1] / rates[index] - 1:+.0%}; there the "
+                    f"learner used {learner:.0%} of a core and the machine was {busy:.0%} busy: {why} "
+                    f"saturated")  # fmt: skip
     return f"not reached up to {counts[-1]} actors ({rates[-1]:,.0f} transitions/s there)"
 
 
@@ -252,10 +268,13 @@ def report(results: list[Measurement], counts: list[int], args, header: dict) ->
              f"{args.batch_size}`; rate over a {args.window_s:g} s window after all actors delivered and "
              f"{args.warm_s:g} s warm-up; median of {args.rounds} round(s). Machine busy = all cores.", "",
              table(HEADERS, summary_rows(results, counts, args)), ""]  # fmt: skip
+    ratios = {count: median_rate(results, "ray", count) / median_rate(results, "hand", count) for count in counts}
+    off = [f"{count} ({ratio:.2f})" for count, ratio in ratios.items() if not abs(ratio - 1) <= CLAIM]
+    lines.append(f"- Claim (Ray within {CLAIM:.0%} of by hand at every count): " +
+                 ("holds" if not off else "does NOT hold at " + ", ".join(off)))  # fmt: skip
     for path, name in (("hand", "by hand"), ("ray", "Ray")):
-        rates = [median_rate(results, path, count) for count in counts]
-        if all(rate == rate for rate in rates):
-            lines.append(f"- Ingest limit on this machine ({name}): {ingest_limit(counts, rates)}")
+        if all(median_rate(results, path, count) == median_rate(results, path, count) for count in counts):
+            lines.append(f"- Ingest limit on this machine ({name}): {ingest_limit(results, path, counts)}")
     failed = [r for r in results if r.error]
     lines += [f"- FAILED {r.path} x{r.count} round {r.round + 1}: {r.error}" for r in failed]
     return "\n".join(lines)
