@@ -15,13 +15,18 @@ once every actor has delivered and a warm-up has passed). The learner only inges
   0.0.0.0 with CURVE keys, reached at the node's non-loopback IP.
 - By hand (the baseline): the same `learner` and `actor` command lines as plain subprocesses of this script
   (keys made the same way, the same IP, the same spool and key directories), while the cluster idles.
-  The only difference is who starts the processes (so also what a Ray worker passes on to its child, such
-  as OMP_NUM_THREADS=1).
+  The only difference is who starts the processes (so also what a Ray worker passes on to its child:
+  OMP_NUM_THREADS=1, and Ray's worker niceness, 15).
 
 Per count the two are measured back to back, in alternating order (background load drifts hit both). Reported:
-both rates, Ray/hand (Tandem's claim: within 10 % at every count), the learner's CPU share and the machine's
-busy CPU during the window, and the ingest limit: the count after which adding actors raises the rate by less
-than 10 %. Written to --out: ingest.csv (every measurement), ingest.md (the table), ingest.png.
+both rates, Ray/hand (Tandem's claim: within 10 % at every count), the learner's CPU share, the machine's busy
+CPU and the part of it used by processes outside this benchmark and its cluster during the window, and the
+ingest limit: the count after which adding actors raises the rate by less than 10 %. Written to --out:
+ingest.csv (every measurement), ingest.md (the table), ingest.png.
+
+Run it on a quiet machine: with Linux's autogroup scheduling (on by default) CPU is shared between sessions
+first, and the Ray nodes run in sessions of their own while hand-started processes share this script's, so
+under outside load the Ray path gets more CPU (the report warns when other processes used over 10 %).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from benchmarks.ray_common import (
     BenchCluster,
     Progress,
     cpu_seconds,
+    descendants,
     free_port_pair,
     header_lines,
     machine_busy,
@@ -71,6 +77,7 @@ class Measurement:
     fastest_actor: float = 0.0
     learner_cpu: float = 0.0  # fraction of one core
     machine_busy: float = 0.0  # fraction of all cores
+    others_busy: float = 0.0  # fraction of all cores used by processes outside this benchmark and its cluster
     connect_s: float = 0.0  # start of the fleet -> every actor delivered
     window_s: float = 0.0
     load1: float = 0.0
@@ -110,6 +117,9 @@ class HandFleet:
     def alive(self) -> bool:
         return all(child.poll() is None for child in self.children)
 
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children]
+
     def stop(self) -> None:
         """SIGINT to the actors (they flush), then to the learner (it checkpoints); SIGKILL after a grace."""
         for group, grace_s in ((self.children[1:], 20.0), (self.children[:1], 60.0)):
@@ -139,6 +149,9 @@ class RayFleet:
         self.learner_pid, self.learner_node = info["pid"], info["node_id"]
         self.handles = [self.launcher.start(process, f"{info['ip']}:{port}") for process in processes]
 
+    def pids(self) -> list[int]:
+        return []  # the cluster's processes are counted from its nodes
+
     def placement(self) -> str:
         """How many actors run on the learner's node and on the other."""
         nodes = [handle.info()["node_id"] for handle in self.handles]
@@ -159,7 +172,7 @@ class RayFleet:
 
 
 # ---- one measurement ----------------------------------------------------------------------------
-def measure_fleet(fleet, result: Measurement, metrics_port: int, args, progress: Progress) -> None:
+def measure_fleet(fleet, result: Measurement, metrics_port: int, ours: list[int], args, progress: Progress) -> None:
     """Wait until every actor delivered, warm up, then read the learner's counter over the window."""
     begin = time.monotonic()
 
@@ -174,20 +187,25 @@ def measure_fleet(fleet, result: Measurement, metrics_port: int, args, progress:
     progress(f"  {result.path} x{result.count}: all delivering after {result.connect_s:.1f} s; "
              f"warm-up {args.warm_s:g} s, window {args.window_s:g} s")  # fmt: skip
     time.sleep(args.warm_s)
-    before, t0, cpu0, busy0 = received(metrics_port), time.monotonic(), cpu_seconds(fleet.learner_pid), machine_busy()
+    ours = [os.getpid(), *fleet.pids(), *(pid for root in ours for pid in [root, *descendants(root)])]
+    before, t0, busy0 = received(metrics_port), time.monotonic(), machine_busy()
+    learner0, ours0 = cpu_seconds(fleet.learner_pid), sum(map(cpu_seconds, ours))
     time.sleep(args.window_s)
-    after, t1, cpu1, busy1 = received(metrics_port), time.monotonic(), cpu_seconds(fleet.learner_pid), machine_busy()
+    after, t1, busy1 = received(metrics_port), time.monotonic(), machine_busy()
+    learner1, ours1 = cpu_seconds(fleet.learner_pid), sum(map(cpu_seconds, ours))
     if before is None or after is None or not fleet.alive():
         raise RuntimeError("the learner stopped answering, or a process exited, during the window")
     result.window_s = t1 - t0
     per_actor = [(after[actor] - before.get(actor, 0.0)) / result.window_s for actor in after]
     result.rate = sum(per_actor)
     result.slowest_actor, result.fastest_actor = min(per_actor), max(per_actor)
-    result.learner_cpu = (cpu1 - cpu0) / result.window_s
-    result.machine_busy = (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1e-9)
+    result.learner_cpu = (learner1 - learner0) / result.window_s
+    all_cores = max(busy1[1] - busy0[1], 1e-9)
+    result.machine_busy = (busy1[0] - busy0[0]) / all_cores
+    result.others_busy = max(0.0, result.machine_busy - (ours1 - ours0) / all_cores)
 
 
-def run_one(path: str, count: int, round_: int, args, scratch: Path, progress: Progress) -> Measurement:
+def run_one(path: str, count: int, round_: int, args, cluster: BenchCluster, progress: Progress) -> Measurement:
     """Start a fleet of `count` one way, measure it, stop it (always)."""
     import ray.util  # the token settings are in the environment by now
 
@@ -198,7 +216,7 @@ def run_one(path: str, count: int, round_: int, args, scratch: Path, progress: P
                                                     str(args.batch_size)])  # fmt: skip
     port, metrics_port = free_port_pair(), free_port_pair()
     learner_args = [*LEARNER_ARGS, "--metrics-port", str(metrics_port)]
-    root = scratch / f"{path}{count}-r{round_}"
+    root = cluster.scratch / f"{path}{count}-r{round_}"
     progress(f"{path} x{count} (round {round_ + 1}): starting learner and {count} actor(s)")
     fleet = None
     try:
@@ -206,10 +224,11 @@ def run_one(path: str, count: int, round_: int, args, scratch: Path, progress: P
             fleet = RayFleet(root, processes, learner_args, port, args.actor_cpus)
         else:
             fleet = HandFleet(root, processes, learner_args, ray.util.get_node_ip_address(), port)
-        measure_fleet(fleet, result, metrics_port, args, progress)
+        measure_fleet(fleet, result, metrics_port, cluster.node_pids(), args, progress)
         result.placement = fleet.placement() if path == "ray" else ""
         progress(f"  {path} x{count}: {result.rate:,.0f} transitions/s (learner CPU {result.learner_cpu:.0%}, "
-                 f"machine busy {result.machine_busy:.0%}) {result.placement}")  # fmt: skip
+                 f"machine busy {result.machine_busy:.0%}, other processes {result.others_busy:.0%}) "
+                 f"{result.placement}")  # fmt: skip
     except Exception as exc:  # one failed measurement must not lose the others
         result.error = f"{type(exc).__name__}: {exc}"
         progress(f"  {path} x{count}: FAILED {result.error}")
@@ -254,12 +273,14 @@ def summary_rows(results: list[Measurement], counts: list[int], args) -> list[li
                      ("yes" if abs(ratio - 1) <= CLAIM else "NO") if ratio == ratio else "n/a",
                      f"{pick('hand', 'learner_cpu'):.0%} / {pick('ray', 'learner_cpu'):.0%}",
                      f"{pick('hand', 'machine_busy'):.0%} / {pick('ray', 'machine_busy'):.0%}",
+                     f"{pick('hand', 'others_busy'):.0%} / {pick('ray', 'others_busy'):.0%}",
                      f"{pick('hand', 'connect_s'):.1f} / {pick('ray', 'connect_s'):.1f}"])  # fmt: skip
     return rows
 
 
 HEADERS = ["actors", "ideal tr/s", "by hand tr/s", "Ray tr/s", "Ray/hand", "within 10 %", "learner CPU hand/Ray",
-           "machine busy hand/Ray", "start->all delivering s hand/Ray"]  # fmt: skip
+           "machine busy hand/Ray", "other processes hand/Ray", "start->all delivering s hand/Ray"]  # fmt: skip
+QUIET = 0.10  # other processes' share of all cores above which the ratios are flagged
 
 
 def report(results: list[Measurement], counts: list[int], args, header: dict) -> str:
@@ -275,6 +296,13 @@ def report(results: list[Measurement], counts: list[int], args, header: dict) ->
     for path, name in (("hand", "by hand"), ("ray", "Ray")):
         if all(median_rate(results, path, count) == median_rate(results, path, count) for count in counts):
             lines.append(f"- Ingest limit on this machine ({name}): {ingest_limit(results, path, counts)}")
+    busy = [r for r in results if r.others_busy > QUIET]
+    if busy:
+        lines.append(f"- WARNING: the machine was not quiet ({len(busy)} of {len(results)} windows had other processes "
+                     f"above {QUIET:.0%} of all cores, up to {max(r.others_busy for r in busy):.0%}). With the "
+                     f"autogroup scheduler the Ray nodes' processes (their own `ray start` sessions) get CPU shares "
+                     f"of their own against other sessions, the hand-started ones share this script's: under "
+                     f"contention the ratios measure that, not the launcher.")  # fmt: skip
     failed = [r for r in results if r.error]
     lines += [f"- FAILED {r.path} x{r.count} round {r.round + 1}: {r.error}" for r in failed]
     return "\n".join(lines)
@@ -344,11 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     ray_environment(scratch)
     progress = Progress()
     results: list[Measurement] = []
-    with BenchCluster(scratch, progress=progress):
+    with BenchCluster(scratch, progress=progress) as cluster:
         for round_ in range(args.rounds):
             for index, count in enumerate(args.counts):
                 for path in (("hand", "ray") if (index + round_) % 2 == 0 else ("ray", "hand")):
-                    results.append(run_one(path, count, round_, args, scratch, progress))
+                    results.append(run_one(path, count, round_, args, cluster, progress))
     header["uptime at the end"] = uptime()
     text = report(results, args.counts, args, header)
     print()
