@@ -13,7 +13,9 @@ memory Ray adds, per node and per hosted process.
    - local (the baseline): `learner --fleet fake=2 ...` (the local launcher: children on loopback).
    Both ingest only (`--learning-starts 1000000000`), actors at `--time-scale 20 --batch-size 32`. Each run is
    stopped with Ctrl-C (SIGINT) once measured; the time to a clean exit is reported as well. `learner --help`
-   and `actor --help` run once before the first start, so neither path pays a cold page cache alone.
+   and `actor --help` run once before the first start, so neither path pays a cold page cache alone. Run it on
+   a quiet machine (the report warns when other processes used over 10 % of the CPU while a run started: with
+   autogroup scheduling the Ray nodes' own sessions would get more CPU than the local run).
 2. Memory: RSS and PSS (/proc/PID/smaps_rollup; PSS splits shared pages among the processes sharing them, so
    PSS sums are the honest totals) of every process of each node, walked from the node's `ray start` process:
    idle before any run, during the first Ray run (every actor delivering, then a settle time), and idle after
@@ -39,9 +41,11 @@ from benchmarks.ray_common import (
     BenchCluster,
     Progress,
     command_of,
+    cpu_seconds,
     descendants,
     free_port_pair,
     header_lines,
+    machine_busy,
     make_scratch,
     markdown_header,
     memory_kb,
@@ -84,6 +88,7 @@ class Start:
     stop_s: float = float("nan")  # SIGINT -> the command exited
     exit_code: int | None = None
     load1: float = 0.0
+    others_busy: float = 0.0  # share of all cores used by processes outside the benchmark while starting
     error: str = ""
 
 
@@ -192,12 +197,16 @@ def time_start(path: str, repeat: int, cluster: BenchCluster, args, progress: Pr
     run_dir.parent.mkdir(parents=True)
     env = {**os.environ, "TANDEM_RAY_NODE_DIR": str(cluster.scratch / "nodes")}
     progress(f"{path} start {repeat + 1}: {' '.join(argv[1:])}")
+    ours0, busy0 = _our_cpu(cluster), machine_busy()
     with log_path.open("w") as log:
         begin = time.monotonic()
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                  cwd=Path(__file__).resolve().parents[1])  # fmt: skip
     try:
         _time_milestones(child, begin, metrics_port, result, args)
+        ours1, busy1 = _our_cpu(cluster, child.pid), machine_busy()
+        all_cores = max(busy1[1] - busy0[1], 1e-9)
+        result.others_busy = max(0.0, (busy1[0] - busy0[0] - (ours1 - ours0)) / all_cores)
         progress(f"  {path}: /metrics after {result.metrics_up_s:.1f} s, first transition after "
                  f"{result.first_transition_s:.1f} s, all {args.actors} actors after {result.all_delivering_s:.1f} s")
         if path == "ray" and not any(p.snapshot == "Ray run" for p in memory):
@@ -214,6 +223,13 @@ def time_start(path: str, repeat: int, cluster: BenchCluster, args, progress: Pr
         result.stop_s, result.exit_code = _stop(child)
         progress(f"  {path}: stopped in {result.stop_s:.1f} s (exit {result.exit_code})")
     return result
+
+
+def _our_cpu(cluster: BenchCluster, *roots: int) -> float:
+    """CPU seconds so far of this script, the cluster's processes and the processes below `roots`."""
+    tree = parents()
+    pids = [os.getpid(), *(pid for root in (*cluster.node_pids(), *roots) for pid in [root, *descendants(root, tree)])]
+    return sum(map(cpu_seconds, pids))
 
 
 def _time_milestones(child: subprocess.Popen, begin: float, metrics_port: int, result: Start, args) -> None:
@@ -261,7 +277,8 @@ def start_rows(starts: list[Start]) -> list[list]:
     for key, label in (("metrics_up_s", "invoked -> learner /metrics up"),
                        ("first_transition_s", "invoked -> first transition stored"),
                        ("all_delivering_s", "invoked -> every actor delivered"),
-                       ("stop_s", "Ctrl-C -> exited")):  # fmt: skip
+                       ("stop_s", "Ctrl-C -> exited"),
+                       ("others_busy", "other processes' CPU while starting (share of all cores)")):  # fmt: skip
         medians = {}
         for path in ("local", "ray"):
             values = [getattr(s, key) for s in starts if s.path == path and not s.error]
@@ -296,6 +313,10 @@ def report(starts: list[Start], memory: list[Proc], cluster_s: float, args, head
     lines += ["", "## Every process of each snapshot (MB)", ""]
     for name in dict.fromkeys(p.snapshot for p in memory):
         lines += [f"### {name}", "", table(["node", "role", "pid", "RSS", "PSS"], process_rows(memory, name)), ""]
+    if any(s.others_busy > 0.10 for s in starts):
+        lines.append("- WARNING: the machine was not quiet (other processes above 10 % of all cores while starting). "
+                     "With autogroup scheduling the Ray nodes' sessions get CPU shares of their own against other "
+                     "sessions, the local run shares this script's: under outside load the start times compare that.")
     lines += [f"- FAILED {s.path} start {s.repeat + 1}: {s.error}" for s in starts if s.error]
     return "\n".join(lines)
 
