@@ -1,7 +1,7 @@
 """Aggregate ingest with 1..16 simulated actors: started by the Ray launcher vs started by hand, in one run.
 
-    python -m benchmarks.ray_ingest --out runs/ray_ingest            # counts 1,2,4,8,16, 30 s windows (~25 min)
-    python -m benchmarks.ray_ingest --quick --out runs/ray_ingest_q  # counts 1,2, 5 s windows (smoke, ~3 min)
+    python -m benchmarks.ray_ingest --out runs/ray_ingest            # counts 1,2,4,8,16, 30 s windows (~12 min)
+    python -m benchmarks.ray_ingest --quick --out runs/ray_ingest_q  # counts 1,2, 5 s windows (smoke, ~2 min)
 
 What is measured: transitions/s the learner stores (its /metrics counter
 `tandem_learner_transitions_received_total`, summed over actors, read twice over a fixed window that opens

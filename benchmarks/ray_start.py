@@ -1,8 +1,8 @@
 """Start of a two-node Ray run to its first stored transition, against the same run started locally; and the
 memory Ray adds, per node and per hosted process.
 
-    python -m benchmarks.ray_start --out runs/ray_start            # 3 starts of each (~6 min)
-    python -m benchmarks.ray_start --quick --out runs/ray_start_q  # 1 start of each (~3 min)
+    python -m benchmarks.ray_start --out runs/ray_start            # 3 starts of each (~3 min)
+    python -m benchmarks.ray_start --quick --out runs/ray_start_q  # 1 start of each (~1.5 min)
 
 1. Start to first transition. A two-node LocalCluster (head + worker, `ray start --block` each) is up and idle;
    then, in alternating order, each run is one command as a user types it, timed from the moment it is invoked

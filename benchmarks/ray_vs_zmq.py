@@ -2,7 +2,7 @@
 against Tandem's own acked, CURVE-encrypted ZeroMQ link, in one run on one two-node cluster.
 
     python -m benchmarks.ray_vs_zmq --out runs/ray_vs_zmq            # 2 payloads x 3 paths (~4 min)
-    python -m benchmarks.ray_vs_zmq --quick --out runs/ray_vs_zmq_q  # shorter windows, fewer pings (~2 min)
+    python -m benchmarks.ray_vs_zmq --quick --out runs/ray_vs_zmq_q  # shorter windows, fewer pings (~1 min)
 
 A two-node LocalCluster on this machine (head + worker, `ray start --block` each). For every payload and path
 the producer is a Ray actor on the worker node and the consumer one on the head node (so every batch crosses
