@@ -90,7 +90,7 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     weights = WeightClient(host, port, spec, security=security).start()
     hello = Hello(options.actor_id, spec.name, spec.spec_hash, spec.to_json())
     sender = Sender(
-        host, port, hello, options.sender, on_weights=weights.offer, have_version=lambda: weights.latest_version,
+        host, port, hello, options.sender, on_weights=weights.offer, have_version=lambda: weights.received_version,
         security=security, on_learner_updates=pacer.on_learner_updates if pacer else None,
     ).start()
     paused = PauseWhenFull(sender.submit, sender.room, robot.stop, lambda: loop._stop.is_set(), options.pause_when_full)

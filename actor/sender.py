@@ -55,6 +55,7 @@ class SenderConfig:
     spool_dir: str = ""  # unacked batches on disk here ("": memory only; a restart then loses them)
     spool_max_bytes: int = 1 << 30  # spool limit; when full the robot is paused (see actor.spool)
     spool_fsync: bool = False  # fsync each spooled batch (survives power loss, not just a killed process)
+    weights_catch_up_s: float = 2.0  # a version the learner names but PUB has not delivered this long is asked for
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.queue_size < 1 or self.max_unacked_batches < 1:
@@ -98,6 +99,7 @@ class Sender:
         self._on_weights = on_weights or (lambda _w: None)
         self._have_version = have_version  # the weight client's newest version, for "latest please"
         self._on_learner_updates = on_learner_updates or (lambda _n: None)  # each ack's update count (pacing)
+        self._awaited: tuple[int, float] | None = None  # (weights version the learner named, when first named)
         self._context = context or zmq.Context.instance()
         self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
         self._unacked = UnackedBatches()
@@ -251,8 +253,28 @@ class Sender:
         elif isinstance(message, Ack):
             self._release(message.seq)
             self._on_learner_updates(message.learner_updates)
+            self._catch_up_weights(message.policy_version)
+        elif isinstance(message, Heartbeat):
+            self._catch_up_weights(message.policy_version)
         elif isinstance(message, Weights):
             self._on_weights(message)
+
+    def _catch_up_weights(self, learner_version: int) -> None:
+        """Ask for the newest weights when the learner names a version PUB has not delivered for a while.
+
+        PUB drops what a subscriber is not yet (or no longer) subscribed for, and the learner publishes
+        rarely in some stages (once for a whole rollouts stage): an actor that missed that one version
+        would act with the old policy forever while the learner waited for episodes of the new one.
+        """
+        now, have = time.monotonic(), self._have_version()
+        if learner_version <= have:
+            self._awaited = None
+        elif self._awaited is None or self._awaited[0] <= have:  # nothing awaited yet, or it came and a newer is named
+            self._awaited = (learner_version, now)
+        elif now - self._awaited[1] >= self.config.weights_catch_up_s:
+            log.info("weights v%d never arrived by PUB; asking the learner for them", self._awaited[0])
+            self._send(WeightsRequest(have_version=have))
+            self._awaited = (learner_version, now)
 
     def _on_welcome(self, welcome: Welcome) -> None:
         if welcome.rehello:

@@ -41,6 +41,7 @@ class WeightClient:
         self._lock = threading.Lock()
         self._ready: ActingPolicy | None = None
         self._latest_version = -1
+        self._received_version = -1
         self._stopping = threading.Event()
         self.rejected = 0
         self._thread = threading.Thread(target=self._run, name="tandem-weights", daemon=True)
@@ -69,7 +70,14 @@ class WeightClient:
 
     @property
     def latest_version(self) -> int:
+        """The newest version installed (ready to act)."""
         return self._latest_version
+
+    @property
+    def received_version(self) -> int:
+        """The newest version received, installed or refused: the learner need not send it again (a refused
+        version would be refused again)."""
+        return self._received_version
 
     def _run(self) -> None:
         sock = configure(self._context.socket(zmq.SUB), hwm=4)
@@ -82,7 +90,7 @@ class WeightClient:
                 newest = self._newest_offer()
                 if sock.poll(timeout=50):
                     newest = self._newer(newest, self._drain(sock))
-                if newest is not None and newest.version > self._latest_version:
+                if newest is not None and newest.version > self._received_version:
                     self._install(newest)
         finally:
             sock.close(linger=0)
@@ -118,6 +126,7 @@ class WeightClient:
         return a
 
     def _install(self, weights: Weights) -> None:
+        self._received_version = weights.version
         try:
             policy = build_policy(weights, self._spec)
         except (WeightsSchemaError, ValueError, KeyError) as exc:

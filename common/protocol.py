@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PROTOCOL_VERSION = 3  # 2: Weights name their policy and program; 3: EpisodeSummary.rl_action_fraction
+PROTOCOL_VERSION = 4  # 2: Weights name their policy and program; 3: EpisodeSummary.rl_action_fraction;
+# 4: Ack and Heartbeat carry the learner's newest policy version (an actor that missed one asks for it)
 
 DEFAULT_EVAL_EPISODES = 5
 """Episodes per actor evaluation block unless `--eval-episodes` says otherwise (the learner's stop-rule
@@ -60,6 +61,7 @@ class Ack:
 
     seq: int
     learner_updates: int = 0  # gradient updates the learner has made (lets a simulated actor keep pace)
+    policy_version: int = -1  # the learner's newest published weights version (-1: none yet)
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Heartbeat:
     """Liveness in both directions; any message also counts as a sign of life."""
 
     sent_at: float = 0.0
+    policy_version: int = -1  # learner -> actor: its newest published weights version (-1: none yet)
 
 
 @dataclass

@@ -195,7 +195,7 @@ class LearnerServer:
             self._journal.sync()
         updates = self._told_updates = self._updates() if self._updates else 0
         for identity, seq in self._pending_acks:
-            self._send(identity, Ack(seq, updates))
+            self._send(identity, Ack(seq, updates, self.latest_version))
         self._pending_acks.clear()
 
     def _tell_updates(self) -> None:
@@ -205,7 +205,7 @@ class LearnerServer:
             return
         self._told_updates = updates
         for identity, session in self.sessions.items():
-            self._send(identity, Ack(self.sequences.acked(session.actor_id), updates))
+            self._send(identity, Ack(self.sequences.acked(session.actor_id), updates, self.latest_version))
 
     def _count_handshake_failures(self) -> None:
         from zmq.utils.monitor import recv_monitor_message
@@ -260,7 +260,7 @@ class LearnerServer:
         if isinstance(message, TransitionBatch):
             self._on_batch(identity, session, message, sum(len(f.buffer) for f in frames))
         elif isinstance(message, Heartbeat):
-            self._send(identity, Heartbeat(sent_at=time.time()))
+            self._send(identity, Heartbeat(sent_at=time.time(), policy_version=self.latest_version))
         elif isinstance(message, EpisodeSummary):
             self._on_episode(session.actor_id, message)
         elif isinstance(message, WeightsRequest):

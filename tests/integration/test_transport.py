@@ -190,6 +190,26 @@ def test_a_late_actor_gets_the_latest_weights_at_connect(server, port):
     client.close()
 
 
+def test_a_version_pub_never_delivered_is_asked_for_once_the_learner_names_it(server, port):
+    """PUB drops what nobody is subscribed for (here no subscriber at all): the version the learner names on
+    its acks and heartbeats is asked for. Without it, an actor that missed a rollouts stage's only
+    publication acted with its old policy forever while the learner waited for episodes of the new one."""
+    received: list[int] = []
+    config = SenderConfig(batch_size=4, heartbeat_interval_s=0.2, weights_catch_up_s=0.5)
+    have = lambda: max(received, default=-1)  # noqa: E731
+    sender = Sender("127.0.0.1", port, hello("deaf"), config, on_weights=lambda w: received.append(w.version),
+                    have_version=have).start()  # fmt: skip
+    try:
+        assert sender.connected.wait(timeout=10)
+        server.publish(make_weights(3))
+        wait_until(lambda: server.latest_version == 3, what="publication")
+        for item in transitions(0, 8):
+            sender.submit(item)
+        wait_until(lambda: received == [3], timeout_s=15, what="v3 asked for and answered on the ROUTER")
+    finally:
+        sender.close(flush_timeout_s=1)
+
+
 def test_weights_with_the_wrong_schema_are_refused_by_the_actor(server, port):
     bad = make_weights(3)
     name = next(iter(bad.tensors))
