@@ -18,15 +18,24 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 
 
+def accept_stop_signals() -> None:
+    """Make SIGINT and SIGTERM reach this process whatever it inherited: a blocked mask (Ray blocks SIGINT in
+    its workers' task threads, and children inherit the mask) or SIGINT ignored (a shell's background job).
+    For long-running processes whose only clean way out is the safe shutdown those signals start."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def exit_with_parent(parent_pid: int) -> None:
     """Ask the kernel for SIGINT (the safe shutdown: robot stopped, or a learner checkpoint) when the parent
     dies; exit now if it already has.
 
-    SIGINT is unblocked first: a parent may hand down a mask that blocks it (Ray blocks it in its workers'
-    task threads), and then neither this death signal nor the parent's own stop would ever arrive (actors
-    killed unflushed after their grace, a learner that outlives its host).
+    Stop signals are accepted first (`accept_stop_signals`): with SIGINT blocked, neither this death signal
+    nor the parent's own stop would ever arrive (actors killed unflushed after their grace, a learner that
+    outlives its host).
     """
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    accept_stop_signals()
     if sys.platform != "linux":
         log.warning("--parent-pid is only enforced on Linux; this process will outlive its parent")
         return

@@ -22,6 +22,7 @@ actor pacing itself on it (`actor --pace-utd`, which sends nothing while it wait
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -49,6 +50,7 @@ from common.transport import MAX_MESSAGE_BYTES, LinkSecurity, Liveness, Sequence
 from common.types import unpack_transitions
 
 log = logging.getLogger(__name__)
+_INBOX_NUMBERS = itertools.count()
 
 
 @dataclass
@@ -120,7 +122,8 @@ class LearnerServer:
             self._monitor = self._router.get_monitor_socket(sum(_HANDSHAKE_EVENTS))
         self.port = self._bind(self._router, host, port)
         self.weights_port = self._bind(self._pub, host, self.port + 1)
-        self._inbox_address = f"inproc://tandem-publish-{id(self)}"
+        # A counter, not id(self): ids are reused, and a closed server's inproc name can stay bound a moment.
+        self._inbox_address = f"inproc://tandem-publish-{next(_INBOX_NUMBERS)}"
         self._inbox = self._context.socket(zmq.PAIR)
         self._inbox.bind(self._inbox_address)
         self._outbox = self._context.socket(zmq.PAIR)

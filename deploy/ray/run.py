@@ -25,6 +25,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
 
+from common.lifetime import accept_stop_signals
 from deploy.ray.cluster import connect
 from deploy.ray.launcher import Placement, RayActorHandle, RayLauncher
 from learner.launch import fleet_processes
@@ -109,6 +110,7 @@ def run_on_ray(argv: list[str], run: RayRun, demo: str = "") -> int:
     print(f"learner on node {learner['node_id'][:8]} ({address}, {placement.num_gpus:g} GPU), run dir {run_dir}; "
           f"starting {len(processes)} actors", flush=True)  # fmt: skip
     fleet = [launcher.start(process, address) for process in processes]
+    accept_stop_signals()  # Ctrl-C must stop the run even if the shell or a parent handed down SIGINT ignored
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` (or a supervisor) stops it like Ctrl-C
     try:
         code = _wait_for_learner(launcher, fleet)

@@ -56,7 +56,12 @@ def test_ctrl_c_in_the_launchers_terminal_stops_the_run_safely(ray_cluster, tmp_
     driver.send_signal(signal.SIGINT)
     time.sleep(0.5)  # a second Ctrl-C half a second later (timing of the operator, not synchronisation)
     driver.send_signal(signal.SIGINT)
-    out, _ = driver.communicate(timeout=200)
+    try:
+        out, _ = driver.communicate(timeout=200)
+    except subprocess.TimeoutExpired:
+        signals = re.findall(r"^Sig\w+:\s*\S+", Path(f"/proc/{driver.pid}/status").read_text(), re.M)
+        driver.kill()  # not left hogging the cluster for the tests after this one
+        pytest.fail(f"the launcher ignored Ctrl-C ({signals}):\n{driver.communicate()[0][-3000:]}")
     assert driver.returncode == 130, out[-3000:]
     assert "received SIGINT: checkpointing" in log.read_text()
     assert '"interrupted": true' in out and (run_dir / "checkpoints").is_dir(), out[-3000:]
