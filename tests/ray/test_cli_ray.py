@@ -49,7 +49,11 @@ def test_ctrl_c_in_the_launchers_terminal_stops_the_run_safely(ray_cluster, tmp_
                "--fleet", "fake=2", "--algo", "sac", "--set", "hidden_dims=16,16", "--run-dir", str(run_dir),
                "--port", str(free_port_pair()), "--metrics-port", "0", "--actor-arg=--time-scale",
                "--actor-arg=20", "--actor-cpus", "0.25"]  # fmt: skip
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    # Started with SIGINT ignored, as a shell starts a background job (`learner ... &` in a script): the
+    # launcher must still stop on it (it did not, and the suite run as a background job hung here).
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                              preexec_fn=ignore_sigint)  # fmt: skip
     log = run_dir / "learner.log"
     wait_until(lambda: log.exists() and log.read_text().count(") connected;") >= 2, timeout_s=180,
                what="both fleet actors connected")  # fmt: skip
