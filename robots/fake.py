@@ -12,6 +12,7 @@ import numpy as np
 from common.specs import ArraySpec, BoundedSpec, RobotSpec
 from common.types import Observation
 from robots.base import ROBOTS, Robot, Task
+from robots.driver_kit import GuardedRobot
 from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
 
@@ -38,7 +39,7 @@ class FakeTask(Task):
 
 
 @ROBOTS.register("fake")
-class FakeRobot(Robot):
+class FakeRobot(GuardedRobot):
     """A seeded point robot: observation {"state": float32[4]}, action 2-d velocity in [-1, 1]."""
 
     def __init__(self, *, seed: int = 0, max_steps: int = 20, start_jitter: float = 0.05) -> None:
@@ -58,10 +59,6 @@ class FakeRobot(Robot):
         self._velocity = np.zeros(2, dtype=np.float32)
         self.stop_count = 0  # how many times stop() halted motion (tests read it)
 
-    @property
-    def spec(self) -> RobotSpec:
-        return self._spec
-
     def connect(self) -> None:
         self._lifecycle.connect()
 
@@ -76,19 +73,6 @@ class FakeRobot(Robot):
             self._velocity = np.zeros(2, dtype=np.float32)
             return self._observe()
 
-    def get_observation(self) -> Observation:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("get_observation")
-            return self._observe()
-
-    def send_action(self, action: np.ndarray) -> np.ndarray:
-        with self._lifecycle.lock:
-            self._lifecycle.require_enabled("send_action")
-            executed, _ = self.safety.apply(action)
-            self._velocity = executed.astype(np.float32)
-            self._position = (self._position + self._velocity / FAKE_CONTROL_HZ).astype(np.float32)
-            return executed
-
     def stop(self) -> None:
         with self._lifecycle.lock:
             self._velocity = np.zeros(2, dtype=np.float32)
@@ -98,6 +82,11 @@ class FakeRobot(Robot):
         with self._lifecycle.lock:
             self.stop()
             self._lifecycle.disconnect()
+
+    def _execute(self, action: np.ndarray) -> np.ndarray:
+        self._velocity = action.astype(np.float32)
+        self._position = (self._position + self._velocity / FAKE_CONTROL_HZ).astype(np.float32)
+        return action
 
     def _observe(self) -> Observation:
         return {"state": np.concatenate([self._position, self._velocity]).astype(np.float32)}

@@ -30,10 +30,10 @@ import numpy as np
 from common.specs import BoundedSpec, RobotSpec
 from common.types import Observation
 from robots.arm_limits import FRANKA_LIMITS, hold_inside_workspace
-from robots.base import ROBOTS, Robot, RobotError
+from robots.base import ROBOTS, RobotError
+from robots.driver_kit import OperatorTask, RealRobot, driver_camera, observation_specs
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
-from robots.unitree import OperatorTask, make_driver_camera, observation_mode, observation_specs
 from robots.watchdog import CommandWatchdog
 
 log = logging.getLogger(__name__)
@@ -81,23 +81,23 @@ def make_franka_driver_spec(camera=None, image_size: int = 64) -> RobotSpec:
     limits = FRANKA_LIMITS
     return RobotSpec(
         name="franka",
-        observation=observation_specs(camera, image_size, len(STATE_FIELDS)),
+        observation=observation_specs(camera is not None, image_size, len(STATE_FIELDS)),
         action=BoundedSpec("action", (limits.action_dim,), "float32", low=limits.action_low, high=limits.action_high),
         control_hz=limits.control_hz,
         metadata={"simulated": "false", "action_units": "m/s,m/s,m/s,m/s(gripper opening)",
-                  "observation": observation_mode(camera),
+                  "observation": "image" if camera is not None else "state",
                   "state_fields": ",".join(STATE_FIELDS), "twin": "franka_sim"},
     )
 
 
 @ROBOTS.register("franka")
-class FrankaRobot(Robot):
+class FrankaRobot(RealRobot):
     """Franka arm + hand via franky; see the module docstring for the action path and observation."""
 
     def __init__(self, **options: Any) -> None:
         self.config = FrankaConfig(**options)
         self.limits = FRANKA_LIMITS
-        self.camera = make_driver_camera(self.config.camera, self.config.image_size)
+        self.camera = driver_camera(self.config.camera, self.config.image_size)
         self._spec = make_franka_driver_spec(self.camera, self.config.image_size)
         self.safety = ActionSafety(self._spec.action)
         self.task = OperatorTask(self.config.max_steps)
@@ -108,17 +108,8 @@ class FrankaRobot(Robot):
         self._gripper: Any = None
         self._gripper_future: Any = None
         self._gripper_target = 0.0
-        self._watchdog: CommandWatchdog | None = None
+        self.watchdog: CommandWatchdog | None = None  # the current connection's (None before the first connect)
         self._motion_lock = threading.Lock()  # serialises franky move/stop calls (watchdog vs control thread)
-
-    @property
-    def spec(self) -> RobotSpec:
-        return self._spec
-
-    @property
-    def watchdog(self) -> CommandWatchdog | None:
-        """The command watchdog of the current connection (None before the first connect)."""
-        return self._watchdog
 
     def connect(self) -> None:
         with self._lifecycle.lock:
@@ -137,7 +128,7 @@ class FrankaRobot(Robot):
             self._gripper_target = self._gripper_width() if self._gripper is not None else 0.0
             if self.camera is not None:
                 self.camera.connect()
-            self._watchdog = CommandWatchdog(self._stop_motion, self.config.watchdog_ms / 1e3, "franka").start()
+            self.watchdog = CommandWatchdog(self._stop_motion, self.config.watchdog_ms / 1e3, "franka").start()
             self._lifecycle.connect()
 
     def _open_link(self) -> None:
@@ -156,11 +147,8 @@ class FrankaRobot(Robot):
                 raise RobotError(f"franka: cannot connect to {cfg.address}: {exc}") from exc
             self._robot, self._gripper = robot, gripper
 
-    def enable(self) -> None:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("enable")
-            self._recover()
-            self._lifecycle.enable()
+    def _on_enable(self) -> None:
+        self._recover()
 
     def reset(self) -> Observation:
         """Recover from any error of the last episode, stop, and move to home_joints (if set)."""
@@ -174,42 +162,13 @@ class FrankaRobot(Robot):
                 self._call(lambda: self._robot.move(motion), "moving home")
             return self._observe()
 
-    def get_observation(self) -> Observation:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("get_observation")
-            return self._observe()
-
-    def send_action(self, action: np.ndarray) -> np.ndarray:
-        with self._lifecycle.lock:
-            self._lifecycle.require_enabled("send_action")
-            executed, stopped = self.safety.apply(action)
-            if stopped:
-                self.stop()
-                return executed
-            position = self._tool_state()[0]
-            velocity = hold_inside_workspace(position, executed[:3].astype(np.float64), self.limits)
-            franky = self._franky
-            motion = franky.CartesianVelocityMotion(
-                franky.Twist(velocity, np.zeros(3)), duration=franky.Duration(int(self.config.command_hold_s * 1e3)))
-            with self._motion_lock:
-                self._call(lambda: self._robot.move(motion, asynchronous=True), "velocity motion")
-            self._watchdog.feed()
-            if self._gripper is not None:
-                self._command_gripper(float(executed[3]))
-            return executed
-
     def stop(self) -> None:
         """Start franky's Cartesian stop motion (decelerates within the dynamics limits). The hand finishes its
-        current small move (a gripper stop would leave franky-sim's move unanswered)."""
-        with self._lifecycle.lock:
-            if self._lifecycle.state is LinkState.DISCONNECTED:
-                return
-            feeds = self._watchdog.feeds
-            self._stop_motion()  # raises if franky refused: the watchdog then stays armed and retries
-            self._watchdog.disarm(feeds)
+        current small move (a gripper stop would leave franky-sim's move unanswered). Raises if franky refused."""
+        self._stop_confirmed(self._stop_motion)
 
     def disconnect(self) -> None:
-        watchdog = self._watchdog
+        watchdog = self.watchdog
         if watchdog is not None:
             watchdog.close()
         with self._lifecycle.lock:
@@ -240,6 +199,19 @@ class FrankaRobot(Robot):
             raise RobotError(f"franka: the hand's last move did not finish within {GRIPPER_SETTLE_S} s")
 
     # ---- internals ----
+
+    def _execute(self, action: np.ndarray) -> np.ndarray:
+        position = self._tool_state()[0]
+        velocity = hold_inside_workspace(position, action[:3].astype(np.float64), self.limits)
+        franky = self._franky
+        motion = franky.CartesianVelocityMotion(
+            franky.Twist(velocity, np.zeros(3)), duration=franky.Duration(int(self.config.command_hold_s * 1e3)))
+        with self._motion_lock:
+            self._call(lambda: self._robot.move(motion, asynchronous=True), "velocity motion")
+        self.watchdog.feed()
+        if self._gripper is not None:
+            self._command_gripper(float(action[3]))
+        return action
 
     def _stop_motion(self) -> None:
         with self._motion_lock:

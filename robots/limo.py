@@ -28,12 +28,12 @@ import time
 
 import numpy as np
 
-from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec
+from common.specs import BoundedSpec, RobotSpec
 from common.types import Observation
 from robots import limo_protocol as lp
-from robots.base import ROBOTS, Camera, Robot, RobotError
+from robots.base import ROBOTS, Camera, RobotError
+from robots.driver_kit import OperatorTask, RealRobot, camera_observation, observation_specs
 from robots.lifecycle import Lifecycle, LinkState
-from robots.operator_task import OperatorTask
 from robots.safety import ActionSafety
 from robots.sim.limo import IMAGE_SIZES, LIMO_CONTROL_HZ, MAX_V, MAX_W
 from robots.watchdog import DEFAULT_DEADLINE_S, CommandWatchdog
@@ -45,15 +45,11 @@ PROPRIO_DIM = 4
 
 
 def make_limo_driver_spec(observation: str, image_size: int = 64) -> RobotSpec:
-    if observation == "image":
-        observation_specs = {"image": ImageSpec("image", (image_size, image_size, 1))}
-    elif observation == "proprio":
-        observation_specs = {"state": ArraySpec("state", (PROPRIO_DIM,), "float32")}
-    else:
+    if observation not in ("image", "proprio"):
         raise ValueError(f"limo observation must be 'image' or 'proprio', got {observation!r}")
     return RobotSpec(
         name="limo",
-        observation=observation_specs,
+        observation=observation_specs(observation == "image", image_size, PROPRIO_DIM),
         action=BoundedSpec("action", (2,), "float32", low=(-MAX_V, -MAX_W), high=(MAX_V, MAX_W)),
         control_hz=LIMO_CONTROL_HZ,
         metadata={"simulated": "false", "observation": observation, "action_units": "m/s,rad/s"},
@@ -96,29 +92,20 @@ class _BaseState:
 
 
 @ROBOTS.register("limo")
-class LimoRobot(Robot):
+class LimoRobot(RealRobot):
     """AgileX LIMO over serial (see module docstring). Options: port, baudrate, camera, observation, ..."""
 
     def __init__(self, *, port: str = DEFAULT_PORT, baudrate: int = lp.BAUDRATE, camera: Camera | str | None = None,
                  observation: str = "", image_size: int = 64, watchdog_ms: float = DEFAULT_DEADLINE_S * 1e3,
                  connect_timeout_s: float = 2.0, state_timeout_ms: float = 300.0, camera_max_age_ms: float = 200.0,
                  reconnect_interval_s: float = 0.2, max_steps: int = 200) -> None:
-        observation = observation or ("image" if camera is not None else "proprio")
-        if observation == "image" and camera is None:
-            raise ValueError("limo observation=image needs a camera (-o camera=0, a /dev/video path or a file)")
-        if image_size not in IMAGE_SIZES:
-            raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size}")
+        observation, self.camera = camera_observation("limo", observation, camera, image_size, IMAGE_SIZES)
         self._spec = make_limo_driver_spec(observation, image_size)
         self.port, self.baudrate = str(port), int(baudrate)
         self.connect_timeout_s = float(connect_timeout_s)
         self.state_timeout_s = float(state_timeout_ms) / 1e3
         self.camera_max_age_ms = float(camera_max_age_ms)
         self.reconnect_interval_s = float(reconnect_interval_s)
-        if camera is not None and not isinstance(camera, Camera):  # a source: "0", a path, "realsense:SERIAL"
-            from robots.cameras import make_camera
-
-            camera = make_camera(str(camera), image_size, image_size)
-        self.camera = camera if observation == "image" else None
         self.safety = ActionSafety(self._spec.action)
         self.task = OperatorTask(max_steps)  # success/failure come from the operator's keys
         self.watchdog = CommandWatchdog(self._send_stop, float(watchdog_ms) / 1e3, name="limo")
@@ -130,10 +117,6 @@ class LimoRobot(Robot):
         self._serial = None
         self._reader: threading.Thread | None = None
         self._closing = threading.Event()
-
-    @property
-    def spec(self) -> RobotSpec:
-        return self._spec
 
     def connect(self) -> None:
         with self._lifecycle.lock:
@@ -153,38 +136,9 @@ class LimoRobot(Robot):
                 raise
             self._lifecycle.connect()
 
-    def enable(self) -> None:
-        with self._lifecycle.lock:
-            self._lifecycle.enable()
-            self._write(lp.encode_control_mode_enable())
-            self.watchdog.start()
-
-    def reset(self) -> Observation:
-        """A real base has no episode reset: stop, and return the current observation."""
-        self.stop()
-        return self.get_observation()
-
-    def get_observation(self) -> Observation:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("get_observation")
-            self._require_fresh_state()
-            if self.camera is not None:
-                return {"image": self.camera.read_latest(self.camera_max_age_ms)}
-            with self.state.lock:
-                (v, w), yaw = self.state.motion, self.state.yaw_rad
-            return {"state": np.array([v / MAX_V, w / MAX_W, math.sin(yaw), math.cos(yaw)], dtype=np.float32)}
-
-    def send_action(self, action: np.ndarray) -> np.ndarray:
-        with self._lifecycle.lock:
-            self._lifecycle.require_enabled("send_action")
-            executed, stopped = self.safety.apply(action)
-            if stopped:
-                self.stop()
-                return executed
-            self._require_fresh_state()
-            self._write(lp.encode_motion_command(float(executed[0]), float(executed[1])))
-            self.watchdog.feed()
-            return executed
+    def _on_enable(self) -> None:
+        self._write(lp.encode_control_mode_enable())
+        self.watchdog.start()
 
     def stop(self) -> None:
         """Command v = w = 0 now. Never takes the control-step lock, so a stalled control step cannot delay it.
@@ -192,25 +146,17 @@ class LimoRobot(Robot):
         Never raises (it runs in signal handlers and cleanup paths): if the link is down, the failure is
         logged and the watchdog re-armed, so it retries every deadline until the reopened link carries it.
         """
-        try:
-            self._send_stop()
-        except RobotError as exc:
-            log.error("limo: stop could not be written (%s); the watchdog retries", exc)
-            self.watchdog.feed()
+        self._stop_or_retry(self._send_stop)
 
     def _send_stop(self) -> None:
         """The stop frame; raises RobotError if it could not be written (the watchdog's stop function)."""
         if self._serial is None and self._lifecycle.state is LinkState.DISCONNECTED:
             return  # never connected, or disconnected: nothing is listening and nothing was commanded
-        feeds = self.watchdog.feeds
-        self._write(lp.encode_motion_command(0.0, 0.0))
-        self.watchdog.disarm(feeds)  # an action sent meanwhile stays watched
+        self._watched(lambda: self._write(lp.encode_motion_command(0.0, 0.0)))
 
     def disconnect(self) -> None:
         with self._lifecycle.lock:
-            self.watchdog.close()  # first, so a failed stop below does not leave it retrying on a closed link
-            self.stop()
-            self.watchdog = CommandWatchdog(self._send_stop, self.watchdog.deadline_s, name="limo")
+            self._close_watchdog_and_stop()
             self._close_link()
             self._lifecycle.disconnect()
 
@@ -219,6 +165,20 @@ class LimoRobot(Robot):
         return self.decoder.bad_frames
 
     # ---- internals ----
+
+    def _observe(self) -> Observation:
+        self._require_fresh_state()
+        if self.camera is not None:
+            return {"image": self.camera.read_latest(self.camera_max_age_ms)}
+        with self.state.lock:
+            (v, w), yaw = self.state.motion, self.state.yaw_rad
+        return {"state": np.array([v / MAX_V, w / MAX_W, math.sin(yaw), math.cos(yaw)], dtype=np.float32)}
+
+    def _execute(self, action: np.ndarray) -> np.ndarray:
+        self._require_fresh_state()
+        self._write(lp.encode_motion_command(float(action[0]), float(action[1])))
+        self.watchdog.feed()
+        return action
 
     def _open_port(self):
         import serial  # pyserial, imported here so `import robots` needs no driver dependency

@@ -39,12 +39,12 @@ import threading
 
 import numpy as np
 
-from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec
+from common.specs import BoundedSpec, RobotSpec
 from common.types import Observation
 from robots.arm_limits import RM65_LIMITS, hold_inside_workspace
-from robots.base import ROBOTS, Camera, Robot, RobotError
+from robots.base import ROBOTS, Camera, RobotError
+from robots.driver_kit import OperatorTask, RealRobot, camera_observation, observation_specs
 from robots.lifecycle import Lifecycle, LinkState
-from robots.operator_task import OperatorTask
 from robots.safety import ActionSafety
 from robots.watchdog import DEFAULT_DEADLINE_S, CommandWatchdog
 
@@ -59,15 +59,11 @@ IMAGE_SIZES = (64, 128)
 
 def make_rm65_driver_spec(observation: str, image_size: int = 64) -> RobotSpec:
     limits = RM65_LIMITS
-    if observation == "image":
-        observation_specs = {"image": ImageSpec("image", (image_size, image_size, 1))}
-    elif observation == "proprio":
-        observation_specs = {"state": ArraySpec("state", (PROPRIO_DIM,), "float32")}
-    else:
+    if observation not in ("image", "proprio"):
         raise ValueError(f"rm65 observation must be 'image' or 'proprio', got {observation!r}")
     return RobotSpec(
         name="rm65",
-        observation=observation_specs,
+        observation=observation_specs(observation == "image", image_size, PROPRIO_DIM),
         action=BoundedSpec("action", (limits.action_dim,), "float32", low=limits.action_low, high=limits.action_high),
         control_hz=limits.control_hz,
         metadata={"simulated": "false", "observation": observation, "action_units": "m/s,m/s,m/s"},
@@ -183,24 +179,15 @@ class JsonLineClient:
 
 
 @ROBOTS.register("rm65")
-class RM65Robot(Robot):
+class RM65Robot(RealRobot):
     """RealMan RM65-B over its JSON TCP protocol (see module docstring). Options: host, port, camera, ..."""
 
     def __init__(self, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, camera: Camera | str | None = None,
                  observation: str = "", image_size: int = 64, watchdog_ms: float = DEFAULT_DEADLINE_S * 1e3,
                  timeout_s: float = 0.5, camera_max_age_ms: float = 200.0, max_steps: int = 200) -> None:
-        observation = observation or ("image" if camera is not None else "proprio")
-        if observation == "image" and camera is None:
-            raise ValueError("rm65 observation=image needs a camera (-o camera=0, a /dev/video path or a file)")
-        if image_size not in IMAGE_SIZES:
-            raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size}")
+        observation, self.camera = camera_observation("rm65", observation, camera, image_size, IMAGE_SIZES)
         self.limits = RM65_LIMITS
         self._spec = make_rm65_driver_spec(observation, image_size)
-        if camera is not None and not isinstance(camera, Camera):  # a source: "0", a path, "realsense:SERIAL"
-            from robots.cameras import make_camera
-
-            camera = make_camera(str(camera), image_size, image_size)
-        self.camera = camera if observation == "image" else None
         self.camera_max_age_ms = float(camera_max_age_ms)
         self.client = JsonLineClient(host, port, timeout_s)
         self.safety = ActionSafety(self._spec.action)
@@ -211,10 +198,6 @@ class RM65Robot(Robot):
         self._target: np.ndarray | None = None  # commanded tool position (m), None until enable()
         self._orientation = np.zeros(3)  # held orientation (rad)
         self._velocity = np.zeros(3)  # last commanded velocity (m/s)
-
-    @property
-    def spec(self) -> RobotSpec:
-        return self._spec
 
     def connect(self) -> None:
         with self._lifecycle.lock:
@@ -230,50 +213,9 @@ class RM65Robot(Robot):
                 raise
             self._lifecycle.connect()
 
-    def enable(self) -> None:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("enable")
-            position, orientation = self.read_pose()
-            self._target, self._orientation = position, orientation
-            self._lifecycle.enable()
-            self.watchdog.start()
-
-    def reset(self) -> Observation:
-        """No motion to a start pose here (a task does that): stop and return the current observation."""
-        self.stop()
-        return self.get_observation()
-
-    def get_observation(self) -> Observation:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("get_observation")
-            position, _ = self.read_pose()
-            if self.camera is not None:
-                return {"image": self.camera.read_latest(self.camera_max_age_ms)}
-            scaled = (position - self.limits.workspace_center) / self.limits.workspace_half_size
-            state = np.concatenate([np.clip(scaled, -3.0, 3.0), self._velocity / self.limits.max_speed])
-            return {"state": state.astype(np.float32)}
-
-    def send_action(self, action: np.ndarray) -> np.ndarray:
-        with self._lifecycle.lock:
-            self._lifecycle.require_enabled("send_action")
-            executed, stopped = self.safety.apply(action)
-            if stopped:
-                self.stop()
-                return executed
-            position, _ = self.read_pose()
-            velocity = hold_inside_workspace(position, executed.astype(np.float64), self.limits)
-            step = velocity / self.limits.control_hz
-            reach = 2.0 * self.limits.max_speed / self.limits.control_hz  # never run far ahead of the arm
-            anchor = position if self._target is None else self._target
-            # Never further out of the box than the anchor already is (an arm found outside it may only come
-            # back), then never more than `reach` from where the arm is: no far-away target, ever.
-            low = np.minimum(self.limits.low_array, anchor)
-            high = np.maximum(self.limits.high_array, anchor)
-            target = np.clip(np.clip(anchor + step, low, high), position - reach, position + reach)
-            self.client.send(self._pose_command(target))
-            self._target, self._velocity = target, velocity
-            self.watchdog.feed()
-            return velocity.astype(self._spec.action.dtype)
+    def _on_enable(self) -> None:
+        self._target, self._orientation = self.read_pose()
+        self.watchdog.start()
 
     def stop(self) -> None:
         """Slow stop on the current path (set_arm_slow_stop); a no-op before connect().
@@ -281,11 +223,7 @@ class RM65Robot(Robot):
         Never raises (it runs in signal handlers and cleanup paths): an unacknowledged stop is logged and
         the watchdog re-armed, so it retries every deadline (reconnecting if needed) until the arm confirms.
         """
-        try:
-            self._slow_stop()
-        except RobotError as exc:
-            log.error("rm65: slow stop failed (%s); the watchdog retries", exc)
-            self.watchdog.feed()
+        self._stop_or_retry(self._slow_stop)
 
     def _slow_stop(self) -> None:
         """set_arm_slow_stop, raising RobotError unless the arm acknowledged it (the watchdog's stop function)."""
@@ -315,15 +253,36 @@ class RM65Robot(Robot):
 
     def disconnect(self) -> None:
         with self._lifecycle.lock:
-            self.watchdog.close()  # first, so a failed stop below does not leave it retrying on a closed link
-            if self._lifecycle.state is not LinkState.DISCONNECTED:
-                self.stop()
-            self.watchdog = CommandWatchdog(self._slow_stop, self.watchdog.deadline_s, name="rm65")
+            self._close_watchdog_and_stop()
             self.client.close()
             if self.camera is not None:
                 self.camera.disconnect()
             self._target = None
             self._lifecycle.disconnect()
+
+    def _observe(self) -> Observation:
+        position, _ = self.read_pose()
+        if self.camera is not None:
+            return {"image": self.camera.read_latest(self.camera_max_age_ms)}
+        scaled = (position - self.limits.workspace_center) / self.limits.workspace_half_size
+        state = np.concatenate([np.clip(scaled, -3.0, 3.0), self._velocity / self.limits.max_speed])
+        return {"state": state.astype(np.float32)}
+
+    def _execute(self, action: np.ndarray) -> np.ndarray:
+        position, _ = self.read_pose()
+        velocity = hold_inside_workspace(position, action.astype(np.float64), self.limits)
+        step = velocity / self.limits.control_hz
+        reach = 2.0 * self.limits.max_speed / self.limits.control_hz  # never run far ahead of the arm
+        anchor = position if self._target is None else self._target
+        # Never further out of the box than the anchor already is (an arm found outside it may only come
+        # back), then never more than `reach` from where the arm is: no far-away target, ever.
+        low = np.minimum(self.limits.low_array, anchor)
+        high = np.maximum(self.limits.high_array, anchor)
+        target = np.clip(np.clip(anchor + step, low, high), position - reach, position + reach)
+        self.client.send(self._pose_command(target))
+        self._target, self._velocity = target, velocity
+        self.watchdog.feed()
+        return velocity.astype(self._spec.action.dtype)
 
     def read_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """(tool position in m, orientation in rad) from get_current_arm_state; reconnects once if needed."""

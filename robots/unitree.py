@@ -22,6 +22,7 @@ singleton in the SDK); a second robot in the same process must use the same doma
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import threading
@@ -32,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from common.specs import ArraySpec, ImageSpec, RobotSpec
+from common.specs import RobotSpec
 from common.types import Observation
-from robots.base import ROBOTS, Camera, Robot, RobotError, Task
+from robots.base import ROBOTS, RobotError
+from robots.driver_kit import OperatorTask, RealRobot, driver_camera, observation_specs
 from robots.legged_limits import G1_LIMITS, GO2_LIMITS, VelocityLimits
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
@@ -45,24 +47,6 @@ log = logging.getLogger(__name__)
 STOP_ATTEMPTS = 3  # a stop RPC is repeated this many times before stop() raises
 _DDS_LOCK = threading.Lock()
 _DDS_SETTINGS: tuple[int, str] | None = None  # (domain_id, interface) this process's DDS was initialised with
-
-
-class OperatorTask(Task):
-    """The task of a real robot without privileged state: reward 0 until the operator labels the episode.
-
-    Success/failure come from the operator's keys (`operator_label`); episodes are also cut at max_steps.
-    """
-
-    def __init__(self, max_steps: int = 200) -> None:
-        if max_steps <= 0:
-            raise ValueError(f"max_steps must be positive, got {max_steps}")
-        self.max_steps = int(max_steps)
-
-    def reset(self, robot: Robot) -> Observation:
-        return robot.reset()
-
-    def reward(self, observation: Observation) -> tuple[float, bool]:
-        return 0.0, False
 
 
 @dataclass(frozen=True)
@@ -89,26 +73,6 @@ class UnitreeConfig:
                      "command_duration_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-
-
-def make_driver_camera(source: str | None, image_size: int) -> Camera | None:
-    """The camera a real driver observes through (`-o camera=SOURCE`), or None for state observations."""
-    if source is None or str(source).lower() in ("", "none"):
-        return None
-    from robots.cameras import make_camera
-
-    return make_camera(str(source), image_size, image_size)
-
-
-def observation_mode(camera: Camera | None) -> str:
-    return "image" if camera is not None else "state"
-
-
-def observation_specs(camera: Camera | None, image_size: int, state_dim: int) -> dict:
-    """{"image": the twins' grayscale image spec} with a camera, else {"state": float32[state_dim]}."""
-    if camera is not None:
-        return {"image": ImageSpec("image", (image_size, image_size, 1))}
-    return {"state": ArraySpec("state", (state_dim,), "float32")}
 
 
 def init_dds(domain_id: int, interface: str) -> None:
@@ -165,31 +129,39 @@ class StateSubscriber:
         self._subscriber.Close()
 
 
+def _sdk_class(path: str) -> Any:
+    """The SDK class named "module:Class" (imported only when a driver connects)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def _check(code: int | None, what: str) -> None:
     if code != 0:
         hint = {3102: "no robot matched (link down?)", 3104: "no reply in time (robot silent?)"}.get(code, "")
         raise RobotError(f"{what} failed with SDK code {code} {hint}".rstrip())
 
 
-class UnitreeLegged(Robot):
+class UnitreeLegged(RealRobot):
     """Shared driver logic: DDS state subscription, safety, watchdog, lifecycle. Subclasses supply the
     robot's limits, state topic and decoding, and its locomotion client calls."""
 
     NAME = ""
     LIMITS: VelocityLimits
     STATE_TOPIC = ""
+    STATE_TYPE = ""  # "module:Class" of the state topic's message in unitree_sdk2py
+    CLIENT = ""  # "module:Class" of the locomotion RPC client in unitree_sdk2py
     STATE_FIELDS: tuple[str, ...] = ()
 
     def __init__(self, **options: Any) -> None:
         self.config = UnitreeConfig(**options)
-        self.camera = make_driver_camera(self.config.camera, self.config.image_size)
+        self.camera = driver_camera(self.config.camera, self.config.image_size)
         self._spec = RobotSpec(
             name=self.NAME,
-            observation=observation_specs(self.camera, self.config.image_size, len(self.STATE_FIELDS)),
+            observation=observation_specs(self.camera is not None, self.config.image_size, len(self.STATE_FIELDS)),
             action=self.LIMITS.bounded_action_spec(),
             control_hz=self.LIMITS.control_hz,
             metadata={"simulated": "false", "action_units": "m/s,m/s,rad/s",
-                      "observation": observation_mode(self.camera),
+                      "observation": "image" if self.camera is not None else "state",
                       "state_fields": ",".join(self.STATE_FIELDS), "twin": f"{self.NAME}_sim"},
         )
         self.safety = ActionSafety(self._spec.action)
@@ -197,25 +169,10 @@ class UnitreeLegged(Robot):
         self._lifecycle = Lifecycle(self.NAME)
         self._client: Any = None  # the SDK client, created at the first connect and reused
         self._state: StateSubscriber | None = None
-        self._watchdog: CommandWatchdog | None = None
+        self.watchdog: CommandWatchdog | None = None  # the current connection's (None before the first connect)
         self.rpc_seconds: list[float] = []  # round trip of each replied motion RPC (for --check and tests)
 
-    @property
-    def spec(self) -> RobotSpec:
-        return self._spec
-
-    @property
-    def watchdog(self) -> CommandWatchdog | None:
-        """The command watchdog of the current connection (None before the first connect)."""
-        return self._watchdog
-
     # ---- subclass hooks ----
-
-    def _make_client(self) -> Any:
-        raise NotImplementedError
-
-    def _state_message_type(self) -> Any:
-        raise NotImplementedError
 
     def _decode_state(self, sample: Any) -> list[float]:
         raise NotImplementedError
@@ -225,9 +182,6 @@ class UnitreeLegged(Robot):
 
     def _stop_motion(self) -> None:
         raise NotImplementedError
-
-    def _on_enable(self) -> None:
-        """Bring the robot into a state where velocity commands are executed (robot-specific)."""
 
     def _on_disconnect(self) -> None:
         """Robot-specific rest after the final stop."""
@@ -266,14 +220,8 @@ class UnitreeLegged(Robot):
                     self._state.close()
                     self._state = None
                     raise
-            self._watchdog = CommandWatchdog(self._watchdog_stop, cfg.watchdog_ms / 1e3, self.NAME).start()
+            self.watchdog = CommandWatchdog(self._watchdog_stop, cfg.watchdog_ms / 1e3, self.NAME).start()
             self._lifecycle.connect()
-
-    def enable(self) -> None:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("enable")
-            self._on_enable()
-            self._lifecycle.enable()
 
     def reset(self) -> Observation:
         """A real robot cannot be teleported: stop in place and return the current observation."""
@@ -283,33 +231,12 @@ class UnitreeLegged(Robot):
                 self.stop()
             return self._observe()
 
-    def get_observation(self) -> Observation:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("get_observation")
-            return self._observe()
-
-    def send_action(self, action: np.ndarray) -> np.ndarray:
-        with self._lifecycle.lock:
-            self._lifecycle.require_enabled("send_action")
-            executed, stopped = self.safety.apply(action)
-            if stopped:  # NaN/Inf: the policy is broken; stop rather than guess
-                self.stop()
-                return executed
-            self._move(*(float(v) for v in executed))
-            self._watchdog.feed()
-            return executed
-
     def stop(self) -> None:
         """StopMove now (raises RobotError if the robot did not confirm). No-op when not connected."""
-        with self._lifecycle.lock:
-            if self._lifecycle.state is LinkState.DISCONNECTED:
-                return
-            feeds = self._watchdog.feeds
-            self._stop_motion()  # raises if unconfirmed: the watchdog then stays armed and retries
-            self._watchdog.disarm(feeds)
+        self._stop_confirmed(self._stop_motion)
 
     def disconnect(self) -> None:
-        watchdog = self._watchdog
+        watchdog = self.watchdog
         if watchdog is not None:  # closed outside our lock: its thread may be waiting for that lock to stop
             watchdog.close()
         with self._lifecycle.lock:
@@ -333,6 +260,20 @@ class UnitreeLegged(Robot):
         with self._lifecycle.lock:
             if self._lifecycle.state is not LinkState.DISCONNECTED:
                 self._stop_motion()
+
+    def _execute(self, action: np.ndarray) -> np.ndarray:
+        self._move(*(float(v) for v in action))
+        self.watchdog.feed()
+        return action
+
+    def _make_client(self) -> Any:
+        client = _sdk_class(self.CLIENT)()
+        client.SetTimeout(self.config.rpc_timeout_s)
+        client.Init()
+        return client
+
+    def _state_message_type(self) -> Any:
+        return _sdk_class(self.STATE_TYPE)
 
     def _observe(self) -> Observation:
         sample = self._state.latest(self.config.state_timeout_s)  # also with a camera: the link must be alive
@@ -373,21 +314,10 @@ class Go2Robot(UnitreeLegged):
     NAME = "go2"
     LIMITS = GO2_LIMITS
     STATE_TOPIC = "rt/sportmodestate"
+    STATE_TYPE = "unitree_sdk2py.idl.unitree_go.msg.dds_:SportModeState_"
+    CLIENT = "unitree_sdk2py.go2.sport.sport_client:SportClient"
     # body-frame velocity (m/s, rad/s), attitude (rad), body height (m), odometry position (m)
     STATE_FIELDS = ("vx", "vy", "yaw_rate", "roll", "pitch", "yaw", "body_height", "x", "y")
-
-    def _make_client(self) -> Any:
-        from unitree_sdk2py.go2.sport.sport_client import SportClient
-
-        client = SportClient()
-        client.SetTimeout(self.config.rpc_timeout_s)
-        client.Init()
-        return client
-
-    def _state_message_type(self) -> Any:
-        from unitree_sdk2py.idl.unitree_go.msg.dds_ import SportModeState_
-
-        return SportModeState_
 
     def _decode_state(self, sample: Any) -> list[float]:
         roll, pitch, yaw = sample.imu_state.rpy
@@ -417,22 +347,11 @@ class G1Robot(UnitreeLegged):
     NAME = "g1"
     LIMITS = G1_LIMITS
     STATE_TOPIC = "rt/lowstate"
+    STATE_TYPE = "unitree_sdk2py.idl.unitree_hg.msg.dds_:LowState_"
+    CLIENT = "unitree_sdk2py.g1.loco.g1_loco_client:LocoClient"
     N_JOINTS = 29
     # IMU attitude (rad) and angular rate (rad/s), then the 29 body joint angles (rad)
     STATE_FIELDS = ("roll", "pitch", "yaw", "gyro_x", "gyro_y", "gyro_z") + tuple(f"q{i}" for i in range(N_JOINTS))
-
-    def _make_client(self) -> Any:
-        from unitree_sdk2py.g1.loco.g1_loco_client import LocoClient
-
-        client = LocoClient()
-        client.SetTimeout(self.config.rpc_timeout_s)
-        client.Init()
-        return client
-
-    def _state_message_type(self) -> Any:
-        from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowState_
-
-        return LowState_
 
     def _decode_state(self, sample: Any) -> list[float]:
         imu = sample.imu_state

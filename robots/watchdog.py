@@ -52,6 +52,11 @@ class CommandWatchdog:
                 self._thread.start()
         return self
 
+    def renewed(self) -> CommandWatchdog:
+        """A new, unstarted watchdog with this one's stop function, deadline, name and clock (a closed
+        watchdog cannot be started again)."""
+        return CommandWatchdog(self._stop_fn, self.deadline_s, self.name, self._clock)
+
     def feed(self) -> None:
         """A fresh motion command was just sent: arm (or re-arm) the deadline."""
         with self._cond:

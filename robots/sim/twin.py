@@ -6,21 +6,17 @@ from typing import Any
 
 import numpy as np
 
-from common.specs import RobotSpec
-from robots.base import Observation, Robot
+from robots.base import Observation
+from robots.driver_kit import GuardedRobot
 
 
-class MujocoTwin(Robot):
+class MujocoTwin(GuardedRobot):
     """A simulated robot whose physics advances only inside `send_action`.
 
     A subclass sets `_spec`, `safety` (ActionSafety), `_lifecycle`, `_camera` (or None) and
     `_command` in its constructor and provides the scene hooks: `_default_layout`, `_apply_layout`,
     `_observe`, `_step_one_control_period` (tracks `_command` for one control period) and `_halt`.
     """
-
-    @property
-    def spec(self) -> RobotSpec:
-        return self._spec
 
     def connect(self) -> None:
         self._lifecycle.connect()
@@ -35,18 +31,10 @@ class MujocoTwin(Robot):
             self._apply_layout(layout or self._default_layout())
             return self._observe()
 
-    def get_observation(self) -> Observation:
-        with self._lifecycle.lock:
-            self._lifecycle.require_connected("get_observation")
-            return self._observe()
-
-    def send_action(self, action: np.ndarray) -> np.ndarray:
-        with self._lifecycle.lock:
-            self._lifecycle.require_enabled("send_action")
-            executed, _ = self.safety.apply(action)
-            self._command = executed.astype(np.float64)
-            self._step_one_control_period()
-            return executed
+    def _execute(self, action: np.ndarray) -> np.ndarray:
+        self._command = action.astype(np.float64)
+        self._step_one_control_period()
+        return action
 
     def stop(self) -> None:
         # Simulated time only advances inside send_action, so a stop must be immediate (`_halt`).
