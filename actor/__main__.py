@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from actor.app import ActorOptions, run_actor
+from actor.app import EXIT_ROBOT, ActorOptions, run_actor
 from actor.loop import LoopConfig
 from actor.operator import OperatorConfig
 from actor.sender import SenderConfig, key_actor_id
@@ -16,6 +16,7 @@ from common.protocol import DEFAULT_EVAL_EPISODES
 from common.lifetime import exit_with_parent
 from common.registry import UnknownNameError
 from common.transport import DEFAULT_PORT
+from robots.base import RobotError
 
 
 def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
@@ -74,13 +75,14 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, eval_episodes, eval_only,
          time_scale, pace_utd, pace_slack, no_eval_data, eval_every_updates, batch_size, metrics_port, seed,
-         record_demo, policy_file, keep_failures, keys, teleop_speed, no_console, keys_dir, insecure, spool_dir,
-         spool_max_mb, when_full, parent_pid, verbose,
+         record_demo, policy_file, keep_failures, keys, teleop_speed, no_console, keys_dir,
+         insecure, spool_dir, spool_max_mb, when_full, parent_pid, verbose,
          check=False, check_observations=20, move=False) -> None:  # fmt: skip
     """Run the control loop on ROBOT, streaming transitions to the learner and acting with its weights.
 
-    Before the first weights arrive the actor explores with uniform random actions. Ctrl-C stops the
-    robot, flushes what is unsent and exits.
+    Before the first weights arrive the actor explores with uniform random actions.
+    Ctrl-C stops the robot, flushes what is unsent and exits. A robot that does not answer ends the actor
+    with one line saying what was tried and what to check (exit code 4; -v adds the traceback).
 
     \b
     Operator keys (when stdin is a terminal; a live status line shows the state):
@@ -119,7 +121,17 @@ def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, 
         code = run_actor(options, install_signals=lambda stop: _on_signals(stop))
     except (UnknownNameError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
+    except RobotError as exc:
+        sys.exit(_robot_failed(exc))
     sys.exit(code)
+
+
+def _robot_failed(exc: RobotError) -> int:
+    """A robot that does not answer (or fails) is the operator's to fix, not a bug: one line saying what was
+    tried and what to check, no traceback (debug logging, -v, still logs it)."""
+    logging.getLogger("actor").debug("robot error", exc_info=exc)
+    click.echo("actor: " + " ".join(str(exc).split()), err=True)
+    return EXIT_ROBOT
 
 
 def _check(robot: str, robot_options: tuple[str, ...], observations: int, move: bool) -> int:

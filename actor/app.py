@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 from actor.demo import record_demo
@@ -25,6 +26,7 @@ from robots.base import ROBOTS, Robot
 log = logging.getLogger("actor")
 HANDSHAKE_WAIT_S = 3.0  # how long to wait for the learner's verdict before moving the robot anyway
 EXIT_REFUSED = 3
+EXIT_ROBOT = 4  # the robot did not answer or failed (a RobotError); the CLI prints its one-line message
 
 
 @dataclass
@@ -50,10 +52,31 @@ class ActorOptions:
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
-    """Build a registered robot; option values are converted from text to int/float/bool when they look like one."""
+    """Build a registered robot; option values are converted from text to int/float/bool when they look like one.
+
+    An option the robot does not have is a ValueError naming the options it has."""
     import robots  # noqa: F401  (registers every robot)
 
-    return ROBOTS.get(name)(**{key: _literal(value) for key, value in options.items()})
+    factory = ROBOTS.get(name)
+    known = _option_names(factory)
+    unknown = sorted(set(options) - known) if known is not None else []
+    if unknown:
+        raise ValueError(f"robot {name} has no option {', '.join(map(repr, unknown))}; its options: "
+                         f"{', '.join(sorted(known))}")
+    return factory(**{key: _literal(value) for key, value in options.items()})
+
+
+def _option_names(factory) -> set[str] | None:
+    """The keyword options of a robot factory (a dataclass config's fields for `**options` drivers), or None
+    when they cannot be told."""
+    parameters = inspect.signature(factory).parameters.values()
+    names = {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        config = getattr(factory, "CONFIG", None)
+        if config is None:
+            return None
+        names |= {f.name for f in fields(config)}
+    return names
 
 
 def _literal(text: str) -> object:
@@ -69,7 +92,10 @@ def _literal(text: str) -> object:
 
 
 def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], None]], None]) -> int:
-    """Run until the episodes are done or a signal arrives; returns the process exit code."""
+    """Run until the episodes are done or a signal arrives; returns the process exit code.
+
+    The robot is connected first, so one that does not answer raises its RobotError (what was tried, what to
+    check) before anything else starts; the CLI prints it as one line and exits with EXIT_ROBOT."""
     robot = make_robot(options.robot, options.robot_options)
     spec = robot.spec
     if options.loop.time_scale != 1.0 and spec.metadata.get("simulated") != "true":
@@ -79,10 +105,18 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
         raise ValueError(f"robot {options.robot} has no task to run")
     pacer = make_pacer(options, spec, task.max_steps)
     operator = Operator(spec, stopping_wakes(robot.stop, pacer), options.operator)
-    if options.operator.record_demo:
-        return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals)
-    if options.policy_file:
-        return run_saved_policy(robot, task, operator, options, install_signals)
+    with robot:  # connect (state readable, motion disabled); each path below enables, and disconnects when done
+        if options.operator.record_demo:
+            return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals)
+        if options.policy_file:
+            return run_saved_policy(robot, task, operator, options, install_signals)
+        return _run_with_learner(robot, task, operator, pacer, options.loop, options, install_signals)
+
+
+def _run_with_learner(robot: Robot, task, operator: Operator, pacer: Pacer | None, loop_config: LoopConfig,
+                      options: ActorOptions, install_signals) -> int:
+    """The training (or evaluation) run: weight client, sender and the control loop, until done."""
+    spec = robot.spec
     host, port = parse_address(options.learner)
     metrics.serve(options.metrics_port)
     metrics.init_actor(options.actor_id, spec.name)
@@ -99,7 +133,7 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
         else weights.take_newer  # fmt: skip
     try:
         with operator_terminal(operator, lambda status: _link_status(sender, status)) as on_status:
-            loop = ActorLoop(robot, task, submit, take_policy, options.loop, options.actor_id,
+            loop = ActorLoop(robot, task, submit, take_policy, loop_config, options.actor_id,
                              operator, on_status, before_training_step=pacer.wait_turn if pacer else None)  # fmt: skip
             install_signals(lambda: _stop_now(loop, robot, pacer))
             if _refused(sender):
@@ -186,7 +220,7 @@ def _refused(sender: Sender) -> bool:
         log.error("the learner refused this actor: %s", sender.refused_reason)
         return True
     if not sender.connected.is_set():
-        log.warning("learner not answering yet; acting with the random policy and sending when it appears")
+        log.warning("learner not answering yet; sending when it appears")
     return False
 
 

@@ -12,7 +12,8 @@ code sees it. A subclass provides `_observe()` and `_execute(safe_action)`.
     `_stop_or_retry` (stop() never raises; the watchdog retries until the link carries the stop);
   * `OperatorTask`, the task of a robot that cannot see privileged scene state;
   * the camera option (`driver_camera`) and the observation specs it implies (`observation_specs`);
-  * `unreachable`, the one-line error of a robot that does not answer: what was tried, what to check.
+  * `unreachable`, the one-line error of a robot that does not answer: what was tried, what to check
+    (`socket_error` says in a few words why a TCP connect failed).
 """
 
 from __future__ import annotations
@@ -128,6 +129,13 @@ def unreachable(robot: str, problem: str, check: str) -> RobotError:
     """The error of a robot that does not answer, as one line: `problem` names what was tried (interface,
     port, address) and what happened; `check` what the operator should look at (power, cable, options)."""
     return RobotError(f"{robot}: {problem}; check {check}")
+
+
+def socket_error(exc: OSError, timeout_s: float) -> str:
+    """A failed connect in a few words: "no answer within 3 s", "Connection refused", "No route to host"."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    return exc.strerror or str(exc)
 
 
 class RealRobot(GuardedRobot):

@@ -21,6 +21,7 @@ opening (m). No task state: the cube and goal of the twin's state need perceptio
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from common.specs import BoundedSpec, RobotSpec
 from common.types import Observation
 from robots.arm_limits import FRANKA_LIMITS, hold_inside_workspace
 from robots.base import ROBOTS, RobotError
-from robots.driver_kit import OperatorTask, RealRobot, driver_camera, observation_specs
+from robots.driver_kit import OperatorTask, RealRobot, driver_camera, observation_specs, socket_error, unreachable
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
 from robots.watchdog import CommandWatchdog
@@ -39,6 +40,9 @@ from robots.watchdog import CommandWatchdog
 log = logging.getLogger(__name__)
 
 STATE_FIELDS = ("x", "y", "z", "vx", "vy", "vz", "gripper_width")
+FCI_PORT = 1337  # libfranka's command port on the robot
+FCI_CHECK = ("the arm is on with its joints unlocked and FCI activated in Desk, and -o address= is the robot's "
+             "address (default 172.16.0.2) on a network this machine is on")
 GRIPPER_SETTLE_S = 10.0
 _NOT_FREED: list = []  # franky objects whose shutdown failed; freeing them could crash the process
 
@@ -51,6 +55,7 @@ class FrankaConfig:
     """Connection and motion settings of the Franka driver (all can be given as --robot options)."""
 
     address: str = "172.16.0.2"  # the robot's FCI address (the franky-sim peer: 127.x.y.z)
+    connect_timeout_s: float = 3.0  # connect() fails if the FCI port does not accept TCP within this (libfranka: 60 s)
     relative_dynamics_factor: float = 0.1  # scales franky's velocity/acceleration/jerk limits (0, 1]
     command_hold_s: float = 0.2  # each velocity target is held this long after it is reached, then ends at rest
     watchdog_ms: float = 200.0  # stop motion when no fresh action arrives within this many milliseconds
@@ -70,7 +75,7 @@ class FrankaConfig:
             object.__setattr__(self, "home_joints", joints)
         if not 0.0 < self.relative_dynamics_factor <= 1.0:
             raise ValueError(f"relative_dynamics_factor must be in (0, 1], got {self.relative_dynamics_factor}")
-        for name in ("command_hold_s", "watchdog_ms", "gripper_step_m"):
+        for name in ("connect_timeout_s", "command_hold_s", "watchdog_ms", "gripper_step_m"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.home_joints is not None and len(self.home_joints) != 7:
@@ -94,8 +99,10 @@ def make_franka_driver_spec(camera=None, image_size: int = 64) -> RobotSpec:
 class FrankaRobot(RealRobot):
     """Franka arm + hand via franky; see the module docstring for the action path and observation."""
 
+    CONFIG = FrankaConfig  # its fields are the options
+
     def __init__(self, **options: Any) -> None:
-        self.config = FrankaConfig(**options)
+        self.config = self.CONFIG(**options)
         self.limits = FRANKA_LIMITS
         self.camera = driver_camera(self.config.camera, self.config.image_size)
         self._spec = make_franka_driver_spec(self.camera, self.config.image_size)
@@ -139,13 +146,26 @@ class FrankaRobot(RealRobot):
             # Free a lost link's objects first: franky-sim (and the hand) serve one client at a time, so a new
             # Gripper would wait forever for the old connection to go. Nothing is in flight on a dead link.
             self._robot = self._gripper = self._gripper_future = None
+            self._probe_fci()
             try:
                 robot = franky.Robot(cfg.address, realtime_config=realtime)
                 robot.relative_dynamics_factor = cfg.relative_dynamics_factor
                 gripper = franky.Gripper(cfg.address) if cfg.use_gripper else None
             except self._errors as exc:  # NetworkException, IncompatibleVersionException, ...
-                raise RobotError(f"franka: cannot connect to {cfg.address}: {exc}") from exc
+                raise unreachable("franka", f"cannot connect to the arm's FCI at {cfg.address} ({exc})",
+                                  FCI_CHECK) from exc
             self._robot, self._gripper = robot, gripper
+
+    def _probe_fci(self) -> None:
+        """Fail within connect_timeout_s when nothing answers on the FCI port: libfranka's own TCP connect
+        waits 60 s for an address that does not answer (a robot that is off, a wrong address)."""
+        address = (self.config.address, FCI_PORT)
+        try:
+            socket.create_connection(address, timeout=self.config.connect_timeout_s).close()
+        except OSError as exc:
+            reason = socket_error(exc, self.config.connect_timeout_s)
+            raise unreachable("franka", f"cannot connect to the arm's FCI at {address[0]}:{address[1]} ({reason})",
+                              FCI_CHECK) from None
 
     def _on_enable(self) -> None:
         self._recover()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import struct
 import threading
 import time
@@ -32,7 +33,7 @@ from common.specs import BoundedSpec, RobotSpec
 from common.types import Observation
 from robots import limo_protocol as lp
 from robots.base import ROBOTS, Camera, RobotError
-from robots.driver_kit import OperatorTask, RealRobot, camera_observation, observation_specs
+from robots.driver_kit import OperatorTask, RealRobot, camera_observation, observation_specs, unreachable
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
 from robots.sim.limo import IMAGE_SIZES, LIMO_CONTROL_HZ, MAX_V, MAX_W
@@ -41,6 +42,8 @@ from robots.watchdog import DEFAULT_DEADLINE_S, CommandWatchdog
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = "/dev/ttyTHS1"  # the Jetson UART wired to the base
+PORT_CHECK = f"-o port= names the UART wired to the base ({DEFAULT_PORT} on the LIMO's Jetson) and this user may " \
+             "open it (e.g. group dialout)"
 PROPRIO_DIM = 4
 
 
@@ -186,7 +189,8 @@ class LimoRobot(RealRobot):
         try:
             return serial.Serial(self.port, self.baudrate, timeout=0.05, write_timeout=0.1)
         except (serial.SerialException, OSError) as exc:
-            raise RobotError(f"limo: cannot open serial port {self.port}: {exc}") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise unreachable("limo", f"cannot open serial port {self.port} ({reason})", PORT_CHECK) from None
 
     def _write(self, frame: bytes) -> None:
         with self._write_lock:
@@ -201,8 +205,10 @@ class LimoRobot(RealRobot):
     def _wait_for_state(self, timeout_s: float) -> None:
         with self.state.received:
             if not self.state.received.wait_for(lambda: self.state.last_state_time > 0, timeout=timeout_s):
-                raise RobotError(f"limo: no state frames from the base on {self.port} within {timeout_s:.1f} s "
-                                 f"(base powered off, wrong port or baud rate?)")
+                raise unreachable("limo", f"no state frames from the base on serial port {self.port} at "
+                                          f"{self.baudrate} baud within {timeout_s:g} s",
+                                  f"the base is switched on and {PORT_CHECK}; -o baudrate= (the LIMO's is "
+                                  f"{lp.BAUDRATE})")
 
     def _require_fresh_state(self) -> None:
         with self.state.lock:

@@ -43,7 +43,8 @@ from common.specs import BoundedSpec, RobotSpec
 from common.types import Observation
 from robots.arm_limits import RM65_LIMITS, hold_inside_workspace
 from robots.base import ROBOTS, Camera, RobotError
-from robots.driver_kit import OperatorTask, RealRobot, camera_observation, observation_specs
+from robots.driver_kit import (OperatorTask, RealRobot, camera_observation, observation_specs, socket_error,
+                               unreachable)
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
 from robots.watchdog import DEFAULT_DEADLINE_S, CommandWatchdog
@@ -55,6 +56,10 @@ POSITION_UNIT = 1e-6  # metres per protocol position unit (0.001 mm)
 ANGLE_UNIT = 1e-3  # radians per protocol angle unit
 PROPRIO_DIM = 6
 IMAGE_SIZES = (64, 128)
+ADDRESS_CHECK = (f"the arm controller is powered on, this machine is on its network, and -o host= / -o port= name it "
+                 f"(default {DEFAULT_HOST}:{DEFAULT_PORT})")
+ANSWER_CHECK = (f"-o host= / -o port= name the arm controller's JSON port (default {DEFAULT_HOST}:{DEFAULT_PORT}) and "
+                "the controller has finished booting")
 
 
 def make_rm65_driver_spec(observation: str, image_size: int = 64) -> RobotSpec:
@@ -91,7 +96,9 @@ class JsonLineClient:
         try:
             sock = socket.create_connection(self.address, timeout=self.timeout_s)
         except OSError as exc:
-            raise RobotError(f"rm65: cannot connect to {self.address[0]}:{self.address[1]}: {exc}") from None
+            reason = socket_error(exc, self.timeout_s)
+            raise unreachable("rm65", f"cannot connect to the arm controller at {self.address[0]}:{self.address[1]} "
+                                      f"({reason})", ADDRESS_CHECK) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(None)  # the reader blocks in recv; a Python-level timeout would apply to it too
         seconds = int(self.timeout_s)  # a send-only timeout, so a stalled peer cannot block a stop forever
@@ -205,7 +212,10 @@ class RM65Robot(RealRobot):
                 return
             self.client.open()
             try:
-                self.read_pose()  # proves the peer is an arm that answers, within timeout_s
+                try:
+                    self.read_pose()  # proves the peer is an arm that answers, within timeout_s
+                except RobotError as exc:
+                    raise unreachable("rm65", str(exc).removeprefix("rm65: "), ANSWER_CHECK) from None
                 if self.camera is not None:
                     self.camera.connect()
             except BaseException:

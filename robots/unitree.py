@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ import numpy as np
 from common.specs import RobotSpec
 from common.types import Observation
 from robots.base import ROBOTS, RobotError
-from robots.driver_kit import OperatorTask, RealRobot, driver_camera, observation_specs
+from robots.driver_kit import OperatorTask, RealRobot, driver_camera, observation_specs, unreachable
 from robots.legged_limits import G1_LIMITS, GO2_LIMITS, VelocityLimits
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
@@ -75,17 +76,25 @@ class UnitreeConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
-def init_dds(domain_id: int, interface: str) -> None:
+NIC_CHECK = "-o network_interface=NIC names this machine's NIC wired to the robot (`ip -br addr`: 192.168.123.x)"
+
+
+def init_dds(domain_id: int, interface: str, robot: str = "unitree") -> None:
     """Initialise the SDK's DDS participant once per process; refuse a different domain or interface later."""
     global _DDS_SETTINGS
     from unitree_sdk2py.core.channel import ChannelFactoryInitialize
 
     with _DDS_LOCK:
         if _DDS_SETTINGS is None:
+            names = [name for _, name in socket.if_nameindex()]
+            if interface not in names:  # checked here: CycloneDDS would only print a warning and fail vaguely
+                raise unreachable(robot, f"no network interface {interface!r} on this machine (it has "
+                                         f"{', '.join(names)})", NIC_CHECK)
             try:
                 ChannelFactoryInitialize(domain_id, interface)
             except Exception as exc:  # the SDK raises a bare Exception
-                raise RobotError(f"DDS init failed on interface {interface!r}, domain {domain_id}: {exc}") from exc
+                raise unreachable(robot, f"cannot start DDS on network interface {interface!r}, domain {domain_id} "
+                                         f"({exc})", NIC_CHECK) from exc
             _DDS_SETTINGS = (domain_id, interface)
         elif _DDS_SETTINGS != (domain_id, interface):
             raise RobotError(f"this process's DDS is already on domain {_DDS_SETTINGS[0]}, interface "
@@ -151,9 +160,10 @@ class UnitreeLegged(RealRobot):
     STATE_TYPE = ""  # "module:Class" of the state topic's message in unitree_sdk2py
     CLIENT = ""  # "module:Class" of the locomotion RPC client in unitree_sdk2py
     STATE_FIELDS: tuple[str, ...] = ()
+    CONFIG = UnitreeConfig  # its fields are the options
 
     def __init__(self, **options: Any) -> None:
-        self.config = UnitreeConfig(**options)
+        self.config = self.CONFIG(**options)
         self.camera = driver_camera(self.config.camera, self.config.image_size)
         self._spec = RobotSpec(
             name=self.NAME,
@@ -194,20 +204,25 @@ class UnitreeLegged(RealRobot):
                 return
             cfg = self.config
             try:
-                init_dds(cfg.domain_id, cfg.network_interface)
+                init_dds(cfg.domain_id, cfg.network_interface, self.NAME)
             except ImportError as exc:
                 raise RobotError(f"{self.NAME}: unitree_sdk2py is not installed (pip install '.[unitree]', "
                                  f"see README 'On real hardware'): {exc}") from exc
             self._state = StateSubscriber(self.STATE_TOPIC, self._state_message_type())
             try:
+                where = f"on network interface {cfg.network_interface!r}, DDS domain {cfg.domain_id}"
                 if not self._state.wait_first(cfg.connect_timeout_s):
-                    raise RobotError(f"{self.NAME}: no {self.STATE_TOPIC} sample within {cfg.connect_timeout_s} s "
-                                     f"on interface {cfg.network_interface!r}, DDS domain {cfg.domain_id}")
+                    raise unreachable(self.NAME, f"no {self.STATE_TOPIC} sample within {cfg.connect_timeout_s:g} s "
+                                                 f"{where}", f"the robot is powered on and its Ethernet cable in, and "
+                                                             f"{NIC_CHECK}")
                 if self._client is None:
                     self._client = self._make_client()
                 self._client.SetTimeout(cfg.rpc_timeout_s)
                 code, version = self._client.GetServerApiVersion()
-                _check(code, f"{self.NAME}: asking the locomotion service for its API version")
+                if code != 0:
+                    raise unreachable(self.NAME, f"its locomotion service did not answer {where} (SDK code {code})",
+                                      "the robot has finished booting and its locomotion service runs (the "
+                                      "remote's debug mode turns it off)")
                 log.info("%s: connected, service API version %s", self.NAME, version)
             except BaseException:
                 self._state.close()
