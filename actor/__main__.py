@@ -50,6 +50,9 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("--batch-size", default=32, help="Transitions per batch sent to the learner.")
 @click.option("--metrics-port", default=9401, help="Prometheus /metrics port (0: off).")
 @click.option("--seed", default=0, help="Seed of the random policy used before the first weights.")
+@click.option("--explore-before-weights", is_flag=True,
+              help="Real robots: act with random actions before the learner's first weights (default: hold still "
+                   "until they arrive or the operator presses t).")
 @click.option("--record-demo", default="", metavar="FILE",
               help="Record teleoperated episodes to FILE (.npz for learner --demo); no learner needed.")
 @click.option("--policy", "policy_file", default="", metavar="FILE",
@@ -75,17 +78,19 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, eval_episodes, eval_only,
          time_scale, pace_utd, pace_slack, no_eval_data, eval_every_updates, batch_size, metrics_port, seed,
-         record_demo, policy_file, keep_failures, keys, teleop_speed, no_console, keys_dir,
+         explore_before_weights, record_demo, policy_file, keep_failures, keys, teleop_speed, no_console, keys_dir,
          insecure, spool_dir, spool_max_mb, when_full, parent_pid, verbose,
          check=False, check_observations=20, move=False) -> None:  # fmt: skip
     """Run the control loop on ROBOT, streaming transitions to the learner and acting with its weights.
 
-    Before the first weights arrive the actor explores with uniform random actions.
+    Before the first weights arrive a simulated robot explores with uniform random actions; a real robot
+    holds still until they arrive or the operator presses t (start), unless --explore-before-weights.
     Ctrl-C stops the robot, flushes what is unsent and exits. A robot that does not answer ends the actor
     with one line saying what was tried and what to check (exit code 4; -v adds the traceback).
 
     \b
     Operator keys (when stdin is a terminal; a live status line shows the state):
+      t          start: a real robot acts (randomly) before the first weights
       s / Enter  success: end the episode with the task's success reward
       f          failure: end the episode with the task's failure outcome
       r          reset: stop, reset the task, start a new episode
@@ -116,7 +121,7 @@ def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, 
                                     record_demo=record_demo, keep_failures=keep_failures),
             keys=keys_dir, insecure=insecure, pause_when_full=when_full == "pause", policy_file=policy_file,
             pace_utd=pace_utd, pace_slack=pace_slack, eval_data=not no_eval_data,
-            eval_every_updates=eval_every_updates,
+            eval_every_updates=eval_every_updates, explore_before_weights=explore_before_weights,
         )
         code = run_actor(options, install_signals=lambda stop: _on_signals(stop))
     except (UnknownNameError, ValueError) as exc:

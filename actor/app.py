@@ -49,6 +49,7 @@ class ActorOptions:
     pace_slack: int = -1  # updates the actor may run ahead (-1: R x (200 + one episode + one batch), actor.pacing)
     eval_data: bool = True  # send evaluation episodes' transitions to replay (False: only their summaries)
     eval_every_updates: int = 0  # an open-ended evaluator starts a block at most once per this many learner updates
+    explore_before_weights: bool = False  # real robots: random actions before the first weights (default: hold still)
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
@@ -110,7 +111,14 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
             return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals)
         if options.policy_file:
             return run_saved_policy(robot, task, operator, options, install_signals)
-        return _run_with_learner(robot, task, operator, pacer, options.loop, options, install_signals)
+        loop_config = replace(options.loop, hold_until_start=holds_until_start(spec, options.explore_before_weights))
+        return _run_with_learner(robot, task, operator, pacer, loop_config, options, install_signals)
+
+
+def holds_until_start(spec, explore_before_weights: bool) -> bool:
+    """A real robot does not explore with random actions on its own: before the learner's first weights it
+    holds still until the operator's start key, unless the operator asked for exploration. Twins explore."""
+    return spec.metadata.get("simulated") != "true" and not explore_before_weights
 
 
 def _run_with_learner(robot: Robot, task, operator: Operator, pacer: Pacer | None, loop_config: LoopConfig,

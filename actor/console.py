@@ -35,6 +35,7 @@ _NAMED = {" ": "SPACE", "\r": "ENTER", "\n": "ENTER", "\t": "TAB", "\x7f": "BACK
 # command -> keys. Teleop commands take precedence over the others only while intervening, so `s` is
 # "success" normally and "backward" while the operator drives; Enter labels success in both modes.
 DEFAULT_KEYMAP: dict[str, tuple[str, ...]] = {
+    "start": ("t",),
     "success": ("s", "ENTER"),
     "failure": ("f",),
     "reset": ("r",),
@@ -55,6 +56,7 @@ DEFAULT_KEYMAP: dict[str, tuple[str, ...]] = {
 }
 TELEOP_COMMANDS = ("forward", "backward", "left", "right", "yaw_left", "yaw_right", "gripper", "faster", "slower")
 COMMAND_HELP = {
+    "start": "real robot: start acting (random actions) before the learner's first weights",
     "success": "label success, end episode", "failure": "label failure, end episode",
     "reset": "stop, reset the task, new episode", "pause": "pause/resume (robot holds)",
     "intervene": "toggle intervention (teleop drives)", "estop": "EMERGENCY STOP", "release": "release the e-stop",

@@ -53,6 +53,7 @@ class LoopConfig:
     eval_only: bool = False  # only evaluation blocks (an evaluator beside training, or the final evaluation)
     time_scale: float = 1.0  # >1 runs a simulator faster than real time; real robots must use 1
     seed: int = 0  # seed of the random policy used before the first weights
+    hold_until_start: bool = False  # real robots: hold still until the first weights or the start key, not explore
 
     def __post_init__(self) -> None:
         if self.episodes < 0 or self.eval_every < 0 or self.eval_episodes < 1 or self.time_scale <= 0:
@@ -90,6 +91,8 @@ class ActorLoop:
         self._policy: ActingPolicy = RandomPolicy(self.spec, config.seed)
         self._policy_since = time.monotonic()
         self._stop = threading.Event()
+        self._started = False  # hold_until_start: the first weights arrived or the operator pressed start
+        self._waiting = False  # holding for that now
         self.operator = operator or Operator(self.spec, robot.stop)
         self._on_status = on_status or (lambda _s: None)
         self._on_episode = on_episode or (lambda _r, _s: None)
@@ -116,6 +119,8 @@ class ActorLoop:
         while not self._stop.is_set() and not self._enough_episodes():
             if not self._wait_for_release():
                 break
+            if self.config.hold_until_start and not self._wait_for_start():
+                break
             if self.config.eval_only:  # back-to-back blocks, each of one version (an evaluator beside training)
                 if not self._wait_for_first_weights():
                     break
@@ -134,6 +139,32 @@ class ActorLoop:
             if self._stop.is_set() or self._enough_episodes() or not self._wait_for_release():
                 break
             self.summaries.append(self.run_episode(evaluation=True, take_newer_policy=index == 0))
+
+    def _wait_for_start(self) -> bool:
+        """A real robot does not explore with random actions on its own: before the learner's first weights it
+        holds still (stopped every control period, as when paused) until they arrive or the operator presses
+        the start key. False if a stop request came first. Holds once per run: after that the robot acts."""
+        self._swap_policy()
+        if self._started or self._policy.version >= 0 or self.operator.start_requested():
+            self._started = True
+            return True
+        start = "/".join(self.operator.keymap.bindings["start"]) or "(no key bound)"
+        log.warning("holding still until the learner's first weights arrive; press %s to start with random "
+                    "actions now (--explore-before-weights skips this wait)", start)
+        rate = RateLimiter(self.spec.control_hz, self.config.time_scale)
+        self._waiting = True
+        try:
+            while not self._stop.is_set():
+                self._hold(rate)
+                self._swap_policy()
+                if self._policy.version >= 0 or (self.operator.start_requested() and not self.operator.estopped):
+                    self._started = True
+                    log.info("acting: %s", "the learner's first weights arrived" if self._policy.version >= 0
+                             else "the operator pressed start")  # fmt: skip
+                    return True
+            return False
+        finally:
+            self._waiting = False
 
     def _wait_for_first_weights(self) -> bool:
         """Evaluation-only actors do not evaluate the random policy: wait for the learner's first weights."""
@@ -267,6 +298,8 @@ class ActorLoop:
             measured = 1.0 / rate.last_period_s
             status.rate_hz = 0.9 * status.rate_hz + 0.1 * measured if status.rate_hz else measured
         status.mode, status.speed = self.operator.mode(), self.operator.speed
+        if self._waiting and status.mode == "policy":
+            status.mode = "WAITING"  # for the first weights or the start key
         if self.operator.stop_latencies_s:
             status.last_stop_ms = 1000 * self.operator.stop_latencies_s[-1]
         self._on_status(status)

@@ -90,6 +90,7 @@ class Operator:
         self.estopped = False
         self.speed = self.config.speed
         self._pending_end: str | None = None
+        self._start_requested = False
         self._pressed: dict[str, tuple[float, float]] = {}  # axis -> (direction, last press time)
         self._gripper = 0.0  # 0 leaves the gripper as it is until the first `g`; then close (-1) / open (+1)
         self.stop_latencies_s: list[float] = []  # key read -> robot.stop() returned, per stopping key
@@ -108,6 +109,10 @@ class Operator:
                 return command
             getattr(self, "_on_" + command, lambda _t: self._teleop(command, _t))(pressed_at)
             return command
+
+    def _on_start(self, _pressed_at: float) -> None:
+        self._start_requested = True
+        log.info("start: acting before the learner's first weights")
 
     def _on_success(self, pressed_at: float) -> None:
         self._end("success", pressed_at)
@@ -188,6 +193,11 @@ class Operator:
         with self._lock:
             end, self._pending_end = self._pending_end, None
             return end
+
+    def start_requested(self) -> bool:
+        """True once the operator pressed the start key (a real robot waiting for its first weights may act)."""
+        with self._lock:
+            return self._start_requested
 
     def holding(self) -> bool:
         """True while the robot must hold still (paused or e-stopped)."""

@@ -35,7 +35,7 @@ class Status:
     spooled: int = 0
     rate_hz: float = 0.0  # measured control-loop rate
     overruns: int = 0
-    mode: str = "policy"  # policy / INTERVENING / PAUSED / E-STOP
+    mode: str = "policy"  # policy / INTERVENING / PAUSED / E-STOP / WAITING (real robot: first weights or start)
     speed: float = 0.0  # teleop speed fraction
     last_stop_ms: float = -1.0  # label/e-stop key -> robot stopped, last one
 
