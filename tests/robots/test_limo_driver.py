@@ -13,7 +13,7 @@ from robots import limo_protocol as lp
 from robots.base import RobotError
 from robots.limo import LimoRobot
 from robots.sim.limo import make_limo_spec
-from tests.robots.peers.limo_base import FakeLimoBase
+from tests.robots.peers.limo_base import IMU_EULER, MOTION_COMMAND, FakeLimoBase, int16_be, vendor_frame
 from tests.robots.peers.video import write_test_video
 from tests.robots.test_robot_contract import (  # noqa: F401  (collected here, with this module's make_robot)
     test_context_manager_disconnects_on_exception as test_contract_context_manager,
@@ -68,6 +68,17 @@ def test_frames_round_trip_and_bad_checksums_are_counted():
     assert frames == [(lp.ID_MOTION_COMMAND, frame[4:12])]
     assert decoder.bad_frames == 1
     assert lp.decode_motion_command(frames[0][1]) == (0.2, -0.5, 0.0, 0.0)
+
+
+def test_the_driver_frames_what_agilex_driver_frames():
+    """The driver's bytes against the peer's own encoding of the vendor layout (tests/robots/peers/limo_base.py)."""
+    for v, w in ((0.2, -0.5), (-0.37, 1.25), (0.0, 0.0)):
+        expected = vendor_frame(MOTION_COMMAND, int16_be(v, 1000) + int16_be(w, 1000) + bytes(4))
+        assert lp.encode_motion_command(v, w) == expected
+    assert lp.encode_control_mode_enable() == vendor_frame(0x421, bytes([0x01]) + bytes(7))
+    # A base's frames carry a rolling count in byte 12; the driver reads them whatever it holds.
+    assert lp.FrameDecoder().feed(vendor_frame(IMU_EULER, int16_be(45.0, 100) + bytes(6), count=201)) == [
+        (lp.ID_IMU_EULER, int16_be(45.0, 100) + bytes(6))]
 
 
 def test_out_of_range_values_saturate_instead_of_wrapping():
@@ -132,13 +143,13 @@ def test_out_of_bounds_and_nan_actions_never_reach_the_base(base, limo):
     assert values[:3].tolist() == [[0.0, 0.0]] * 3  # NaN/Inf -> stop
 
 
-def test_a_silent_base_fails_connect_in_bounded_time(base):
+def test_a_silent_base_fails_connect_with_a_clear_error(base):
     base.silent = True
     robot = LimoRobot(port=base.port, connect_timeout_s=0.5)
-    started = time.monotonic()
-    with pytest.raises(RobotError, match="no state frames"):
+    with pytest.raises(RobotError, match=f"no state frames from the base on serial port {base.port}.*; check "):
         robot.connect()
-    assert time.monotonic() - started < 2.0
+    assert base.wait_for(lambda b: b.enables == 1, WAIT_S)  # it asked for serial control, then gave up ...
+    assert base.command_count() == 0  # ... without commanding anything
     robot.disconnect()
 
 
@@ -152,13 +163,12 @@ def test_a_base_that_goes_silent_makes_observations_and_actions_fail(base):
     try:
         robot.get_observation()
         base.silent = True
-        started = time.monotonic()
         with pytest.raises(RobotError, match="silent"):
-            while time.monotonic() - started < 2.0:
+            deadline = time.monotonic() + 4 * WAIT_S  # only so a broken check fails instead of hanging
+            while time.monotonic() < deadline:
                 robot.get_observation()
                 with robot.state.received:
                     robot.state.received.wait(0.05)
-        assert time.monotonic() - started < 1.5
         with pytest.raises(RobotError, match="silent"):
             robot.send_action(np.array([0.1, 0.0], dtype=np.float32))
     finally:
@@ -181,23 +191,23 @@ def test_reconnects_after_the_base_restarts(base, limo):
     assert limo.reconnects >= 1
 
 
-def test_watchdog_stop_reaches_the_base_within_the_deadline(base, limo):
+def test_the_watchdog_stops_the_base_after_each_last_action(base, limo):
+    """Order and outcome: each action is followed by exactly one stop (v = w = 0), never one sent before the
+    deadline, and the base ends stopped. How long after the deadline is benchmarks/watchdog_latency.py's."""
     enabled(limo)
-    latencies = []
-    for _ in range(5):
+    for trip in range(1, 4):
         count = base.command_count()
         before = time.monotonic()
         limo.send_action(np.array([0.3, 0.0], dtype=np.float32))
-        last_action = time.monotonic()  # the command was written (and the watchdog fed) between these two
-        assert base.wait_for(lambda b, count=count: len(b.commands) > count + 1
-                             and b.commands[-1][1][:2] == (0.0, 0.0), 2.0)
-        arrived = base.last_command()[0]
-        assert arrived - before >= 0.2, "stopped before the deadline"
-        latencies.append(arrived - last_action)
-    # Deadline 200 ms; the margin covers thread wake-up and pty delivery on a loaded machine.
-    assert all(latency < 0.2 + 0.15 for latency in latencies), latencies
-    assert limo.watchdog.wait_for_trips(5, WAIT_S) and limo.watchdog.trips == 5
-    print("limo watchdog stop latency (ms):", [round(x * 1e3, 1) for x in latencies])
+        assert base.wait_for(lambda b, count=count: len(b.commands) >= count + 2, 4 * WAIT_S)
+        (_, moved), (stopped_at, stopped) = base.commands[count:count + 2]
+        assert moved[:2] == pytest.approx((0.3, 0.0)) and stopped[:2] == (0.0, 0.0)  # the action, then the stop
+        assert stopped_at - before >= limo.watchdog.deadline_s, "stopped before the deadline"
+        assert limo.watchdog.wait_for_trips(trip, WAIT_S)
+    assert not base.wait_for(lambda b: len(b.commands) > count + 2, 0.5), "stopped again with no new action"
+    assert limo.watchdog.trips == 3
+    with limo.state.received:  # the base echoes the stop in its motion state: it ended at rest
+        assert limo.state.received.wait_for(lambda: limo.state.motion == (0.0, 0.0), WAIT_S)
 
 
 def test_stop_and_disconnect_are_idempotent_and_safe_before_connect(base):
@@ -227,20 +237,22 @@ def test_image_observation_matches_the_twin_image_spec(base, tmp_path):
 
 def test_watchdog_stops_the_base_while_the_control_step_is_stalled(base, limo):
     enabled(limo)
-    release = threading.Event()
+    release, holding = threading.Event(), threading.Event()
     limo.send_action(np.array([0.4, 0.0], dtype=np.float32))
-    last_action = time.monotonic()
     count = base.command_count()
 
     def stalled_control_step():  # e.g. a hung camera read inside get_observation, holding the robot's lock
         with limo._lifecycle.lock:
-            release.wait(5.0)
+            holding.set()
+            release.wait(30.0)
 
     staller = threading.Thread(target=stalled_control_step)
     staller.start()
     try:
-        assert base.wait_for(lambda b: len(b.commands) > count and b.commands[-1][1][:2] == (0.0, 0.0), 2.0)
-        assert base.last_command()[0] - last_action < 0.2 + 0.15
+        assert holding.wait(WAIT_S)
+        # The stop arrives while the control step still holds the lock: the watchdog does not wait for it.
+        assert base.wait_for(lambda b: len(b.commands) > count and b.commands[-1][1][:2] == (0.0, 0.0), 4 * WAIT_S)
+        assert staller.is_alive() and not release.is_set()
     finally:
         release.set()
         staller.join()
@@ -273,7 +285,7 @@ def test_an_exception_in_the_control_code_stops_the_base(base):
 
 def test_corrupt_frames_from_the_base_are_counted_and_skipped(base, limo):
     enabled(limo)
-    good = lp.encode_frame(lp.ID_IMU_EULER, bytes([0x11, 0x94, 0, 0, 0, 0, 0, 0]))  # yaw 45.00 deg
+    good = vendor_frame(IMU_EULER, bytes([0x11, 0x94, 0, 0, 0, 0, 0, 0]), count=7)  # yaw 45.00 deg
     corrupt = bytearray(good)
     corrupt[13] ^= 0x5A
     base.yaw_deg = 45.0
