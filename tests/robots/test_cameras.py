@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -138,8 +137,7 @@ def test_realsense_without_a_device_fails_at_once():
         pytest.skip("a real RealSense is plugged in")
     from robots.cameras.realsense import RealSenseCamera
 
-    started = time.monotonic()
+    # At once: from the device query, not after pipeline.start()'s 15 s timeout (whose message differs).
     with pytest.raises(RobotError, match="no device connected"):
         make_camera("realsense", 64, 64).connect()
-    assert time.monotonic() - started < 2.0
     assert isinstance(make_camera("realsense:123", 64, 64), RealSenseCamera)

@@ -7,15 +7,8 @@ the simulator, so the tests check what reached the "robot", not what our class m
 
 from __future__ import annotations
 
-import json
 import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,55 +22,19 @@ from robots.base import RobotError  # noqa: E402
 from robots.franka import STATE_FIELDS, FrankaRobot  # noqa: E402
 from robots.sim.franka import make_franka_spec  # noqa: E402
 from tests.robots import test_robot_contract as contract  # noqa: E402
+from tests.robots.peers.processes import WAIT_S, FrankaPeer, franka_stop_latency  # noqa: E402
 from tests.robots.peers.video import write_test_video  # noqa: E402
 
 # method="thread": a hang inside libfranka holds the GIL, so only the thread method can end it (and the run).
 pytestmark = pytest.mark.timeout(60, method="thread")
 
-PEER_SCRIPT = Path(__file__).parent / "peers" / "franka_peer.py"
 # libfranka's ports are fixed (1337/1338), so each test process binds its own loopback address.
 HOST = f"127.{1 + os.getpid() % 250}.{(os.getpid() // 250) % 250}.1"
-WAIT_S = 5.0
-
-
-class FrankaPeer:
-    """The franky-sim process, its stdin for queries and its PEER records."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, str(PEER_SCRIPT), "--hostname", HOST],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        text=True, bufsize=1)
-        self.records: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        ready = self.records.get(timeout=60.0)
-        assert ready["event"] == "ready" and ready["hostname"] == HOST, ready
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            start = line.find("PEER ")
-            if start >= 0:
-                self.records.put(json.loads(line[start + 5:]))
-
-    def ask(self, command: str) -> dict:
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        return self.records.get(timeout=WAIT_S)
-
-    def pause(self) -> None:
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-
-    def close(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-        self.process.kill()
-        self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def peer():
-    fake = FrankaPeer()
+    fake = FrankaPeer(HOST)
     yield fake
     fake.close()
 
@@ -158,29 +115,24 @@ def test_out_of_bounds_and_nan_actions_never_reach_the_robot(peer, make_driver):
     assert robot.safety.nan_stops == n_actions // 3
 
 
-def _stop_latency(trace, last_sent: float) -> float:
-    """Seconds from `last_sent` until the commanded speed leaves its cruise level for good (the stop begins)."""
-    speeds = [(t, float(np.linalg.norm(v))) for t, *v in trace]
-    level = [s for t, s in speeds if t <= last_sent][-1]
-    return max(t for t, s in speeds if t > last_sent and s >= 0.9 * level) - last_sent
-
-
-def test_watchdog_stop_reaches_the_robot_within_the_deadline(peer, make_driver):
-    deadline_s = 0.2
+def test_the_watchdog_stops_the_robot_after_each_last_action(peer, make_driver):
+    """Order and outcome: after the last action the arm keeps its speed until the watchdog's deadline (never
+    stopped early), then decelerates to rest, once per round. How long after the deadline the deceleration
+    starts is benchmarks/watchdog_latency.py's."""
     # franky would also end each motion by itself after command_hold_s: make that long to see the watchdog.
-    robot = enabled(make_driver(watchdog_ms=deadline_s * 1e3, command_hold_s=5.0))
-    latencies = []
-    for direction in (1.0, -1.0, 1.0):
+    robot = enabled(make_driver(watchdog_ms=200, command_hold_s=5.0))
+    deadline_s = robot.watchdog.deadline_s
+    for trip, direction in enumerate((1.0, -1.0), start=1):
         action = np.array([0.1 * direction, 0.0, 0.0, 0.0])
         wait_for(lambda action=action: robot.send_action(action) is not None
                  and abs(peer.ask("stats")["last_linear"][0] - action[0]) < 1e-4, what="cruise speed")
+        before = time.monotonic()
         robot.send_action(action)
-        last_sent = time.monotonic()
-        wait_for(lambda: np.linalg.norm(peer.ask("stats")["last_linear"]) < 1e-4, what="the watchdog's stop")
-        latencies.append(_stop_latency(peer.ask("stats")["trace"], last_sent))
-    print(f"franka watchdog stop latency after the last action (deadline {deadline_s * 1e3:.0f} ms): "
-          f"{', '.join(f'{latency * 1e3:.0f}' for latency in latencies)} ms (deceleration starts)")
-    assert all(deadline_s * 0.9 <= latency <= deadline_s + 0.3 for latency in latencies), latencies
+        wait_for(lambda: np.linalg.norm(peer.ask("stats")["last_linear"]) < 1e-4, 4 * WAIT_S, "the watchdog's stop")
+        # The trace's samples are 2 ms apart: the last one at cruise speed may precede the stop by that much.
+        assert franka_stop_latency(peer.ask("stats")["trace"], before) >= deadline_s * 0.9, "stopped early"
+        assert robot.watchdog.wait_for_trips(trip, WAIT_S)
+    assert robot.watchdog.trips == 2
 
 
 def test_a_silent_robot_gives_a_clear_error_and_reset_recovers(peer, make_driver):
@@ -190,9 +142,8 @@ def test_a_silent_robot_gives_a_clear_error_and_reset_recovers(peer, make_driver
         started = time.monotonic()
         # libfranka may still hand out state packets already in its socket buffer; then its 1 s UDP timeout.
         with pytest.raises(RobotError, match="franka: .*(Timeout|timeout)"):
-            while time.monotonic() - started < WAIT_S:
+            while time.monotonic() - started < 4 * WAIT_S:  # only so a broken check fails instead of hanging
                 robot.get_observation()
-        assert time.monotonic() - started < 3.0
     finally:
         peer.resume()
     robot.reset()  # reconnects and runs franky's error recovery

@@ -7,15 +7,9 @@ receives is read back here from its stdout with the peer's monotonic timestamp.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,94 +22,21 @@ from robots.legged_limits import G1_LIMITS, GO2_LIMITS  # noqa: E402
 from robots.sim.legged import make_legged_spec  # noqa: E402
 from robots.unitree import STOP_ATTEMPTS, G1Robot, Go2Robot  # noqa: E402
 from tests.robots import test_robot_contract as contract  # noqa: E402
+from tests.robots.peers.processes import (  # noqa: E402
+    MOTION, STOP, WAIT_S, UnitreePeer, command_of, is_move, is_stop)
 from tests.robots.peers.video import write_test_video  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
-PEER_SCRIPT = Path(__file__).parent / "peers" / "unitree_robot.py"
 # One DDS domain per test process (the SDK's DDS participant is a process singleton), chosen from the pid so
 # concurrent test runs on one machine do not hear each other.
 DOMAIN = 1 + os.getpid() % 200
-WAIT_S = 5.0  # generous bound for a message to cross processes on a loaded 2-core machine
 DRIVERS = {"go2": (Go2Robot, GO2_LIMITS), "g1": (G1Robot, G1_LIMITS)}
-MOTION = {"go2": "Move", "g1": "SetVelocity"}
-STOP = {"go2": "StopMove", "g1": "SetVelocity"}
-
-
-class UnitreePeer:
-    """The fake robot process and the requests it logged."""
-
-    def __init__(self, robot: str) -> None:
-        self.robot = robot
-        self.process: subprocess.Popen | None = None
-        self.records: queue.Queue = queue.Queue()
-
-    def start(self) -> "UnitreePeer":
-        self.process = subprocess.Popen(
-            [sys.executable, str(PEER_SCRIPT), "--robot", self.robot, "--domain", str(DOMAIN), "--interface", "lo"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
-        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
-        ready = self.next(timeout=30.0)
-        assert ready.get("event") == "ready", ready
-        return self
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            start = line.find("PEER ")  # the SDK prints without newlines sometimes; our records start a line
-            if start >= 0:
-                self.records.put(json.loads(line[start + 5:]))
-
-    def next(self, timeout: float = WAIT_S) -> dict:
-        return self.records.get(timeout=timeout)
-
-    def drain(self) -> list[dict]:
-        drained = []
-        while True:
-            try:
-                drained.append(self.records.get_nowait())
-            except queue.Empty:
-                return drained
-
-    def until(self, predicate, timeout: float = WAIT_S) -> list[dict]:
-        """Records up to and including the first one matching `predicate`."""
-        got, deadline = [], time.monotonic() + timeout
-        while True:
-            record = self.records.get(timeout=max(0.0, deadline - time.monotonic()))
-            got.append(record)
-            if predicate(record):
-                return got
-
-    def pause(self) -> None:
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-def is_stop(robot: str, record: dict) -> bool:
-    if robot == "go2":
-        return record.get("name") == "StopMove"
-    return record.get("name") == "SetVelocity" and record["param"]["velocity"] == [0.0, 0.0, 0.0]
-
-
-def is_move(robot: str, record: dict) -> bool:
-    return record.get("name") == MOTION[robot] and not is_stop(robot, record)
-
-
-def command_of(robot: str, record: dict) -> list[float]:
-    param = record["param"]
-    return [param["x"], param["y"], param["z"]] if robot == "go2" else param["velocity"]
 
 
 @pytest.fixture(scope="module", params=sorted(DRIVERS))
 def peer(request):
-    fake = UnitreePeer(request.param).start()
+    fake = UnitreePeer(request.param, DOMAIN).start()
     yield fake
     fake.close()
 
@@ -221,43 +142,44 @@ def _all_until_last_stop(peer) -> list[dict]:
             return records
 
 
-def test_watchdog_stop_reaches_the_peer_within_the_deadline(peer, make_driver):
-    deadline_s = 0.2
-    robot = enabled(make_driver(watchdog_ms=deadline_s * 1e3, command_duration_s=5.0))
+def test_the_watchdog_stops_the_robot_after_each_last_action(peer, make_driver):
+    """Order and outcome: each move is followed by the watchdog's stop, never one sent before the deadline,
+    and the robot ends at rest. How long after the deadline is benchmarks/watchdog_latency.py's. (The peer
+    stamps requests with CLOCK_MONOTONIC, the clock of time.monotonic() here.)"""
+    robot = enabled(make_driver(watchdog_ms=200, command_duration_s=5.0))
     peer.drain()
-    latencies = []
-    for _ in range(5):
+    for trip in range(1, 4):
+        before = time.monotonic()
         robot.send_action(np.array([0.2, 0.0, 0.3]))
         # Up to the move first: a late-acknowledged stop of the previous round is repeated by design and
         # may still be in the log (it once left this round with a stop and no move before it).
         move = peer.until(lambda r: is_move(peer.robot, r))[-1]
-        stop = peer.until(lambda r: is_stop(peer.robot, r))[-1]  # no further action: only the watchdog stops
-        latencies.append(stop["t"] - move["t"])
-    print(f"{peer.robot} watchdog stop latency after the last action (deadline {deadline_s * 1e3:.0f} ms): "
-          f"min {min(latencies) * 1e3:.0f} / median {np.median(latencies) * 1e3:.0f} / "
-          f"max {max(latencies) * 1e3:.0f} ms")
-    assert all(deadline_s * 0.9 <= latency <= deadline_s + 0.3 for latency in latencies), latencies
+        stop = peer.until(lambda r: is_stop(peer.robot, r), 4 * WAIT_S)[-1]  # only the watchdog stops
+        assert before <= move["t"] < stop["t"], "the stop came before the move it ends"
+        assert stop["t"] - before >= robot.watchdog.deadline_s, "stopped before the deadline"
+        assert robot.watchdog.wait_for_trips(trip, WAIT_S)
+    yaw_rate = list(robot.STATE_FIELDS).index("yaw_rate" if peer.robot == "go2" else "gyro_z")
+    deadline = time.monotonic() + 4 * WAIT_S  # only so a broken check fails instead of hanging
+    while robot.get_observation()["state"][yaw_rate] != 0.0:  # the state topic shows the robot at rest
+        assert time.monotonic() < deadline, "the robot never showed it stopped"
 
 
-def test_a_silent_robot_gives_a_clear_error_in_bounded_time(peer, make_driver):
+def test_a_silent_robot_gives_a_clear_error(peer, make_driver):
     robot = enabled(make_driver(state_timeout_s=0.3, rpc_timeout_s=0.3, connect_timeout_s=1.0))
     robot.get_observation()
     peer.pause()
     try:
         started = time.monotonic()
         with pytest.raises(RobotError, match="sample for"):
-            while time.monotonic() - started < WAIT_S:
+            while time.monotonic() - started < 4 * WAIT_S:  # only so a broken check fails instead of hanging
                 robot.get_observation()
-        assert time.monotonic() - started < 0.3 + 1.0
-        started = time.monotonic()
+        calls = len(robot.rpc_seconds)
         with pytest.raises(RobotError, match="SDK code 310"):
             robot.stop()  # a replied RPC that gets no reply, STOP_ATTEMPTS times
-        assert time.monotonic() - started < STOP_ATTEMPTS * 2 * 0.3 + 1.0
+        assert len(robot.rpc_seconds) - calls == STOP_ATTEMPTS  # insisted, then said so
         fresh = make_driver(connect_timeout_s=1.0)
-        started = time.monotonic()
-        with pytest.raises(RobotError, match="no rt/"):
+        with pytest.raises(RobotError, match=f"no rt/.* on network interface 'lo', DDS domain {DOMAIN}; check "):
             fresh.connect()
-        assert time.monotonic() - started < 1.0 + 1.0
     finally:
         peer.resume()
     peer.until(lambda r: is_stop(peer.robot, r))  # the late stop request is still handled after resuming
