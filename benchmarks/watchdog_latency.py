@@ -123,100 +123,111 @@ def bare_watchdog(trials: int) -> list[Figure]:
 
 # ---- LIMO (pty) and RM65 (TCP) ----
 
+@dataclass
+class StopProbe:
+    """How to read one peer: how many stops it has received, when the newest arrived, and how to wait."""
+
+    stops: Callable[[], int]
+    newest_stop_at: Callable[[], float]
+    wait_for: Callable[[Callable[[], bool], float], bool]
+
+
+def stop_latencies(robot, action: np.ndarray, probe: StopProbe, trials: int, stall: bool) -> list[float]:
+    """Last action -> its watchdog stop at the peer, `trials` times; with `stall`, while another thread holds
+    the robot's control-step lock."""
+    latencies = []
+    for _ in range(trials):
+        count = probe.stops()
+        robot.send_action(action)
+        sent = time.monotonic()
+        release, thread = stalled(robot._lifecycle.lock) if stall else (None, None)
+        try:
+            if not probe.wait_for(lambda count=count: probe.stops() > count, 30.0):
+                raise RuntimeError(f"{robot.spec.name}: no stop reached the peer")
+            latencies.append(probe.newest_stop_at() - sent)
+        finally:
+            if release is not None:
+                release.set()
+                thread.join()
+    return latencies
+
+
+def silent_latencies(robot, make_other: Callable[[], object], set_silent: Callable[[bool], None],
+                     trials: int) -> tuple[list[float], list[float]]:
+    """(observation, connect) times until RobotError once the peer stops answering."""
+    observe, connect = [], []
+    for _ in range(trials):
+        set_silent(True)
+        observe.append(time_until_error(robot.get_observation))
+        other = make_other()
+        connect.append(time_until_error(other.connect))
+        other.disconnect()
+        set_silent(False)
+        time_until_answer(robot.get_observation)
+    return observe, connect
+
+
+def time_until_answer(call: Callable[[], object], limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            call()
+            return
+        except RobotError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def serial_tcp_figures(name: str, robot, action: np.ndarray, probe: StopProbe, make_other, set_silent,
+                       trials: int, deadline_s: float, connect_floor_s: float) -> list[Figure]:
+    target = deadline_s + SERIAL_TCP_MARGIN_S
+    robot.connect()
+    robot.enable()
+    watchdog = stop_latencies(robot, action, probe, trials, stall=False)
+    stalled_step = stop_latencies(robot, action, probe, max(1, trials // 4), stall=True)
+    observe, connect = silent_latencies(robot, make_other, set_silent, max(1, trials // 10))
+    return [Figure(name, "watchdog stop", watchdog, target, deadline_s),
+            Figure(name, "stalled step", stalled_step, target, deadline_s),
+            Figure(name, "silent connect", connect, 2.0 if name == "limo" else 1.5, connect_floor_s),
+            Figure(name, "silent observe", observe, 1.5)]
+
+
 def limo(trials: int, deadline_ms: float, workdir: Path) -> list[Figure]:
     from robots.limo import LimoRobot
     from tests.robots.peers.limo_base import FakeLimoBase
 
-    deadline_s, target = deadline_ms / 1e3, deadline_ms / 1e3 + SERIAL_TCP_MARGIN_S
     base = FakeLimoBase(str(workdir / "ttyLIMO")).start()
     robot = LimoRobot(port=base.port, watchdog_ms=deadline_ms, state_timeout_ms=300)
-    watchdog, stalled_step, silent_connect, silent_observe = [], [], [], []
+
+    def stop_times() -> list[float]:
+        return [t for t, values in list(base.commands) if values[:2] == (0.0, 0.0)]
+
+    probe = StopProbe(lambda: len(stop_times()), lambda: stop_times()[-1],
+                      lambda predicate, timeout: base.wait_for(lambda _base: predicate(), timeout))
     try:
-        robot.connect()
-        robot.enable()
-
-        def stop_after_action() -> float:
-            count = base.command_count()
-            robot.send_action(np.array([0.1, 0.0], dtype=np.float32))
-            sent = time.monotonic()
-            if not base.wait_for(lambda b: len(b.commands) > count + 1 and b.commands[-1][1][:2] == (0.0, 0.0), 30):
-                raise RuntimeError("no stop reached the LIMO peer")
-            return base.last_command()[0] - sent
-
-        for _ in range(trials):
-            watchdog.append(stop_after_action())
-        for _ in range(max(1, trials // 4)):
-            robot.send_action(np.array([0.1, 0.0], dtype=np.float32))
-            count, sent = base.command_count(), time.monotonic()
-            release, thread = stalled(robot._lifecycle.lock)
-            try:
-                if not base.wait_for(lambda b, n=count: len(b.commands) > n and b.commands[-1][1][:2] == (0, 0), 30):
-                    raise RuntimeError("no stop reached the LIMO peer while the control step was stalled")
-                stalled_step.append(base.last_command()[0] - sent)
-            finally:
-                release.set()
-                thread.join()
-        for _ in range(max(1, trials // 10)):
-            base.silent = True
-            silent_observe.append(time_until_error(robot.get_observation))
-            other = LimoRobot(port=base.port, connect_timeout_s=0.5)
-            silent_connect.append(time_until_error(other.connect))
-            other.disconnect()
-            base.silent = False
-            with robot.state.received:
-                robot.state.received.wait_for(lambda: time.monotonic() - robot.state.last_state_time < 0.1, 5)
+        return serial_tcp_figures("limo", robot, np.array([0.1, 0.0], dtype=np.float32), probe,
+                                  lambda: LimoRobot(port=base.port, connect_timeout_s=0.5),
+                                  lambda silent: setattr(base, "silent", silent), trials, deadline_ms / 1e3, 0.5)
     finally:
         robot.disconnect()
         base.close()
-    return [Figure("limo", "watchdog stop", watchdog, target, deadline_s),
-            Figure("limo", "stalled step", stalled_step, target, deadline_s),
-            Figure("limo", "silent connect", silent_connect, 2.0, 0.5),
-            Figure("limo", "silent observe", silent_observe, 1.5)]
 
 
 def rm65(trials: int, deadline_ms: float) -> list[Figure]:
     from robots.rm65 import RM65Robot
     from tests.robots.peers.rm65_arm import FakeRM65Arm
 
-    deadline_s, target = deadline_ms / 1e3, deadline_ms / 1e3 + SERIAL_TCP_MARGIN_S
     arm = FakeRM65Arm().start()
     robot = RM65Robot(host="127.0.0.1", port=arm.port, watchdog_ms=deadline_ms, timeout_s=0.3)
-    watchdog, stalled_step, silent_connect, silent_observe = [], [], [], []
+    probe = StopProbe(lambda: arm.count("set_arm_slow_stop"), lambda: arm.commands("set_arm_slow_stop")[-1][0],
+                      lambda predicate, timeout: arm.wait_for(lambda _arm: predicate(), timeout))
     try:
-        robot.connect()
-        robot.enable()
-        for _ in range(trials):
-            count = arm.count("set_arm_slow_stop")
-            robot.send_action(np.array([0.01, 0.0, 0.0], dtype=np.float32))
-            sent = time.monotonic()
-            if not arm.wait_for(lambda a, n=count: a.count("set_arm_slow_stop") > n, 30):
-                raise RuntimeError("no stop reached the RM65 peer")
-            watchdog.append(arm.commands("set_arm_slow_stop")[-1][0] - sent)
-        for _ in range(max(1, trials // 4)):
-            robot.send_action(np.array([0.01, 0.0, 0.0], dtype=np.float32))
-            count, sent = arm.count("set_arm_slow_stop"), time.monotonic()
-            release, thread = stalled(robot._lifecycle.lock)
-            try:
-                if not arm.wait_for(lambda a, n=count: a.count("set_arm_slow_stop") > n, 30):
-                    raise RuntimeError("no stop reached the RM65 peer while the control step was stalled")
-                stalled_step.append(arm.commands("set_arm_slow_stop")[-1][0] - sent)
-            finally:
-                release.set()
-                thread.join()
-        for _ in range(max(1, trials // 10)):
-            arm.silent = True
-            silent_observe.append(time_until_error(robot.get_observation))
-            other = RM65Robot(host="127.0.0.1", port=arm.port, timeout_s=0.3)
-            silent_connect.append(time_until_error(other.connect))
-            other.disconnect()
-            arm.silent = False
+        return serial_tcp_figures("rm65", robot, np.array([0.01, 0.0, 0.0], dtype=np.float32), probe,
+                                  lambda: RM65Robot(host="127.0.0.1", port=arm.port, timeout_s=0.3),
+                                  lambda silent: setattr(arm, "silent", silent), trials, deadline_ms / 1e3, 0.3)
     finally:
         robot.disconnect()
         arm.close()
-    return [Figure("rm65", "watchdog stop", watchdog, target, deadline_s),
-            Figure("rm65", "stalled step", stalled_step, target, deadline_s),
-            Figure("rm65", "silent connect", silent_connect, 1.5),
-            Figure("rm65", "silent observe", silent_observe, 1.5)]
 
 
 # ---- go2 / g1 (CycloneDDS peer process) and franka (franky-sim peer process) ----
@@ -256,13 +267,7 @@ def unitree(name: str, trials: int, deadline_ms: float, domain: int) -> list[Fig
                 silent_connect.append(time_until_error(fresh.connect))
             finally:
                 peer.resume()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    quiet.get_observation()
-                    break
-                except RobotError:
-                    pass
+            time_until_answer(quiet.get_observation)
         quiet.disconnect()
     finally:
         robot.disconnect()

@@ -3,6 +3,7 @@ weights or the operator's start key; `--explore-before-weights` and the twins ke
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 
@@ -55,7 +56,11 @@ class _Weights(ActingPolicy):
         return np.full((2,), 0.5, np.float32)
 
 
-def run_in_background(robot: LooksReal, take_policy, config: LoopConfig):
+@contextlib.contextmanager
+def running(robot: LooksReal, take_policy, hold_until_start: bool):
+    """The real loop on `robot` for one episode in a thread: yields (loop, operator, runner, what it sent to
+    the learner); stops and disconnects whatever happens."""
+    config = LoopConfig(episodes=1, time_scale=20.0, hold_until_start=hold_until_start)
     recorded: list = []
     operator = Operator(robot.spec, robot.stop)
     loop = ActorLoop(robot, robot.task, recorded.append, take_policy, config, "real", operator)
@@ -63,7 +68,19 @@ def run_in_background(robot: LooksReal, take_policy, config: LoopConfig):
     robot.enable()
     runner = threading.Thread(target=loop.run)
     runner.start()
-    return loop, operator, runner, recorded
+    try:
+        yield loop, operator, runner, recorded
+    finally:
+        loop.request_stop()
+        runner.join(timeout=10)
+        robot.disconnect()
+
+
+def held(robot: LooksReal) -> int:
+    """Wait until the loop has held the robot for a few control periods; how many stops that was."""
+    wait_until(lambda: robot.count("stop") >= 5, what="the robot being held (stopped every period)")
+    assert robot.count("action") == 0, "a real robot moved before its first weights or the start key"
+    return robot.count("stop")
 
 
 def transitions(recorded: list) -> list[Transition]:
@@ -80,22 +97,15 @@ def test_real_robots_hold_unless_asked_and_twins_explore():
 def test_a_real_robot_holds_still_until_the_first_weights_then_acts_with_them():
     published = threading.Event()
     robot = LooksReal(seed=1, max_steps=5)
-    loop, _, runner, recorded = run_in_background(
-        robot, lambda current: _Weights() if published.is_set() and current < 0 else None,
-        LoopConfig(episodes=1, time_scale=20.0, hold_until_start=True))
-    try:
-        wait_until(lambda: robot.count("stop") >= 5, what="the robot being held (stopped every period)")
-        assert robot.count("action") == 0, "a real robot moved before its first weights"
+    take = lambda current: _Weights() if published.is_set() and current < 0 else None  # noqa: E731
+    with running(robot, take, hold_until_start=True) as (loop, _, runner, recorded):
+        holds = held(robot)
         assert loop.status.mode == "WAITING"
         published.set()
         runner.join(timeout=30)
         assert not runner.is_alive()
-    finally:
-        loop.request_stop()
-        runner.join(timeout=10)
-        robot.disconnect()
     first_action = robot.calls.index("action")
-    assert first_action >= 5 and set(robot.calls[:first_action]) == {"stop"}  # held, then acted
+    assert first_action >= holds and set(robot.calls[:first_action]) == {"stop"}  # held, then acted
     steps = transitions(recorded)
     assert steps and {t.policy_version for t in steps} == {0}, "no random action reached the robot"
     np.testing.assert_allclose(steps[0].action, 0.5)
@@ -103,40 +113,30 @@ def test_a_real_robot_holds_still_until_the_first_weights_then_acts_with_them():
 
 def test_the_start_key_lets_a_real_robot_explore_before_weights():
     robot = LooksReal(seed=2, max_steps=5)
-    loop, operator, runner, recorded = run_in_background(
-        robot, lambda _current: None, LoopConfig(episodes=1, time_scale=20.0, hold_until_start=True))
-    try:
-        wait_until(lambda: robot.count("stop") >= 5, what="the robot being held")
-        assert robot.count("action") == 0
-        held = robot.count("stop")
+    with running(robot, lambda _current: None, hold_until_start=True) as (loop, operator, runner, recorded):
+        holds = held(robot)
         assert operator.handle_key("t") == "start"
         runner.join(timeout=30)
         assert not runner.is_alive()
-    finally:
-        loop.request_stop()
-        runner.join(timeout=10)
-        robot.disconnect()
-    assert robot.calls.index("action") >= held
+    assert robot.calls.index("action") >= holds
     steps = transitions(recorded)
     assert steps and {t.policy_version for t in steps} == {-1}  # the random policy, as the operator asked
 
 
 def test_without_the_hold_a_robot_explores_from_the_first_step():
     robot = LooksReal(seed=3, max_steps=5)
-    loop, _, runner, recorded = run_in_background(
-        robot, lambda _current: None, LoopConfig(episodes=1, time_scale=20.0, hold_until_start=False))
-    runner.join(timeout=30)
-    robot.disconnect()
-    assert not runner.is_alive() and robot.calls[0] == "action"
+    with running(robot, lambda _current: None, hold_until_start=False) as (loop, _, runner, recorded):
+        runner.join(timeout=30)
+        assert not runner.is_alive()
+    assert robot.calls[0] == "action"
     assert {t.policy_version for t in transitions(recorded)} == {-1}
 
 
 def test_a_stop_request_ends_the_wait_without_moving():
     robot = LooksReal(seed=4, max_steps=5)
-    loop, _, runner, recorded = run_in_background(
-        robot, lambda _current: None, LoopConfig(episodes=1, time_scale=20.0, hold_until_start=True))
-    wait_until(lambda: robot.count("stop") >= 2, what="the robot being held")
-    loop.request_stop()
-    runner.join(timeout=10)
-    robot.disconnect()
-    assert not runner.is_alive() and robot.count("action") == 0 and not loop.summaries and not recorded
+    with running(robot, lambda _current: None, hold_until_start=True) as (loop, _, runner, recorded):
+        held(robot)
+        loop.request_stop()
+        runner.join(timeout=10)
+        assert not runner.is_alive()
+    assert robot.count("action") == 0 and not loop.summaries and not recorded
