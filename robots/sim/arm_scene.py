@@ -27,6 +27,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robots.arm_limits import ArmLimits  # noqa: E402
+from robots.sim.mjcf import goal_disc, scene_preamble  # noqa: E402
 
 TIMESTEP = 0.01  # physics step, seconds (10 per 10 Hz control period)
 CUBE_HALF = 0.025  # a 5 cm cube
@@ -119,20 +120,7 @@ def arm_mjcf(limits: ArmLimits) -> str:
         f'<velocity name="drive_{axis}" joint="tool_{axis}" kv="{kv}" forcelimited="true" forcerange="-40 40"/>'
         for axis in "xyz"
     )
-    return f"""
-<mujoco model="{limits.robot}_push_cube">
-  <option timestep="{TIMESTEP}" integrator="implicitfast"/>
-  <visual>
-    <global offwidth="256" offheight="256"/>
-    <quality offsamples="0" shadowsize="0"/>
-    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/>
-  </visual>
-  <default>
-    <geom friction="0.6 0.005 0.0001"/>
-    <default class="tool"><geom contype="2" conaffinity="2" rgba="0.5 0.5 0.5 1"/></default>
-    <default class="visual"><geom contype="0" conaffinity="0" mass="0"/></default>
-  </default>
-  <worldbody>
+    return scene_preamble(f"{limits.robot}_push_cube", TIMESTEP, 0.6, "tool", 0.5) + f"""
     <geom name="table" type="plane" size="{half[0]} {half[1]} 0.1" pos="{center[0]} {center[1]} 0"
           rgba="0.3 0.3 0.3 1" contype="1" conaffinity="1"/>
     <body name="tool" pos="0 0 0" gravcomp="1">
@@ -147,10 +135,7 @@ def arm_mjcf(limits: ArmLimits) -> str:
       <geom name="cube" type="box" size="{CUBE_HALF} {CUBE_HALF} {CUBE_HALF}" mass="{CUBE_MASS}"
             rgba="0.95 0.95 0.95 1" contype="3" conaffinity="3" condim="4"/>
     </body>
-    <body name="goal" mocap="true" pos="{limits.workspace_high[0]} 0 0">
-      <geom name="goal_marker" class="visual" type="cylinder" size="{GOAL_RADIUS} 0.001" pos="0 0 0.001"
-            rgba="0.7 0.7 0.7 1"/>
-    </body>
+    {goal_disc(f"{limits.workspace_high[0]} 0 0", GOAL_RADIUS, 0.001, 0.7)}
   </worldbody>
   <actuator>
     {drives}

@@ -26,6 +26,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robots.legged_limits import VelocityLimits  # noqa: E402
+from robots.sim.mjcf import planar_base_drives, planar_base_joints, scene_preamble  # noqa: E402
 
 TIMESTEP = 0.005  # physics step, seconds
 N_BOXES = 3
@@ -114,26 +115,11 @@ def legged_mjcf(body: LeggedBody) -> str:
     kv_linear, kv_yaw = body.mass / body.tracking_tau, body.yaw_inertia / body.tracking_tau
     pitch = np.deg2rad(body.camera_pitch_deg)
     floor_cx, floor_hx = (ARENA_X[0] + ARENA_X[1]) / 2, (ARENA_X[1] - ARENA_X[0]) / 2
-    return f"""
-<mujoco model="{body.name}_slalom">
-  <option timestep="{TIMESTEP}" integrator="implicitfast"/>
-  <visual>
-    <global offwidth="256" offheight="256"/>
-    <quality offsamples="0" shadowsize="0"/>
-    <headlight ambient="0.5 0.5 0.5" diffuse="0.45 0.45 0.45" specular="0 0 0"/>
-  </visual>
-  <default>
-    <geom friction="0.7 0.005 0.0001"/>
-    <default class="robot"><geom contype="2" conaffinity="2" rgba="0.6 0.6 0.6 1"/></default>
-    <default class="visual"><geom contype="0" conaffinity="0" mass="0"/></default>
-  </default>
-  <worldbody>
+    return scene_preamble(f"{body.name}_slalom", TIMESTEP, 0.7, "robot", 0.6, headlight=(0.5, 0.45)) + f"""
     <geom name="floor" type="plane" size="{floor_hx} {ARENA_HALF_WIDTH} 0.1" pos="{floor_cx} 0 0"
           rgba="0.45 0.45 0.45 1" contype="1" conaffinity="1"/>
     <body name="robot" pos="0 0 0">
-      <joint name="base_x" type="slide" axis="1 0 0" damping="0"/>
-      <joint name="base_y" type="slide" axis="0 1 0" damping="0"/>
-      <joint name="base_yaw" type="hinge" axis="0 0 1" damping="0"/>
+      {planar_base_joints()}
       <inertial pos="0 0 0.3" mass="{body.mass}"
                 diaginertia="{body.yaw_inertia} {body.yaw_inertia} {body.yaw_inertia}"/>
       {body.collision_xml}
@@ -147,12 +133,7 @@ def legged_mjcf(body: LeggedBody) -> str:
     </body>
   </worldbody>
   <actuator>
-    <velocity name="drive_x" joint="base_x" kv="{kv_linear}" forcelimited="true"
-              forcerange="{-body.max_force} {body.max_force}"/>
-    <velocity name="drive_y" joint="base_y" kv="{kv_linear}" forcelimited="true"
-              forcerange="{-body.max_force} {body.max_force}"/>
-    <velocity name="drive_yaw" joint="base_yaw" kv="{kv_yaw}" forcelimited="true"
-              forcerange="{-body.max_torque} {body.max_torque}"/>
+    {planar_base_drives(kv_linear, kv_yaw, body.max_force, body.max_torque)}
   </actuator>
 </mujoco>
 """

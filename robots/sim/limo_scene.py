@@ -23,6 +23,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+from robots.sim.mjcf import goal_disc, planar_base_drives, planar_base_joints, scene_preamble  # noqa: E402
+
 TIMESTEP = 0.005  # physics step, seconds
 ARENA_CENTER = (0.75, 0.0)  # the start is near the origin and the goal ~1.3 m ahead, so centre between them
 ARENA_HALF_SIZE = 2.0  # 4 m x 4 m
@@ -94,26 +96,11 @@ def limo_mjcf(camera_pitch_deg: float = 25.0, camera_fovy: float = 75.0) -> str:
     kv_linear, kv_yaw = BODY_MASS / TRACKING_TAU, _YAW_INERTIA / TRACKING_TAU
     pitch = np.deg2rad(camera_pitch_deg)
     cx, cy = ARENA_CENTER
-    return f"""
-<mujoco model="limo_ball_to_goal">
-  <option timestep="{TIMESTEP}" integrator="implicitfast"/>
-  <visual>
-    <global offwidth="256" offheight="256"/>
-    <quality offsamples="0" shadowsize="0"/>
-    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/>
-  </visual>
-  <default>
-    <geom friction="0.8 0.005 0.0001"/>
-    <default class="robot"><geom contype="2" conaffinity="2" rgba="0.5 0.5 0.5 1"/></default>
-    <default class="visual"><geom contype="0" conaffinity="0" mass="0"/></default>
-  </default>
-  <worldbody>
+    return scene_preamble("limo_ball_to_goal", TIMESTEP, 0.8, "robot", 0.5) + f"""
     <geom name="floor" type="plane" size="{ARENA_HALF_SIZE} {ARENA_HALF_SIZE} 0.1" pos="{cx} {cy} 0"
           rgba="0.3 0.3 0.3 1" contype="1" conaffinity="1"/>
     <body name="limo" pos="0 0 0">
-      <joint name="base_x" type="slide" axis="1 0 0" damping="0"/>
-      <joint name="base_y" type="slide" axis="0 1 0" damping="0"/>
-      <joint name="base_yaw" type="hinge" axis="0 0 1" damping="0"/>
+      {planar_base_joints()}
       <inertial pos="0 0 {0.05 + bz}" mass="{BODY_MASS}" diaginertia="0.03 0.04 {_YAW_INERTIA}"/>
       <geom name="chassis" class="robot" type="box" size="{bx} {by} {bz}" pos="0 0 {0.05 + bz}"/>
       {_pusher_xml()}
@@ -131,15 +118,10 @@ def limo_mjcf(camera_pitch_deg: float = 25.0, camera_fovy: float = 75.0) -> str:
       <geom name="obstacle" type="box" size="{OBSTACLE_HALF} {OBSTACLE_HALF} {OBSTACLE_HALF}"
             mass="{OBSTACLE_MASS}" rgba="0.05 0.05 0.05 1" contype="3" conaffinity="3"/>
     </body>
-    <body name="goal" mocap="true" pos="1.35 0 0">
-      <geom name="goal_marker" class="visual" type="cylinder" size="{GOAL_RADIUS} 0.002" pos="0 0 0.002"
-            rgba="0.85 0.85 0.85 1"/>
-    </body>
+    {goal_disc("1.35 0 0", GOAL_RADIUS, 0.002, 0.85)}
   </worldbody>
   <actuator>
-    <velocity name="drive_x" joint="base_x" kv="{kv_linear}" forcelimited="true" forcerange="-40 40"/>
-    <velocity name="drive_y" joint="base_y" kv="{kv_linear}" forcelimited="true" forcerange="-40 40"/>
-    <velocity name="drive_yaw" joint="base_yaw" kv="{kv_yaw}" forcelimited="true" forcerange="-5 5"/>
+    {planar_base_drives(kv_linear, kv_yaw, 40, 5)}
   </actuator>
 </mujoco>
 """
