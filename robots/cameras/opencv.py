@@ -16,12 +16,13 @@ import time
 import numpy as np
 
 from common.specs import ImageSpec
-from robots.base import Camera, RobotError
+from robots.base import RobotError
+from robots.cameras.newest import NewestFrame, NewestFrameCamera
 
 log = logging.getLogger(__name__)
 
 
-class OpenCVCamera(Camera):
+class OpenCVCamera(NewestFrameCamera):
     """A grayscale (height, width, 1) camera on cv2.VideoCapture with a capture thread."""
 
     def __init__(self, source: str, height: int, width: int, fps: float = 30.0, open_timeout_s: float = 3.0,
@@ -33,26 +34,12 @@ class OpenCVCamera(Camera):
         self.open_timeout_s = float(open_timeout_s)
         self.loop = loop
         self._spec = ImageSpec(name, (int(height), int(width), 1))
-        self._lock = threading.Lock()
-        self._frame: np.ndarray | None = None
-        self._frame_time = 0.0
-        self._frames = 0
+        self._newest = NewestFrame(f"camera {self.source!r}")
         self._errors = 0
         self._closing = threading.Event()
-        self._first_frame = threading.Event()
         self.ended = threading.Event()  # set when a non-looping file has no more frames
         self._thread: threading.Thread | None = None
         self._capture = None
-
-    @property
-    def spec(self) -> ImageSpec:
-        return self._spec
-
-    @property
-    def frames(self) -> int:
-        """Frames captured since connect()."""
-        with self._lock:
-            return self._frames
 
     def connect(self) -> None:
         if self._thread is not None:
@@ -66,28 +53,13 @@ class OpenCVCamera(Camera):
         self._is_file = not isinstance(target, int) and not self.source.startswith("/dev/")
         self._capture = capture
         self._closing.clear()
-        self._first_frame.clear()
+        self._newest.clear()
         self.ended.clear()
         self._thread = threading.Thread(target=self._capture_loop, daemon=True, name=f"camera-{self.source}")
         self._thread.start()
-        if not self._first_frame.wait(self.open_timeout_s):
+        if not self._newest.first.wait(self.open_timeout_s):
             self.disconnect()
             raise RobotError(f"camera {self.source!r}: no frame within {self.open_timeout_s:.1f} s")
-
-    def read_latest(self, max_age_ms: float) -> np.ndarray:
-        with self._lock:
-            frame, stamp = self._frame, self._frame_time
-        if frame is None:
-            raise RobotError(f"camera {self.source!r}: no frame (not connected?)")
-        age_ms = (time.monotonic() - stamp) * 1e3
-        if age_ms > max_age_ms:
-            raise RobotError(f"camera {self.source!r}: newest frame is {age_ms:.0f} ms old (limit {max_age_ms:.0f} ms)")
-        return frame
-
-    def frame_age_s(self) -> float:
-        """Age of the newest frame in seconds (inf before the first); for the frame-age metric."""
-        with self._lock:
-            return time.monotonic() - self._frame_time if self._frame is not None else float("inf")
 
     def disconnect(self) -> None:
         self._closing.set()
@@ -97,8 +69,7 @@ class OpenCVCamera(Camera):
         capture, self._capture = self._capture, None
         if capture is not None:
             capture.release()
-        with self._lock:
-            self._frame = None
+        self._newest.clear()
 
     def _capture_loop(self) -> None:
         import cv2
@@ -108,17 +79,17 @@ class OpenCVCamera(Camera):
         while not self._closing.is_set():
             ok, bgr = capture.read()
             if not ok:
-                if self._is_file and self.loop and self._frames > 0:
+                if self._is_file and self.loop and self._newest.count > 0:
                     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     continue
-                if self._is_file and self._frames > 0:
+                if self._is_file and self._newest.count > 0:
                     self.ended.set()  # the newest frame now only ages, as with a frozen camera
                     break
                 self._errors += 1
                 if self._closing.wait(0.05):  # a live device hiccup: retry, without spinning
                     break
                 continue
-            self._store(self._convert(cv2, bgr))
+            self._newest.put(self._convert(cv2, bgr))
             if self._is_file:  # pace a file like a camera; a device paces itself
                 next_time += period
                 self._closing.wait(max(0.0, next_time - time.monotonic()))
@@ -129,10 +100,3 @@ class OpenCVCamera(Camera):
         if gray.shape != (height, width):
             gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(gray, dtype=np.uint8)[:, :, None]
-
-    def _store(self, frame: np.ndarray) -> None:
-        with self._lock:
-            self._frame = frame
-            self._frame_time = time.monotonic()
-            self._frames += 1
-        self._first_frame.set()

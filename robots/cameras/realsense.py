@@ -11,18 +11,17 @@ Exposure: `exposure_us` > 0 switches auto exposure off and sets it (and `gain` i
 
 from __future__ import annotations
 
-import threading
-import time
 
 import numpy as np
 
 from common.specs import ImageSpec
-from robots.base import Camera, RobotError
+from robots.base import RobotError
+from robots.cameras.newest import NewestFrame, NewestFrameCamera
 
 COLOR_FORMATS = ("bgr8", "rgb8")
 
 
-class RealSenseCamera(Camera):
+class RealSenseCamera(NewestFrameCamera):
     """Grayscale (height, width, 1) frames from a RealSense colour stream (see module docstring)."""
 
     def __init__(self, serial: str, height: int, width: int, capture_width: int = 640, capture_height: int = 480,
@@ -35,21 +34,8 @@ class RealSenseCamera(Camera):
         self.open_timeout_s = float(open_timeout_s)
         self._device = device  # an rs.device (e.g. an rs.software_device in tests); None: find by serial
         self._spec = ImageSpec(name, (int(height), int(width), 1))
-        self._lock = threading.Lock()
-        self._frame: np.ndarray | None = None
-        self._frame_time = 0.0
-        self._frames = 0
-        self._first_frame = threading.Event()
+        self._newest = NewestFrame(f"realsense {self.serial or '(first)'}")
         self._sensor = None
-
-    @property
-    def spec(self) -> ImageSpec:
-        return self._spec
-
-    @property
-    def frames(self) -> int:
-        with self._lock:
-            return self._frames
 
     def connect(self) -> None:
         if self._sensor is not None:
@@ -59,28 +45,13 @@ class RealSenseCamera(Camera):
         device = self._device if self._device is not None else self._find_device(rs)
         sensor, profile = self._color_sensor(rs, device)
         self._configure_exposure(rs, sensor)
-        self._first_frame.clear()
+        self._newest.clear()
         sensor.open(profile)
         sensor.start(self._on_frame)
         self._sensor = sensor
-        if not self._first_frame.wait(self.open_timeout_s):
+        if not self._newest.first.wait(self.open_timeout_s):
             self.disconnect()
             raise RobotError(f"realsense {self.serial or '(first)'}: no frame within {self.open_timeout_s:.1f} s")
-
-    def read_latest(self, max_age_ms: float) -> np.ndarray:
-        with self._lock:
-            frame, stamp = self._frame, self._frame_time
-        if frame is None:
-            raise RobotError(f"realsense {self.serial or '(first)'}: no frame (not connected?)")
-        age_ms = (time.monotonic() - stamp) * 1e3
-        if age_ms > max_age_ms:
-            raise RobotError(f"realsense {self.serial or '(first)'}: newest frame is {age_ms:.0f} ms old "
-                             f"(limit {max_age_ms:.0f} ms)")
-        return frame
-
-    def frame_age_s(self) -> float:
-        with self._lock:
-            return time.monotonic() - self._frame_time if self._frame is not None else float("inf")
 
     def disconnect(self) -> None:
         sensor, self._sensor = self._sensor, None
@@ -90,8 +61,7 @@ class RealSenseCamera(Camera):
                     step()
                 except RuntimeError:
                     pass  # already stopped / closed
-        with self._lock:
-            self._frame = None
+        self._newest.clear()
 
     # ---- internals ----
 
@@ -147,7 +117,4 @@ class RealSenseCamera(Camera):
             image = np.ascontiguousarray(gray, dtype=np.uint8)[:, :, None]
         except Exception:  # noqa: BLE001 - a bad frame is dropped; staleness then shows in read_latest
             return
-        with self._lock:
-            self._frame, self._frame_time = image, time.monotonic()
-            self._frames += 1
-        self._first_frame.set()
+        self._newest.put(image)
