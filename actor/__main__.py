@@ -49,8 +49,9 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("--batch-size", default=32, help="Transitions per batch sent to the learner.")
 @click.option("--metrics-port", default=9401, help="Prometheus /metrics port (0: off).")
 @click.option("--seed", default=0, help="Seed of the random policy used before the first weights.")
-@click.option("--record-demo", default="", metavar="FILE",
-              help="Record teleoperated episodes to FILE (.npz for learner --demo); no learner needed.")
+@click.option("--record-demo", default="", metavar="PATH",
+              help="Record teleoperated episodes for learner --demo, no learner needed: PATH.npz is a Tandem demo "
+                   "file, any other PATH a LeRobot dataset directory (rewritten after each kept episode).")
 @click.option("--policy", "policy_file", default="", metavar="FILE",
               help="Run a saved policy (a run's best_policy.npz) deterministically; no learner needed.")
 @click.option("--keep-failures", is_flag=True, help="With --record-demo: also keep episodes not labelled success.")

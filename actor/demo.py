@@ -1,6 +1,7 @@
-"""`actor --record-demo FILE`: keep teleoperated episodes and write them in the demo format `learner --demo` loads.
+"""`actor --record-demo PATH`: keep teleoperated episodes and write them in a format `learner --demo` loads.
 
-Only episodes labelled success are kept unless `keep_failures`. The file is rewritten (atomically)
+PATH.npz is Tandem's demo file; any other PATH is a LeRobot dataset directory (`common.lerobot_datasets`).
+Only episodes labelled success are kept unless `keep_failures`. The file or dataset is rewritten (atomically)
 after every kept episode, so quitting with Ctrl-C or losing the SSH session keeps what was recorded.
 """
 
@@ -10,7 +11,7 @@ import logging
 from pathlib import Path
 
 from actor.recorder import EpisodeRecord
-from common.episodes import save_episodes
+from common.episodes import is_npz_path, save_episodes
 from common.protocol import EpisodeSummary
 from common.specs import RobotSpec
 from common.types import Transition
@@ -27,6 +28,10 @@ class DemoWriter:
         self.keep_failures = keep_failures
         self.transitions: list[Transition] = []
         self.episodes = 0
+        if not is_npz_path(self.path):  # import LeRobot's code (seconds) now, not between two episodes
+            from common.lerobot_datasets import import_lerobot_dataset
+
+            import_lerobot_dataset()
 
     def on_episode(self, record: EpisodeRecord, summary: EpisodeSummary) -> None:
         """Loop callback: keep the finished episode if it qualifies, then save everything kept so far."""

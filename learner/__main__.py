@@ -65,7 +65,9 @@ def _cli_value(value: object) -> str:
 @click.option("--algo", default="sigent_sac", is_eager=True,
               help="Algorithm to train (an unknown name lists all; before --help: its config fields).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change an algorithm config field.")
-@click.option("--demo", default="", help="Demonstration file (.npz) for the demo buffer; also fixes the robot spec.")
+@click.option("--demo", default="",
+              help="Demonstrations for the demo buffer: a .npz file or a LeRobot dataset directory (its features "
+                   "must match the robot); a Tandem-written one also fixes the robot spec.")
 @click.option("--bind", default="127.0.0.1", help="Address to listen on; 0.0.0.0 to accept robots on the network.")
 @click.option("--port", default=DEFAULT_PORT, help="Transitions port; weights go out on PORT+1.")
 @click.option("--run-dir", default="runs/latest", help="Checkpoints, learning curve and logs.")
@@ -171,12 +173,13 @@ def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed
 def _check_algorithm(config: LearnerConfig) -> None:
     """Fail before listening if the algorithm or its overrides are unknown, or (with a demo, which fixes the
     robot spec) if the algorithm refuses that robot (e.g. SigEnt-SAC's alpha * d * h_max bound)."""
-    from common.episodes import load_episodes
+    from common.episodes import demo_spec
     from learner.algorithms import config_from_overrides, make_algorithm
 
     config_from_overrides(config.algo, config.overrides)
-    if config.demo:
-        make_algorithm(config.algo, load_episodes(config.demo)[0], config.overrides)
+    spec = demo_spec(config.demo) if config.demo else None
+    if spec is not None:
+        make_algorithm(config.algo, spec, config.overrides)
 
 
 def format_summary(summary: dict) -> str:
@@ -197,12 +200,17 @@ def format_summary(summary: dict) -> str:
 
 
 def main(args: list[str] | None = None) -> None:
-    """`learner keys ...` creates CURVE keys; anything else trains (see `learner --help`)."""
+    """`learner keys ...` creates CURVE keys; `learner export-lerobot RUN_DIR OUT` exports a run's episodes as a
+    LeRobot dataset; anything else trains (see `learner --help`)."""
     argv = sys.argv[1:] if args is None else list(args)
     if argv[:1] == ["keys"]:
         from learner.keys import keys_main
 
         sys.exit(keys_main(argv[1:]))
+    if argv[:1] == ["export-lerobot"]:
+        from learner.export_lerobot import export_command
+
+        export_command.main(args=argv[1:], prog_name="learner export-lerobot")
     train.main(args=argv, prog_name="learner", obj={"argv": argv})
 
 

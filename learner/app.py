@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from common import metrics
-from common.episodes import load_episodes
+from common.episodes import demo_spec
 from common.protocol import DEFAULT_EVAL_EPISODES, EpisodeSummary
 from common.specs import RobotSpec
 from learner.algorithms import config_from_overrides, config_to_dict, make_algorithm
@@ -189,7 +189,7 @@ class Learner:
         cfg = self.config
         spec = None
         if cfg.demo:
-            spec, _ = load_episodes(cfg.demo)
+            spec = demo_spec(cfg.demo)  # None for a LeRobot dataset from elsewhere: the first actor's spec
         if cfg.resume:
             spec = spec or read_spec(self.run_dir / "replay")
             self.best_policy.load_saved()
