@@ -45,12 +45,16 @@ class GrayscaleCamera:
 
     def render(self, data: mujoco.MjData) -> np.ndarray:
         """The camera's current view as grayscale uint8 (H, W, 1). `data` must not change meanwhile."""
+        gray = self.render_rgb(data).astype(np.float32) @ _LUMA
+        return np.clip(gray + 0.5, 0, 255).astype(np.uint8)[:, :, None]
+
+    def render_rgb(self, data: mujoco.MjData) -> np.ndarray:
+        """The colour frame the grayscale image is made from, uint8 (H, W, 3): for people (videos,
+        gymnasium's render), never for the policy. `data` must not change meanwhile."""
         with self._lock:
             if self._render_thread is None:
                 self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mujoco-render")
-            rgb = self._render_thread.submit(self._render_rgb, data).result()
-        gray = rgb.astype(np.float32) @ _LUMA
-        return np.clip(gray + 0.5, 0, 255).astype(np.uint8)[:, :, None]
+            return self._render_thread.submit(self._render_rgb, data).result()
 
     def close(self) -> None:
         """Free the GL context and stop the render thread. Idempotent; render() after close reopens."""
