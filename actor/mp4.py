@@ -52,7 +52,11 @@ class Mp4Writer:
         self.partial = Path(name)
         self.fps = Fraction(fps).limit_denominator(1001)  # 29.97 Hz as 30000/1001
         self.frames = 0
-        self._container = av.open(str(self.partial), "w", format="mp4")
+        try:
+            self._container = av.open(str(self.partial), "w", format="mp4")
+        except BaseException:
+            self.partial.unlink(missing_ok=True)
+            raise
         self._stream = None
         self._size: tuple[int, int] | None = None
 

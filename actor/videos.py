@@ -11,8 +11,8 @@ observation after the reset, then one per step) and plays at the control rate, i
   already sees (no second camera open) of every episode the operator labels success or failure. The label
   comes at the end, so every episode streams to a temporary file that is kept or dropped then.
 
-A video that cannot be written (disk full, an odd camera frame) is logged and dropped: a video is never
-worth stopping a robot for.
+A video that cannot be made (disk full, a malformed camera frame, a renderer that fails) is logged and
+dropped: a video is never worth ending an episode, stopping a robot or losing an evaluator for.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-import av
 import numpy as np
 
 from actor.mp4 import Mp4Writer
@@ -32,7 +31,6 @@ from common.types import Observation
 log = logging.getLogger("actor")
 VIDEO_SIZE = (320, 240)  # (width, height) of a rendered scene view: watchable, and cheap to render on a CPU
 LABELS = ("success", "failure")  # the loop's outcomes of an operator's labels
-_VIDEO_ERRORS = (OSError, ValueError, av.FFmpegError)
 
 
 class EpisodeVideos:
@@ -70,8 +68,8 @@ class EpisodeVideos:
         self._block = (block, index)
         try:
             self._writer = Mp4Writer(self.directory, self.fps, prefix=self.actor_id)
-        except _VIDEO_ERRORS as exc:
-            log.error("video: cannot start one in %s: %s", self.directory, exc)
+        except Exception as exc:  # a video is never fatal (module docstring)
+            log.error("video: cannot start one in %s: %s: %s", self.directory, type(exc).__name__, exc)
             return
         self.add(observation)
 
@@ -81,8 +79,8 @@ class EpisodeVideos:
             return
         try:
             self._writer.add(self._frame_of(observation))
-        except _VIDEO_ERRORS as exc:
-            log.error("video: dropping this episode's video: %s", exc)
+        except Exception as exc:  # a video is never fatal (module docstring)
+            log.error("video: dropping this episode's video: %s: %s", type(exc).__name__, exc)
             self._drop()
 
     def end(self, summary: EpisodeSummary, outcome: str) -> Path | None:
@@ -95,8 +93,8 @@ class EpisodeVideos:
             return None
         try:
             path = writer.finish(self.directory / self.file_name(summary, outcome, *self._block))
-        except _VIDEO_ERRORS as exc:
-            log.error("video: could not write episode %d's video: %s", summary.episode, exc)
+        except Exception as exc:  # a video is never fatal (module docstring)
+            log.error("video: could not write episode %d's video: %s: %s", summary.episode, type(exc).__name__, exc)
             writer.discard()
             return None
         log.info("video: %s (%d frames)", path, writer.frames)

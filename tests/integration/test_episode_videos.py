@@ -81,3 +81,30 @@ def test_video_requests_that_cannot_work_are_refused_or_reported(tmp_path, caplo
     assert make_episode_videos(FakeRobot(), "final-eval", eval_only=True, render_dir=str(tmp_path)) is None
     assert re.search("cannot render", caplog.text), "a robot without a scene says so instead of failing the run"
     assert isinstance(make_episode_videos(limo, "op", eval_only=False, record_dir=str(tmp_path)), LabelledEpisodes)
+
+
+class FlakyRenderLimo(LimoSim):
+    """A LIMO twin whose scene renderer fails once, on its fifth frame."""
+
+    renders = 0
+
+    def render_view(self, width: int = 320, height: int = 240) -> np.ndarray:
+        self.renders += 1
+        if self.renders == 5:
+            raise RuntimeError("EGL context lost")
+        return super().render_view(width, height)
+
+
+def test_a_failing_video_is_dropped_and_never_ends_the_episode(tmp_path, caplog):
+    robot = FlakyRenderLimo(max_steps=8, seed=1)
+    policy = ForwardPolicy()
+    videos = EvaluationRenders(tmp_path, robot, "eval", every=1)
+    config = LoopConfig(episodes=2, eval_episodes=1, eval_only=True, time_scale=50.0)
+    loop = ActorLoop(robot, robot.task, lambda _item: None, lambda v: policy if v < policy.version else None, config,
+                     "eval", videos=videos)  # fmt: skip
+    with robot:
+        robot.enable()
+        summaries = loop.run()
+    assert [s.steps for s in summaries] == [8, 8], "both episodes ran to their step limit"
+    assert [p.name for p in tmp_path.iterdir()] == ["eval-v3-block1-episode0-failure.mp4"], "block 0's video dropped"
+    assert "RuntimeError: EGL context lost" in caplog.text
