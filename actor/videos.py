@@ -48,7 +48,6 @@ class EpisodeVideos:
         self._frame_of = frame_of
         self._writer: Mp4Writer | None = None
         self._block = (-1, -1)
-        self.written: list[Path] = []
 
     def wants(self, evaluation: bool, block: int, index: int) -> bool:
         raise NotImplementedError
@@ -98,7 +97,6 @@ class EpisodeVideos:
             writer.discard()
             return None
         log.info("video: %s (%d frames)", path, writer.frames)
-        self.written.append(path)
         return path
 
     def close(self) -> None:
