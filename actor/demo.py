@@ -46,7 +46,7 @@ class DemoWriter:
                  record.episode, len(record.transitions), self.path, self.episodes, len(self.transitions))  # fmt: skip
 
 
-def record_demo(robot, task, operator, loop_config, actor_id: str, install_signals) -> int:
+def record_demo(robot, task, operator, loop_config, actor_id: str, install_signals, videos=None) -> int:
     """Run teleoperated episodes on `robot` (no learner) and write the kept ones to the operator's demo file."""
     from actor.loop import ActorLoop  # the loop imports this module's neighbours; keep the import local
     from actor.terminal import operator_terminal
@@ -60,7 +60,7 @@ def record_demo(robot, task, operator, loop_config, actor_id: str, install_signa
         if on_status is None:
             raise ValueError("--record-demo needs a terminal on stdin to read the teleop keys from")
         loop = ActorLoop(robot, task, lambda _item: None, lambda _version: None, loop_config, actor_id,
-                         operator, on_status, writer.on_episode, keep_transitions=True)  # fmt: skip
+                         operator, on_status, writer.on_episode, keep_transitions=True, videos=videos)  # fmt: skip
         install_signals(lambda: (loop.request_stop(), robot.stop()))  # stop() is signal-safe
         log.info("recording demonstrations to %s: drive with arrows/WASD/q/e, Enter = success (s drives "
                  "backward while teleoperating), f = failure, r = reset", writer.path)  # fmt: skip

@@ -108,6 +108,9 @@ def _cli_value(value: object) -> str:
 @click.option("--final-eval", default=20, help="With --local-actor: deterministic episodes evaluated at the end.")
 @click.option("--final-policy", type=click.Choice(["best", "latest"]), default="best",
               help="Which policy the final evaluation runs: the best-evaluated version (best_policy.npz) or the last.")
+@click.option("--video-every", default=10,
+              help="With --eval-actor: render the first episode of every Nth evaluation block to RUN_DIR/videos "
+                   "(0: none); the final evaluation's are always rendered. Simulated robots only.")
 @click.option("--keys", default="", metavar="DIR", help="CURVE keys from `learner keys DIR` (needed off loopback).")
 @click.option("--insecure", is_flag=True, help="No encryption even with --keys (loopback addresses only).")
 @click.option("--resume", default="", metavar="RUN_DIR", help="Continue RUN_DIR: replay, algorithm, optimizer, step.")
@@ -123,8 +126,8 @@ def _cli_value(value: object) -> str:
 @click.pass_context
 def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, eval_actor, stop_at_success,
-         stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo, reward, fleet,
-         launcher, ray_address, max_restarts, actor_cpus, parent_pid, verbose) -> None:  # fmt: skip
+         stop_window, final_eval, final_policy, video_every, keys, insecure, resume, no_fsync, interventions_to_demo,
+         reward, fleet, launcher, ray_address, max_restarts, actor_cpus, parent_pid, verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
 
     One-machine example:  learner --demo robots/sim/demos/limo_ball_to_goal.npz --local-actor limo_sim
@@ -151,7 +154,7 @@ def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed
             device=device, threads=threads, seed=seed, max_minutes=max_minutes, metrics_port=metrics_port,
             train=TrainConfig(utd, learning_starts, publish_every, checkpoint_every, max_updates),
             local=LocalRunConfig(local_actor, list(actor_args), list(fleet), eval_actor, stop_at_success, stop_window,
-                                 final_eval, final_policy),
+                                 final_eval, final_policy, video_every),
             keys=keys, insecure=insecure, resume=bool(resume), replay_fsync=not no_fsync,
             interventions_to_demo=interventions_to_demo, reward=reward,
         )  # fmt: skip
@@ -191,7 +194,7 @@ def format_summary(summary: dict) -> str:
             f" (policy: {summary.get('evaluated_policy', 'latest')})"
         )
     keys = ("best_policy_npz", "wall_time_s", "total_time_s", "env_steps", "updates", "policy_version", "curve_png",
-            "episodes_csv")  # fmt: skip
+            "episodes_csv", "latest_video")  # fmt: skip
     for key in keys:
         if key in summary:
             lines.append(f"{key}: {summary[key]}")

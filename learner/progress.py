@@ -13,6 +13,7 @@ from common import metrics
 from common.protocol import EpisodeSummary
 
 WINDOW = 20  # episodes in a rolling success rate
+VIDEOS_DIR = "videos"  # the run directory's episode videos (written by the evaluator actors, actor/videos.py)
 
 
 @dataclass
@@ -138,6 +139,12 @@ def _plot(points: list[CurvePoint], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def latest_video(directory: Path) -> Path | None:
+    """The newest finished episode video in `directory` (temporary `.partial` files are not videos)."""
+    videos = list(directory.glob("*.mp4")) if directory.is_dir() else []
+    return max(videos, key=lambda path: (path.stat().st_mtime_ns, path.name), default=None)
 
 
 def write_train_metrics(history: list[tuple[int, int, dict[str, float]]], run_dir: Path) -> Path:

@@ -100,7 +100,7 @@ class TandemEnv(gymnasium.Env):
         return observation, float(reward), bool(terminated), bool(truncated), info
 
     def render(self) -> np.ndarray | None:
-        """A 256x256 colour frame from the robot's camera in "rgb_array" mode, else None."""
+        """A 320x240 colour frame of the whole scene (the view episode videos show) in "rgb_array" mode, else None."""
         if self.render_mode != "rgb_array":
             return None
         return self.robot.render_view()

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import mujoco
 import numpy as np
 
 from common.specs import RobotSpec
 from robots.base import Observation, Robot
-from robots.sim.rendering import GrayscaleCamera
-
-VIEW_SIZE = 256  # pixels, square: the scenes' offscreen buffers are 256 x 256
+from robots.sim.rendering import OffscreenCamera, ViewPoint, scene_camera
 
 
 class MujocoTwin(Robot):
@@ -20,10 +17,11 @@ class MujocoTwin(Robot):
     A subclass sets `_spec`, `safety` (ActionSafety), `_lifecycle`, `_camera` (or None) and
     `_command` in its constructor and provides the scene hooks: `_default_layout`, `_apply_layout`,
     `_observe`, `_step_one_control_period` (tracks `_command` for one control period) and `_halt`.
-    It also sets `_model` and `_data` (MuJoCo), which `render_view` reads.
+    `VIEW` says where the scene view of episode videos (`render_view`) looks from.
     """
 
-    _view: GrayscaleCamera | None = None  # the colour camera of render_view, opened on first use
+    VIEW = ViewPoint()
+    _views: dict[tuple[int, int], OffscreenCamera] | None = None  # (width, height) -> camera, made on first use
 
     @property
     def spec(self) -> RobotSpec:
@@ -60,19 +58,20 @@ class MujocoTwin(Robot):
         with self._lifecycle.lock:
             self._halt()
 
-    def render_view(self) -> np.ndarray:
-        """A colour frame (uint8 VIEW_SIZE x VIEW_SIZE x 3) from the robot's camera, for people: gymnasium's
-        render() and videos. Never an observation; works in state mode too (the model always has the camera)."""
-        with self._lifecycle.lock:
-            if self._view is None:
-                camera = mujoco.mj_id2name(self._model, mujoco.mjtObj.mjOBJ_CAMERA, 0)
-                self._view = GrayscaleCamera(self._model, camera, VIEW_SIZE, VIEW_SIZE)
-            return self._view.render_rgb(self._data)
+    def render_view(self, width: int = 320, height: int = 240) -> np.ndarray:
+        """The whole scene as RGB uint8 (height, width, 3), from `VIEW`: what an episode video shows, not
+        what the policy sees. Costs a render per call, so only an evaluator's chosen episodes call it."""
+        with self._lifecycle.lock:  # the physics must not step mid-render
+            if self._views is None:
+                self._views = {}
+            if (width, height) not in self._views:
+                self._views[width, height] = scene_camera(self._model, self.VIEW, height, width)
+            return self._views[width, height].render_rgb(self._data)
 
     def disconnect(self) -> None:
         with self._lifecycle.lock:
             self.stop()
-            for camera in (self._camera, self._view):
+            for camera in [self._camera, *(self._views or {}).values()]:
                 if camera is not None:
-                    camera.close()  # frees the GL context and its render thread
+                    camera.close()
             self._lifecycle.disconnect()

@@ -186,7 +186,7 @@ def test_render_gives_a_colour_frame_and_close_frees_the_renderers():
     env.reset(seed=0)
     env.step(env.action_space.sample())
     frame = env.render()
-    assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8 and frame.std() > 0
     assert render_threads() == before + 2  # the observation camera and the view
     env.close()
     env.close()  # idempotent, as gymnasium asks
