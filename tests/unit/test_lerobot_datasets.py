@@ -235,3 +235,22 @@ def test_learner_export_lerobot_is_one_command_with_one_line_errors(tmp_path):
                             timeout=120)  # fmt: skip
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert "no durable replay" in failed.stderr and not (tmp_path / "out2").exists()
+
+
+def test_an_export_with_videos_holds_every_frame_in_lerobots_video_files(tmp_path, LeRobotDataset):
+    import av
+
+    journal_run(tmp_path / "run", camera_spec())
+    export_run(tmp_path / "run", tmp_path / "out", videos=True)
+    info = json.loads((tmp_path / "out/meta/info.json").read_text())
+    assert info["features"]["observation.images.camera"]["dtype"] == "video"
+    videos = sorted((tmp_path / "out/videos/observation.images.camera").rglob("*.mp4"))
+    frames = 0
+    for path in videos:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            assert (stream.width, stream.height) == (32, 24)
+            frames += sum(1 for _ in container.decode(stream))
+    assert frames == 14, "one video frame per exported transition"
+    with pytest.raises(SpecError, match="stored as video"):
+        read_dataset(tmp_path / "out")
