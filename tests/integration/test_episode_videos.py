@@ -33,16 +33,21 @@ def decoded_frames(path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-def test_an_evaluator_renders_the_first_episode_of_every_nth_block_only(tmp_path):
-    robot = LimoSim(max_steps=12, seed=4)
+def run_evaluator(robot, directory, every: int, episodes: int, block: int) -> list:
+    """An evaluator's loop on `robot` acting with ForwardPolicy, filming the first episode of every `every`th block."""
     policy = ForwardPolicy()
-    videos = EvaluationRenders(tmp_path, robot, "eval", every=2)
-    config = LoopConfig(episodes=6, eval_episodes=2, eval_only=True, time_scale=50.0)
+    videos = EvaluationRenders(directory, robot, "eval", every=every)
+    config = LoopConfig(episodes=episodes, eval_episodes=block, eval_only=True, time_scale=50.0)
     loop = ActorLoop(robot, robot.task, lambda _item: None, lambda v: policy if v < policy.version else None, config,
                      "eval", videos=videos)  # fmt: skip
     with robot:
         robot.enable()
-        summaries = loop.run()
+        return loop.run()
+
+
+def test_an_evaluator_renders_the_first_episode_of_every_nth_block_only(tmp_path):
+    robot = LimoSim(max_steps=12, seed=4)
+    summaries = run_evaluator(robot, tmp_path, every=2, episodes=6, block=2)
     assert len(summaries) == 6  # blocks 0, 1, 2 of two episodes each
     names = sorted(p.name for p in tmp_path.iterdir())
     expected = [f"eval-v3-block{block}-episode0-{'success' if summaries[2 * block].success else 'failure'}.mp4"
@@ -97,14 +102,7 @@ class FlakyRenderLimo(LimoSim):
 
 def test_a_failing_video_is_dropped_and_never_ends_the_episode(tmp_path, caplog):
     robot = FlakyRenderLimo(max_steps=8, seed=1)
-    policy = ForwardPolicy()
-    videos = EvaluationRenders(tmp_path, robot, "eval", every=1)
-    config = LoopConfig(episodes=2, eval_episodes=1, eval_only=True, time_scale=50.0)
-    loop = ActorLoop(robot, robot.task, lambda _item: None, lambda v: policy if v < policy.version else None, config,
-                     "eval", videos=videos)  # fmt: skip
-    with robot:
-        robot.enable()
-        summaries = loop.run()
+    summaries = run_evaluator(robot, tmp_path, every=1, episodes=2, block=1)
     assert [s.steps for s in summaries] == [8, 8], "both episodes ran to their step limit"
     assert [p.name for p in tmp_path.iterdir()] == ["eval-v3-block1-episode0-failure.mp4"], "block 0's video dropped"
     assert "RuntimeError: EGL context lost" in caplog.text
