@@ -145,9 +145,9 @@ class JsonLineClient:
                                      or self._sock is None, timeout=self.timeout_s)
             reply = self._replies.pop(reply_state, None) if self._generation == generation else None
         if reply is None:
-            reason = "no reply" if not ok else "link closed"
-            raise RobotError(f"rm65: {reason} to {message['command']} within {self.timeout_s:.2f} s "
-                             f"from {self.address[0]}:{self.address[1]}")
+            what = (f"the link closed before a reply to {message['command']}" if ok else
+                    f"no reply to {message['command']} within {self.timeout_s:.2f} s")
+            raise RobotError(f"rm65: {what} from {self.address[0]}:{self.address[1]}")
         return reply
 
     def _read_loop(self, sock: socket.socket, generation: int) -> None:
