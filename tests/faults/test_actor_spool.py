@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from actor.sender import Sender, SenderConfig
+from actor.recorder import Recorder
 from actor.spool import PauseWhenFull, Spool
+from actor.spool_log import TransitionLog, read_log
 from tests.conftest import metric, wait_until
 from tests.faults.processes import ROOT, LearnerProcess, journal_markers
 from tests.integration.test_transport import SPEC, hello, transitions
@@ -37,6 +40,48 @@ def test_spool_files_round_trip_and_damage_is_skipped(tmp_path):
     last.close()
 
 
+def test_every_recorded_step_is_in_the_spool_log_when_record_returns(tmp_path, port):
+    """What `kill -9` can take: nothing recorded. Read independently after each `record()`: every step so far is
+    logged (the held-back newest one too), an operator's label reaches the log, and a new process finds the
+    unsealed steps with the episode the "kill" cut ending truncated at its last recorded step."""
+    config = SenderConfig(batch_size=4, spool_dir=str(tmp_path), spool_fsync=False)
+    sender = Sender("127.0.0.1", port, hello("log"), config).start()  # no learner: nothing is sealed
+    recorder = Recorder(sender.submit, hold=sender.hold)
+    observation = {"state": np.zeros(4, np.float32)}
+    for episode_steps in (6, 3):
+        recorder.start_episode(evaluation=False)
+        for step in range(episode_steps):
+            next_observation = {"state": np.full(4, step + 1, np.float32)}
+            recorder.record(observation, np.zeros(2, np.float32), 0.0, False, False, next_observation, -1)
+            logged = [(t.episode, t.step) for t in read_log(tmp_path).values()]
+            assert logged[-(step + 1):] == [(recorder.current.episode, s) for s in range(step + 1)]
+            observation = next_observation
+        if episode_steps == 6:
+            recorder.finish_episode(True, "operator", final=(1.0, True))  # the operator's label on the last step
+            assert list(read_log(tmp_path).values())[-1].terminated
+    sender.close(flush_timeout_s=0.2)  # the process ends here, mid-episode (a kill leaves the same files)
+    tail = TransitionLog(tmp_path).recover(sealed_tid=0)
+    assert [(t.step, t.reward, t.terminated, t.truncated) for _, t in tail] == [
+        *[(s, 0.0, False, False) for s in range(5)], (5, 1.0, True, False),
+        (0, 0.0, False, False), (1, 0.0, False, False), (2, 0.0, False, True)]  # fmt: skip
+    assert tail[1][1].observation is tail[0][1].next_observation  # stored once, shared again (one row on the wire)
+    assert np.array_equal(tail[-1][1].next_observation["state"], np.full(4, 3, np.float32))
+    assert [t.truncated for t in read_log(tmp_path).values()][-1], "the cut is logged: a later recovery agrees"
+
+
+def test_a_torn_record_and_what_batches_hold_are_not_recovered(tmp_path):
+    """The log's tail after a sealed batch is what a restart seals; a record torn by the kill is skipped."""
+    log = TransitionLog(tmp_path)
+    log.recover(sealed_tid=0)
+    tids = [log.release(t) for t in transitions(0, 10)]
+    log.close()
+    segment = sorted(tmp_path.glob("*.tlog"))[-1]
+    segment.write_bytes(segment.read_bytes()[:-5])  # the write of tid 10 cut short
+    tail = TransitionLog(tmp_path).recover(sealed_tid=tids[5])
+    assert [int(t.observation["state"][0]) for _, t in tail] == [6, 7, 8]
+    assert [t.truncated for _, t in tail] == [False, False, True]
+
+
 def test_an_actor_started_with_a_spool_resends_and_continues_its_numbering(tmp_path, port):
     """No learner at first: batches go to the spool; a new actor process (same spool) delivers them."""
     spool_dir = tmp_path / "spool"
@@ -57,7 +102,7 @@ def test_an_actor_started_with_a_spool_resends_and_continues_its_numbering(tmp_p
     assert second.close(flush_timeout_s=20.0), f"{second.outstanding()} never acked"
     assert learner.terminate() == 0
     assert journal_markers(tmp_path / "run", "sp") == list(range(96))
-    assert (spool_dir / "acked").read_text() == "16"  # batches 5..16: numbering continued after the earlier life
+    assert (spool_dir / "acked").read_text().split()[0] == "16"  # batches 5..16 follow its earlier life
 
 
 def test_kill_9_of_an_actor_loses_at_most_its_flush_window(tmp_path, port):
