@@ -2,14 +2,15 @@
 
     python -m benchmarks.chaos --quick                  # K=5 learner kills, 3 actor kills, ~2-3 minutes
     python -m benchmarks.chaos                          # K=20 learner kills, 5 actor kills, 10 s SIGSTOP
-    python -m benchmarks.chaos --learner real --kills 3 --phases kills   # the real `learner --resume` (slow start)
+    python -m benchmarks.chaos --learner training --kills 3 --phases kills   # kills mid-training, mid-checkpoint
 
-Real processes and sockets throughout. The learner is `tests.faults.serve_only` by default: the real
-LearnerServer and durable replay without torch, so a restart takes ~1 s instead of ~10-20 s; with
-`--learner real` it is the `learner` CLI checkpointing every 20 updates, so kills also land mid-checkpoint.
-The actor side is an in-process `Sender` fed by a 50 Hz control loop (`RateLimiter`) that never
-touches the network; its transitions carry unique markers, so lost and duplicated are exact:
-lost = markers submitted but not in the learner's durable replay, duplicated = markers stored twice.
+Real processes and sockets throughout. The learner is the real `learner` CLI restarted with `--resume`
+(~10-20 s to start on a busy box, torch's import mostly); by default it serves and persists without
+training, with `--learner training` it trains and checkpoints every 20 updates, so kills also land
+mid-checkpoint. For the learner phases the actor side is an in-process `Sender` fed by a 50 Hz control
+loop (`RateLimiter`) that never touches the network; its transitions carry unique markers, so lost and
+duplicated are exact: lost = markers submitted but not in the learner's durable replay, duplicated =
+markers stored twice.
 
 Figures (printed at the end):
   1. learner kill -9 at random moments (K times): lost, duplicated; reconnect time (learner ready ->
@@ -46,7 +47,6 @@ from tests.faults.processes import (
     hello,
     journal_markers,
     learner_command,
-    serve_only_command,
     transition,
 )
 
@@ -235,14 +235,15 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=None)
     parser.add_argument("--actor-kills", type=int, default=None)
     parser.add_argument("--stop-seconds", type=float, default=None)
-    parser.add_argument("--learner", choices=["serve-only", "real"], default="serve-only")
+    parser.add_argument("--learner", choices=["idle", "training"], default="idle",
+                        help="the real learner CLI serving only, or training and checkpointing every 20 updates")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--phases", default="kills,stop,actor,flood", help="comma-separated subset to run")
     args = parser.parse_args()
     kills = args.kills or (5 if args.quick else 20)
     actor_kill_count = args.actor_kills if args.actor_kills is not None else (3 if args.quick else 5)
     stop_s = args.stop_seconds or (3.0 if args.quick else 10.0)
-    command = serve_only_command if args.learner == "serve-only" else _real_learner
+    command = learner_command if args.learner == "idle" else _training_learner
     rng = random.Random(args.seed)
     phases = set(args.phases.split(","))
     figures = {}
@@ -267,7 +268,7 @@ def main() -> None:
             print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
 
 
-def _real_learner(port: int, run_dir: Path, resume: bool) -> list[str]:
+def _training_learner(port: int, run_dir: Path, resume: bool) -> list[str]:
     command = learner_command(port, run_dir, resume)
     command[command.index("--learning-starts") + 1] = "64"
     command[command.index("--checkpoint-every") + 1] = "20"  # kills land mid-checkpoint too

@@ -42,15 +42,10 @@ def learner_command(port: int, run_dir: Path, resume: bool) -> list[str]:
             "--final-eval", "0"]  # fmt: skip
 
 
-def serve_only_command(port: int, run_dir: Path, resume: bool) -> list[str]:
-    """The same server and durable replay without torch (starts in ~1 s instead of ~10 s on a busy CI box)."""
-    return [sys.executable, "-m", "tests.faults.serve_only", str(port), str(run_dir), *(["--resume"] if resume else [])]
-
-
 class LearnerProcess:
-    """A learner subprocess (`serve_only_command` unless told otherwise) logging to a file."""
+    """A learner subprocess (the real CLI, `learner_command`, unless told otherwise) logging to a file."""
 
-    def __init__(self, port: int, run_dir: Path, resume: bool = False, command=serve_only_command) -> None:
+    def __init__(self, port: int, run_dir: Path, resume: bool = False, command=learner_command) -> None:
         command = command(port, run_dir, resume)
         self.log_path = run_dir.parent / f"learner-{port}-{time.monotonic_ns()}.log"
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +54,7 @@ class LearnerProcess:
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.started = time.monotonic()
 
-    def wait_listening(self, timeout_s: float = 20.0) -> float:
+    def wait_listening(self, timeout_s: float = 90.0) -> float:  # torch's import alone takes ~10 s on a busy box
         wait_until(lambda: "listening on" in self.text() or self.process.poll() is not None, timeout_s,
                    what="the learner to listen")  # fmt: skip
         assert self.process.poll() is None, self.text()

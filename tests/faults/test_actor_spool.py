@@ -111,6 +111,7 @@ def test_kill_9_of_an_actor_loses_at_most_its_flush_window(tmp_path, port):
     spool_dir = tmp_path / "spool"
     actor = start_actor(port, spool_dir, 0, tmp_path / "a1.log")
     wait_until(lambda: submitted(tmp_path / "a1.log") > 200, 20, what="the actor to run")
+    wait_until(lambda: journal_markers(tmp_path / "run", "killed"), 60, what="the learner to store its first batch")
     learner.process.send_signal(signal.SIGSTOP)  # acks stop: batches pile up in the spool
     wait_until(lambda: len(list(spool_dir.glob("*.batch"))) > 20, 20, what="batches in the spool")
     actor.kill()
