@@ -59,7 +59,6 @@ class TransitionLog:
         self._previous_next: Observation | None = None  # the last logged next observation (shared storage)
         self._open: OrderedDict[int, tuple[Transition, int, tuple]] = OrderedDict()  # held, not yet released
         self.next_tid = 1
-        self.bytes = 0
 
     # ---- start-up ------------------------------------------------------------------------------
     def recover(self, sealed_tid: int) -> list[tuple[int, Transition]]:
@@ -142,7 +141,6 @@ class TransitionLog:
             view = memoryview(record)
             while view:
                 view = view[self._file.write(view):]
-            self.bytes += len(record)
 
 
 def read_log(directory: str | Path) -> dict[int, Transition]:

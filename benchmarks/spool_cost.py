@@ -8,7 +8,8 @@ real `Sender` and an in-process learner server that acks, for: no spool; the spo
 log (one write() per step) and no fsync; the spool with an fsync of each sealed batch (the default: in the
 sender thread, before the batch is sent). The spool directory is on the same disk as the system temp dir
 (`--dir` to choose another). Printed per case: the time `record()` takes in the control thread
-(p50/p99/max), the control period p99 against nominal, and the fsyncs' own time in the sender thread.
+(p50/p99/max, and how many steps took over 5 ms), the control period p99 against nominal, and the
+fsyncs' own time in the sender thread.
 Asserts nothing; it reports.
 """
 
@@ -95,6 +96,7 @@ def run_case(spec: RobotSpec, spool_dir: str, fsync: bool, seconds: float, hz: f
     fsyncs = np.array(timed.seconds or [0.0]) * 1e3
     return {"steps": len(record_s), "record_p50_ms": np.percentile(record, 50),
             "record_p99_ms": np.percentile(record, 99), "record_max_ms": record.max(),
+            "record_over_5ms": int(np.sum(record > 5.0)),
             "period_p99_ms": np.percentile(np.array(periods[1:]) * 1e3, 99),
             "fsyncs": len(timed.seconds), "fsync_p50_ms": np.percentile(fsyncs, 50),
             "fsync_p99_ms": np.percentile(fsyncs, 99)}  # fmt: skip
@@ -107,8 +109,9 @@ def main() -> None:
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the spool goes (the robot's disk)")
     args = parser.parse_args()
     print(f"{args.hz:g} Hz, nominal period {1e3 / args.hz:.1f} ms, {args.seconds:g} s per case, spool under {args.dir}")
-    header = ("observation", "spool", "steps", "record p50", "p99", "max", "period p99", "fsyncs", "fsync p50", "p99")
-    print("{:<12} {:<14} {:>6} {:>10} {:>6} {:>6} {:>10} {:>6} {:>9} {:>6}".format(*header))
+    header = ("observation", "spool", "steps", "record p50", "p99", "max", ">5ms", "period p99", "fsyncs", "fsync p50",
+              "p99")  # fmt: skip
+    print("{:<12} {:<14} {:>6} {:>10} {:>6} {:>6} {:>5} {:>10} {:>6} {:>9} {:>6}".format(*header))
     for image in (False, True):
         spec = robot_spec(image)
         cases = (("off", False, False), ("log, no fsync", True, False), ("log + fsync", True, True))
@@ -118,6 +121,7 @@ def main() -> None:
                 r = run_case(spec, spool_dir, fsync, args.seconds, args.hz)
             print(f"{'128x128 rgb' if image else 'state':<12} {name:<14} {r['steps']:>6} "
                   f"{r['record_p50_ms']:>8.3f}ms {r['record_p99_ms']:>6.3f} {r['record_max_ms']:>6.2f} "
+                  f"{r['record_over_5ms']:>5} "
                   f"{r['period_p99_ms']:>8.2f}ms {r['fsyncs']:>6} {r['fsync_p50_ms']:>7.2f}ms "
                   f"{r['fsync_p99_ms']:>6.2f}", flush=True)  # fmt: skip
 
