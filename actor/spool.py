@@ -4,8 +4,9 @@ One file per batch, `NNNNNNNNNNNN.batch` (the sequence number), written to a tem
 renamed, so a killed actor leaves only whole files. A file is: magic, a CRC32 of everything after it,
 transition count, frame count, the tid of its last transition (`actor.spool_log`), each frame's
 length, then the frames (the encoded TransitionBatch, exactly as it goes on the wire). `acked` records
-the highest acked sequence number and its last tid, so a restarted actor continues numbering where it
-stopped, and knows which logged transitions are already sealed, even when nothing is left unacked.
+the highest acked sequence number and `acked_tid` its last tid (written first), so a restarted actor
+continues numbering where it stopped, and knows which logged transitions are already sealed, even when
+nothing is left unacked.
 
 A batch is sealed from transitions already in the spool's transition log (written as they were
 recorded), so nothing recorded is lost with a killed actor; with `fsync` the batch file (and its name)
@@ -138,9 +139,12 @@ class Spool:
             return
         self.acked = seq
         self._acked_tid = max([self._acked_tid, *(tid for s, tid in self._tids.items() if s <= seq)])
-        tmp = self.directory / "acked.tmp"
-        tmp.write_text(f"{seq} {self._acked_tid}")
-        tmp.rename(self.directory / "acked")
+        # The tid first: a kill between the two renames leaves it ahead of `acked`, which only keeps the
+        # batches in between (their transitions are sealed either way); behind, it would resend them.
+        for name, value in (("acked_tid", self._acked_tid), ("acked", seq)):
+            tmp = self.directory / f"{name}.tmp"
+            tmp.write_text(str(value))
+            tmp.rename(self.directory / name)
         for old in [s for s in self._sizes if s <= seq]:
             self.bytes -= self._sizes.pop(old)
             self._tids.pop(old, None)
@@ -152,12 +156,13 @@ class Spool:
 
     def _read_acked(self) -> tuple[int, int]:
         """(acked seq, its last tid); a spool from before the transition log has no tid (0)."""
-        try:
-            fields = [int(x) for x in (self.directory / "acked").read_text().split()]
-        except (OSError, ValueError):
-            return 0, 0
-        fields += [0, 0]
-        return fields[0], fields[1]
+        values = []
+        for name in ("acked", "acked_tid"):
+            try:
+                values.append(int((self.directory / name).read_text()))
+            except (OSError, ValueError):
+                values.append(0)
+        return values[0], values[1]
 
     @staticmethod
     def _read(path: Path) -> tuple[int, list[bytes], int]:

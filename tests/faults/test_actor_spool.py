@@ -106,7 +106,12 @@ def test_an_actor_started_with_a_spool_resends_and_continues_its_numbering(tmp_p
     assert second.close(flush_timeout_s=20.0), f"{second.outstanding()} never acked"
     assert learner.terminate() == 0
     assert journal_markers(tmp_path / "run", "sp") == list(range(96))
-    assert (spool_dir / "acked").read_text().split()[0] == "16"  # batches 5..16 follow its earlier life
+    assert (spool_dir / "acked").read_text() == "16"  # batches 5..16: numbering continued after the earlier life
+    assert list(spool_dir.glob("*.tlog")), "the log still holds the acked transitions; it must not resend them"
+    third = Sender("127.0.0.1", port, hello("sp"), config)
+    assert third.outstanding() == 0  # `acked_tid` says every logged transition is sealed (and acked)
+    third._log.close()
+    third._spool.close()
 
 
 KILLS = 5  # benchmarks/actor_kills.py does 20
