@@ -46,11 +46,18 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("--no-eval-data", is_flag=True, help="Evaluation transitions stay out of replay (summaries are sent).")
 @click.option("--eval-every-updates", default=0,
               help="With --eval-only and no --episodes: start a block at most once per N learner updates (0: off).")
+@click.option("--render-videos", default="", metavar="DIR",
+              help="With --eval-only on a simulated twin: render the scene of evaluation episodes to MP4 files in DIR.")
+@click.option("--render-every", default=1,
+              help="With --render-videos: the first episode of every Nth evaluation block (0: none).")
+@click.option("--record-video", default="", metavar="DIR",
+              help="Record the camera images of every episode labelled success or failure to one MP4 each in DIR.")
 @click.option("--batch-size", default=32, help="Transitions per batch sent to the learner.")
 @click.option("--metrics-port", default=9401, help="Prometheus /metrics port (0: off).")
 @click.option("--seed", default=0, help="Seed of the random policy used before the first weights.")
-@click.option("--record-demo", default="", metavar="FILE",
-              help="Record teleoperated episodes to FILE (.npz for learner --demo); no learner needed.")
+@click.option("--record-demo", default="", metavar="PATH",
+              help="Record teleoperated episodes for learner --demo, no learner needed: PATH.npz is a Tandem demo "
+                   "file, any other PATH a LeRobot dataset directory (rewritten after each kept episode).")
 @click.option("--policy", "policy_file", default="", metavar="FILE",
               help="Run a saved policy (a run's best_policy.npz) deterministically; no learner needed.")
 @click.option("--keep-failures", is_flag=True, help="With --record-demo: also keep episodes not labelled success.")
@@ -81,9 +88,9 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("--parent-pid", default=0, hidden=True, help="Exit with this process (learner --local-actor).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, eval_episodes, eval_only,
-         time_scale, pace_utd, pace_slack, no_eval_data, eval_every_updates, batch_size, metrics_port, seed,
-         record_demo, policy_file, keep_failures, keys, teleop_speed, no_console, keys_dir, insecure, spool_dir,
-         spool_fsync, spool_max_mb, when_full, parent_pid, verbose,
+         time_scale, pace_utd, pace_slack, no_eval_data, eval_every_updates, render_videos, render_every, record_video,
+         batch_size, metrics_port, seed, record_demo, policy_file, keep_failures, keys, teleop_speed, no_console,
+         keys_dir, insecure, spool_dir, spool_fsync, spool_max_mb, when_full, parent_pid, verbose,
          check=False, check_observations=20, move=False) -> None:  # fmt: skip
     """Run the control loop on ROBOT, streaming transitions to the learner and acting with its weights.
 
@@ -123,7 +130,8 @@ def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, 
                                     record_demo=record_demo, keep_failures=keep_failures),
             keys=keys_dir, insecure=insecure, pause_when_full=when_full == "pause", policy_file=policy_file,
             pace_utd=pace_utd, pace_slack=pace_slack, eval_data=not no_eval_data,
-            eval_every_updates=eval_every_updates,
+            eval_every_updates=eval_every_updates, render_videos=render_videos, render_every=render_every,
+            record_video=record_video,
         )
         code = run_actor(options, install_signals=lambda stop: _on_signals(stop))
     except (UnknownNameError, ValueError) as exc:

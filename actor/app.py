@@ -47,6 +47,9 @@ class ActorOptions:
     pace_slack: int = -1  # updates the actor may run ahead (-1: R x (200 + one episode + one batch), actor.pacing)
     eval_data: bool = True  # send evaluation episodes' transitions to replay (False: only their summaries)
     eval_every_updates: int = 0  # an open-ended evaluator starts a block at most once per this many learner updates
+    render_videos: str = ""  # an evaluator of a twin renders evaluation episodes to MP4 files here (actor.videos)
+    render_every: int = 1  # with render_videos: the first episode of every Nth evaluation block (0: none)
+    record_video: str = ""  # the camera images of every episode the operator labels go to MP4 files here
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
@@ -79,10 +82,11 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
         raise ValueError(f"robot {options.robot} has no task to run")
     pacer = make_pacer(options, spec, task.max_steps)
     operator = Operator(spec, stopping_wakes(robot.stop, pacer), options.operator)
+    videos = make_videos(options, robot)
     if options.operator.record_demo:
-        return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals)
+        return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals, videos)
     if options.policy_file:
-        return run_saved_policy(robot, task, operator, options, install_signals)
+        return run_saved_policy(robot, task, operator, options, install_signals, videos)
     host, port = parse_address(options.learner)
     metrics.serve(options.metrics_port)
     metrics.init_actor(options.actor_id, spec.name)
@@ -101,7 +105,8 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     try:
         with operator_terminal(operator, lambda status: _link_status(sender, status)) as on_status:
             loop = ActorLoop(robot, task, submit, take_policy, options.loop, options.actor_id, operator, on_status,
-                             before_training_step=pacer.wait_turn if pacer else None, hold=hold)  # fmt: skip
+                             before_training_step=pacer.wait_turn if pacer else None, videos=videos,
+                             hold=hold)  # fmt: skip
             install_signals(lambda: _stop_now(loop, robot, pacer))
             if _refused(sender):
                 return EXIT_REFUSED
@@ -138,7 +143,18 @@ def make_pacer(options: ActorOptions, spec, max_episode_steps: int) -> Pacer | N
     return Pacer(options.pace_utd, slack)
 
 
-def run_saved_policy(robot: Robot, task, operator: Operator, options: ActorOptions, install_signals) -> int:
+def make_videos(options: ActorOptions, robot: Robot):
+    """The episode videos the options ask for, or None (PyAV is imported only then)."""
+    if not (options.render_videos or options.record_video):
+        return None
+    from actor.videos import make_episode_videos
+
+    return make_episode_videos(robot, options.actor_id, options.loop.eval_only, options.render_videos,
+                               options.render_every, options.record_video)  # fmt: skip
+
+
+def run_saved_policy(robot: Robot, task, operator: Operator, options: ActorOptions, install_signals,
+                     videos=None) -> int:  # fmt: skip
     """Deploy a saved policy: deterministic episodes on `robot` with no learner; the operator's keys and
     the robot's safety limits work as in training. The file's spec must match this robot's."""
     from actor.policy import build_policy  # torch-heavy
@@ -150,7 +166,7 @@ def run_saved_policy(robot: Robot, task, operator: Operator, options: ActorOptio
     loop_config = replace(options.loop, eval_only=True)
     with operator_terminal(operator, _no_learner) as on_status:
         loop = ActorLoop(robot, task, lambda _item: None, lambda version: policy if version < policy.version else None,
-                         loop_config, options.actor_id, operator, on_status)  # fmt: skip
+                         loop_config, options.actor_id, operator, on_status, videos=videos)  # fmt: skip
         install_signals(lambda: _stop_now(loop, robot))
         with robot:
             robot.enable()

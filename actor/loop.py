@@ -16,6 +16,9 @@ is cleared at the episode's end, when the operator intervenes and while paused o
 (`ActingPolicy.interrupt`). Evaluation is deterministic and measures one policy version: a block of
 `eval_episodes` holds the version it started with. An evaluation-only actor runs such blocks back to
 back (beside a training actor, or after training).
+
+Episode videos (`actor.videos`, optional) get the first observation, one per step and the outcome;
+which episodes they film is theirs to decide.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -38,6 +41,9 @@ from common.protocol import DEFAULT_EVAL_EPISODES, EpisodeSummary
 from common.timing import RateLimiter, Stopwatch
 from common.types import PROPOSAL_FIRST, PROPOSAL_NONE, PROPOSAL_SECOND, Transition
 from robots.base import Robot, Task
+
+if TYPE_CHECKING:
+    from actor.videos import EpisodeVideos  # PyAV loads only in actors that film
 
 log = logging.getLogger(__name__)
 PROPOSAL_LABEL = {PROPOSAL_NONE: "single", PROPOSAL_FIRST: "first", PROPOSAL_SECOND: "second"}
@@ -65,8 +71,9 @@ class ActorLoop:
     `operator` (optional) brings the operator's keys in; `on_status` receives a `Status` every step;
     `on_episode` receives each finished episode's record (with its transitions when `keep_transitions`);
     `before_training_step` runs at every training step boundary and returns whether it waited (lockstep
-    pacing, `actor.pacing`), so the wait is not counted as a control-period overrun. `hold` sees each
-    transition as it is recorded, before `submit` gets it (`Sender.hold`: the spool logs it at once).
+    pacing, `actor.pacing`), so the wait is not counted as a control-period overrun. `videos` (optional)
+    films episodes (`actor.videos.EpisodeVideos`). `hold` sees each transition as it is recorded, before
+    `submit` gets it (`Sender.hold`: the spool logs it at once).
     """
 
     def __init__(
@@ -82,6 +89,7 @@ class ActorLoop:
         on_episode: Callable[[EpisodeRecord, EpisodeSummary], None] | None = None,
         keep_transitions: bool = False,
         before_training_step: Callable[[], bool] | None = None,
+        videos: EpisodeVideos | None = None,
         hold: Callable[[Transition], None] | None = None,
     ) -> None:
         self.robot, self.task, self.config = robot, task, config
@@ -95,6 +103,8 @@ class ActorLoop:
         self.operator = operator or Operator(self.spec, robot.stop)
         self._on_status = on_status or (lambda _s: None)
         self._on_episode = on_episode or (lambda _r, _s: None)
+        self._videos = videos
+        self._evaluation_blocks = 0  # evaluation blocks started: an episode's place is (block, index)
         self.summaries: list[EpisodeSummary] = []
         self.status = Status()
         self._recent = collections.deque(maxlen=20)
@@ -115,27 +125,33 @@ class ActorLoop:
 
     def run(self) -> list[EpisodeSummary]:
         training_episodes = 0
-        while not self._stop.is_set() and not self._enough_episodes():
-            if not self._wait_for_release():
-                break
-            if self.config.eval_only:  # back-to-back blocks, each of one version (an evaluator beside training)
-                if not self._wait_for_first_weights():
+        try:
+            while not self._stop.is_set() and not self._enough_episodes():
+                if not self._wait_for_release():
                     break
-                self._run_evaluation_block()
-                continue
-            self.summaries.append(self.run_episode(evaluation=False))
-            training_episodes += 1
-            if self.config.eval_every and training_episodes % self.config.eval_every == 0:
-                self._run_evaluation_block()
+                if self.config.eval_only:  # back-to-back blocks, each of one version (an evaluator beside training)
+                    if not self._wait_for_first_weights():
+                        break
+                    self._run_evaluation_block()
+                    continue
+                self.summaries.append(self.run_episode(evaluation=False))
+                training_episodes += 1
+                if self.config.eval_every and training_episodes % self.config.eval_every == 0:
+                    self._run_evaluation_block()
+        finally:
+            if self._videos is not None:
+                self._videos.close()  # an episode cut by an exception leaves no temporary file behind
         return self.summaries
 
     def _run_evaluation_block(self) -> None:
         """`eval_episodes` deterministic episodes of ONE policy version (taken at the block's start), so the
         block's success rate measures that version and the learner can keep it if it is the best so far."""
+        block = self._evaluation_blocks
+        self._evaluation_blocks += 1
         for index in range(self.config.eval_episodes):
             if self._stop.is_set() or self._enough_episodes() or not self._wait_for_release():
                 break
-            self.summaries.append(self.run_episode(evaluation=True, take_newer_policy=index == 0))
+            self.summaries.append(self.run_episode(evaluation=True, take_newer_policy=index == 0, place=(block, index)))
 
     def _wait_for_first_weights(self) -> bool:
         """Evaluation-only actors do not evaluate the random policy: wait for the learner's first weights."""
@@ -152,11 +168,13 @@ class ActorLoop:
     def _enough_episodes(self) -> bool:
         return bool(self.config.episodes) and len(self.summaries) >= self.config.episodes
 
-    def run_episode(self, evaluation: bool, take_newer_policy: bool = True) -> EpisodeSummary:
+    def run_episode(self, evaluation: bool, take_newer_policy: bool = True,
+                    place: tuple[int, int] = (-1, -1)) -> EpisodeSummary:  # fmt: skip
         """One episode from task reset to its end (see the module docstring for the ways it can end).
 
         Training episodes take a newer policy at every step; an evaluation episode acts with one version
         throughout (taken at its start, or held from earlier in its block when `take_newer_policy` is False).
+        `place` is an evaluation episode's (block, index in the block).
         """
         if take_newer_policy:
             self._swap_policy()
@@ -165,6 +183,8 @@ class ActorLoop:
         self.status.episode += 1
         # An e-stop that raced in after the release check must not be followed by a (moving) task reset.
         observation = self.robot.get_observation() if self.operator.estopped else self.task.reset(self.robot)
+        if self._videos is not None:
+            self._videos.start(observation, evaluation, *place)
         rate = RateLimiter(self.spec.control_hz, self.config.time_scale)
         outcome, reward, terminated = None, 0.0, False
         while outcome is None:
@@ -199,6 +219,8 @@ class ActorLoop:
                 observation, self.spec.normalize_action(executed), reward, terminated, truncated,
                 next_observation, self._policy.version, intervention, proposal,
             )  # fmt: skip
+            if self._videos is not None:
+                self._videos.add(next_observation)
             self._m_interventions.inc(int(intervention))
             self._m_proposals["operator" if intervention else PROPOSAL_LABEL[proposal]].inc()
             observation = next_observation
@@ -220,6 +242,8 @@ class ActorLoop:
         success = decided and self._recorder.current.steps > 0 and terminated and reward > 0
         source = "operator" if outcome in ("success", "failure", "reset", "estop") else outcome
         summary = self._recorder.finish_episode(success, source, final)
+        if self._videos is not None:
+            self._videos.end(summary, outcome)
         self._count_episode(summary)
         self._on_episode(self._recorder.current, summary)
         return summary

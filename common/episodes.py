@@ -8,10 +8,11 @@ Layout (version 1):
 
 Episodes are told apart by the `episode` column; actions are the executed actions normalised to
 [-1, 1]. Both `actor --record-demo` and the simulated experts write this format; `learner --demo`
-reads it. Scalar columns added to the layout later (`common.types.ADDED_COLUMNS`) may be absent from
-older files: the loader fills them with the value those files imply (e.g. `proposal` = -1: no gated
-program ran), so demos recorded before a column existed keep loading. Loading never unpickles
-(`allow_pickle=False`) and validates every column against the spec.
+reads it. A path that is not a `.npz` file is a LeRobot dataset directory instead
+(`common.lerobot_datasets`): `save_episodes` and `load_episodes` take either. Scalar columns added to the
+layout later (`common.types.ADDED_COLUMNS`) may be absent from older files: the loader fills them with the
+value those files imply (e.g. `proposal` = -1: no gated program ran), so demos recorded before a column
+existed keep loading. Loading never unpickles (`allow_pickle=False`) and validates every column against the spec.
 """
 
 from __future__ import annotations
@@ -41,21 +42,38 @@ def transitions_to_columns(transitions: Sequence[Transition], spec: RobotSpec) -
     return columns
 
 
+def is_npz_path(path: str | Path) -> bool:
+    """True for a demo `.npz` file's path; anything else names a LeRobot dataset directory."""
+    return Path(path).suffix == ".npz"
+
+
 def save_episodes(path: str | Path, spec: RobotSpec, transitions: Sequence[Transition]) -> Path:
-    """Write transitions (whole episodes, in order) to `path` atomically."""
+    """Write transitions (whole episodes, in order) to `path` atomically: a `.npz` file or a LeRobot dataset."""
     if not transitions:
         raise ValueError("refusing to write an empty demonstration file")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     columns = transitions_to_columns(transitions, spec)
+    if not is_npz_path(path):
+        from common.lerobot_datasets import write_dataset  # an optional extra; imported only when asked for
+
+        return write_dataset(path, spec, columns, overwrite=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, format_version=np.int64(FORMAT_VERSION), spec_json=np.str_(spec.to_json()), **columns)
     tmp.replace(path)
     return path
 
 
-def load_episodes(path: str | Path) -> tuple[RobotSpec, dict[str, np.ndarray]]:
-    """Read a demonstration file; returns its spec and validated columns. Raises SpecError if malformed."""
+def load_episodes(path: str | Path, spec: RobotSpec | None = None) -> tuple[RobotSpec, dict[str, np.ndarray]]:
+    """Read a demonstration file or LeRobot dataset; returns its spec and validated columns.
+
+    A LeRobot dataset written elsewhere carries no spec: pass the robot's `spec` to read it against. Raises
+    SpecError if malformed.
+    """
+    if Path(path).is_dir():
+        from common.lerobot_datasets import read_dataset  # an optional extra; imported only when asked for
+
+        return read_dataset(path, spec)
     with np.load(Path(path), allow_pickle=False) as data:
         if "format_version" not in data or int(data["format_version"]) != FORMAT_VERSION:
             raise SpecError(f"{path}: not a Tandem demo file of format version {FORMAT_VERSION}")
@@ -72,6 +90,15 @@ def load_episodes(path: str | Path) -> tuple[RobotSpec, dict[str, np.ndarray]]:
         if value.shape != (count,) + column_spec.shape or value.dtype != np.dtype(column_spec.dtype):
             raise SpecError(f"{path}: column {name} is {value.dtype}{list(value.shape)}")
     return spec, columns
+
+
+def demo_spec(path: str | Path) -> RobotSpec | None:
+    """The robot spec a demo carries; None for a LeRobot dataset written elsewhere (read it against the robot's)."""
+    if Path(path).is_dir():
+        from common.lerobot_datasets import dataset_spec
+
+        return dataset_spec(path)
+    return load_episodes(path)[0]
 
 
 def episode_bounds(episode_column: np.ndarray) -> list[tuple[int, int]]:

@@ -65,7 +65,9 @@ def _cli_value(value: object) -> str:
 @click.option("--algo", default="sigent_sac", is_eager=True,
               help="Algorithm to train (an unknown name lists all; before --help: its config fields).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change an algorithm config field.")
-@click.option("--demo", default="", help="Demonstration file (.npz) for the demo buffer; also fixes the robot spec.")
+@click.option("--demo", default="",
+              help="Demonstrations for the demo buffer: a .npz file or a LeRobot dataset directory (its features "
+                   "must match the robot); a Tandem-written one also fixes the robot spec.")
 @click.option("--bind", default="127.0.0.1", help="Address to listen on; 0.0.0.0 to accept robots on the network.")
 @click.option("--port", default=DEFAULT_PORT, help="Transitions port; weights go out on PORT+1.")
 @click.option("--run-dir", default="runs/latest", help="Checkpoints, learning curve and logs.")
@@ -106,6 +108,9 @@ def _cli_value(value: object) -> str:
 @click.option("--final-eval", default=20, help="With --local-actor: deterministic episodes evaluated at the end.")
 @click.option("--final-policy", type=click.Choice(["best", "latest"]), default="best",
               help="Which policy the final evaluation runs: the best-evaluated version (best_policy.npz) or the last.")
+@click.option("--video-every", default=10,
+              help="With --eval-actor: render the first episode of every Nth evaluation block to RUN_DIR/videos "
+                   "(0: none); the final evaluation's are always rendered. Simulated robots only.")
 @click.option("--keys", default="", metavar="DIR", help="CURVE keys from `learner keys DIR` (needed off loopback).")
 @click.option("--insecure", is_flag=True, help="No encryption even with --keys (loopback addresses only).")
 @click.option("--resume", default="", metavar="RUN_DIR", help="Continue RUN_DIR: replay, algorithm, optimizer, step.")
@@ -121,8 +126,8 @@ def _cli_value(value: object) -> str:
 @click.pass_context
 def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, eval_actor, stop_at_success,
-         stop_window, final_eval, final_policy, keys, insecure, resume, no_fsync, interventions_to_demo, reward, fleet,
-         launcher, ray_address, max_restarts, actor_cpus, parent_pid, verbose) -> None:  # fmt: skip
+         stop_window, final_eval, final_policy, video_every, keys, insecure, resume, no_fsync, interventions_to_demo,
+         reward, fleet, launcher, ray_address, max_restarts, actor_cpus, parent_pid, verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
 
     One-machine example:  learner --demo robots/sim/demos/limo_ball_to_goal.npz --local-actor limo_sim
@@ -149,7 +154,7 @@ def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed
             device=device, threads=threads, seed=seed, max_minutes=max_minutes, metrics_port=metrics_port,
             train=TrainConfig(utd, learning_starts, publish_every, checkpoint_every, max_updates),
             local=LocalRunConfig(local_actor, list(actor_args), list(fleet), eval_actor, stop_at_success, stop_window,
-                                 final_eval, final_policy),
+                                 final_eval, final_policy, video_every),
             keys=keys, insecure=insecure, resume=bool(resume), replay_fsync=not no_fsync,
             interventions_to_demo=interventions_to_demo, reward=reward,
         )  # fmt: skip
@@ -171,12 +176,13 @@ def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed
 def _check_algorithm(config: LearnerConfig) -> None:
     """Fail before listening if the algorithm or its overrides are unknown, or (with a demo, which fixes the
     robot spec) if the algorithm refuses that robot (e.g. SigEnt-SAC's alpha * d * h_max bound)."""
-    from common.episodes import load_episodes
+    from common.episodes import demo_spec
     from learner.algorithms import config_from_overrides, make_algorithm
 
     config_from_overrides(config.algo, config.overrides)
-    if config.demo:
-        make_algorithm(config.algo, load_episodes(config.demo)[0], config.overrides)
+    spec = demo_spec(config.demo) if config.demo else None
+    if spec is not None:
+        make_algorithm(config.algo, spec, config.overrides)
 
 
 def format_summary(summary: dict) -> str:
@@ -188,7 +194,7 @@ def format_summary(summary: dict) -> str:
             f" (policy: {summary.get('evaluated_policy', 'latest')})"
         )
     keys = ("best_policy_npz", "wall_time_s", "total_time_s", "env_steps", "updates", "policy_version", "curve_png",
-            "episodes_csv")  # fmt: skip
+            "episodes_csv", "latest_video")  # fmt: skip
     for key in keys:
         if key in summary:
             lines.append(f"{key}: {summary[key]}")
@@ -197,12 +203,17 @@ def format_summary(summary: dict) -> str:
 
 
 def main(args: list[str] | None = None) -> None:
-    """`learner keys ...` creates CURVE keys; anything else trains (see `learner --help`)."""
+    """`learner keys ...` creates CURVE keys; `learner export-lerobot RUN_DIR OUT` exports a run's episodes as a
+    LeRobot dataset; anything else trains (see `learner --help`)."""
     argv = sys.argv[1:] if args is None else list(args)
     if argv[:1] == ["keys"]:
         from learner.keys import keys_main
 
         sys.exit(keys_main(argv[1:]))
+    if argv[:1] == ["export-lerobot"]:
+        from learner.export_lerobot import export_command
+
+        export_command.main(args=argv[1:], prog_name="learner export-lerobot")
     train.main(args=argv, prog_name="learner", obj={"argv": argv})
 
 

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from common import metrics
-from common.episodes import load_episodes
+from common.episodes import demo_spec
 from common.protocol import DEFAULT_EVAL_EPISODES, EpisodeSummary
 from common.specs import RobotSpec
 from learner.algorithms import config_from_overrides, config_to_dict, make_algorithm
@@ -27,7 +27,7 @@ from common.transport import SequenceTracker, load_learner_security, require_sec
 from learner.best_policy import BEST_POLICY_FILE, BestPolicy
 from learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, saved_run_config
 from learner.launch import ActorHandle, ActorProcess, Launcher, LocalLauncher, fleet_processes, parse_fleet
-from learner.progress import EpisodeStats, live_line, write_curve, write_train_metrics
+from learner.progress import VIDEOS_DIR, EpisodeStats, latest_video, live_line, write_curve, write_train_metrics
 from learner.reward_shaping import apply_reward, check_reward, mean_episode_length
 from learner.replay.buffer import ReplayBuffer
 from learner.replay.demos import load_demo_columns
@@ -51,10 +51,13 @@ class LocalRunConfig:
     stop_window: int = 20  # over at least this many evaluation episodes of that version
     final_eval_episodes: int = 20  # deterministic episodes run by a fresh actor after training
     final_policy: str = "best"  # the final evaluation runs the best-evaluated version ("best") or the last ("latest")
+    video_every: int = 10  # the evaluator renders the first episode of every Nth evaluation block to video (0: none)
 
     def __post_init__(self) -> None:
         if self.final_policy not in ("best", "latest"):
             raise ValueError(f"final_policy must be 'best' or 'latest', got {self.final_policy!r}")
+        if self.video_every < 0:
+            raise ValueError(f"--video-every must be >= 0, got {self.video_every}")
         parse_fleet(self.fleet)  # a malformed ROBOT=N group fails here, before anything starts
         if self.eval_actor and not self.robot:
             raise ValueError("--eval-actor starts a second local actor: it needs --local-actor ROBOT")
@@ -189,7 +192,7 @@ class Learner:
         cfg = self.config
         spec = None
         if cfg.demo:
-            spec, _ = load_episodes(cfg.demo)
+            spec = demo_spec(cfg.demo)  # None for a LeRobot dataset from elsewhere: the first actor's spec
         if cfg.resume:
             spec = spec or read_spec(self.run_dir / "replay")
             self.best_policy.load_saved()
@@ -275,8 +278,16 @@ class Learner:
         if local.robot:
             processes.insert(0, ActorProcess("train", local.robot, tuple(local.actor_args)))
             if local.eval_actor:
-                processes.insert(1, ActorProcess("eval", local.robot, (*local.actor_args, "--eval-only")))
+                args = (*local.actor_args, "--eval-only", *self._video_args(local.video_every))
+                processes.insert(1, ActorProcess("eval", local.robot, args))
         return [self._start_actor(process) for process in processes]
+
+    def _video_args(self, every: int) -> tuple[str, ...]:
+        """An evaluator's arguments to render the first episode of every `every`th block into RUN_DIR/videos
+        (a twin renders; another robot logs that it cannot)."""
+        if not every:
+            return ()
+        return ("--render-videos", str((self.run_dir / VIDEOS_DIR).absolute()), "--render-every", str(every))
 
     def _start_actor(self, process: ActorProcess) -> ActorHandle:
         return self.launcher.start(process, f"127.0.0.1:{self.server.port}")
@@ -348,6 +359,9 @@ class Learner:
         summary.update(curve_png=str(png_path), episodes_csv=str(csv_path))
         if self.loop is not None:
             summary["train_metrics_csv"] = str(write_train_metrics(self.loop.history, self.run_dir))
+        video = latest_video(self.run_dir / VIDEOS_DIR)  # every actor has stopped: its videos are written
+        if video is not None:
+            summary["latest_video"] = str(video)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
@@ -368,7 +382,8 @@ class Learner:
         episodes = self.config.local.final_eval_episodes
         if not self.config.local.robot or episodes <= 0 or self.interrupted.is_set():
             return {}
-        args = [*self.config.local.actor_args, "--eval-only", "--episodes", str(episodes)]
+        # Every block's first episode on video, always: what the run's final policy does, to watch.
+        args = [*self.config.local.actor_args, "--eval-only", "--episodes", str(episodes), *self._video_args(1)]
         evaluator = self._start_actor(ActorProcess("final-eval", self.config.local.robot, tuple(args)))
         self.stats.wait_for_episodes(episodes, "final-eval", timeout_s=60.0 + 30.0 * episodes)
         evaluator.stop()

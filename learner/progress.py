@@ -13,6 +13,7 @@ from common import metrics
 from common.protocol import EpisodeSummary
 
 WINDOW = 20  # episodes in a rolling success rate
+VIDEOS_DIR = "videos"  # the run directory's episode videos (written by the evaluator actors, actor/videos.py)
 
 
 @dataclass
@@ -27,6 +28,7 @@ class CurvePoint:
     steps: int
     policy_version: int
     rl_action_fraction: float = 0.0  # share of the episode's steps a gated program ran its RL proposal
+    episode: int = -1  # the actor's episode counter (joins a row to the episode's transitions in replay)
 
 
 class EpisodeStats:
@@ -44,7 +46,7 @@ class EpisodeStats:
         with self._lock:
             point = CurvePoint(
                 time.monotonic() - self._start, self.env_steps, actor_id, summary.evaluation,
-                summary.success, summary.steps, summary.policy_version, summary.rl_action_fraction,
+                summary.success, summary.steps, summary.policy_version, summary.rl_action_fraction, summary.episode,
             )  # fmt: skip
             self.points.append(point)
             recent = self._recent.setdefault((actor_id, summary.evaluation), deque(maxlen=WINDOW))
@@ -102,10 +104,10 @@ def write_curve(stats: EpisodeStats, run_dir: Path, title: str) -> tuple[Path, P
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["wall_s", "env_steps", "actor_id", "evaluation", "success", "steps", "policy_version",
-                         "rl_action_fraction"])  # fmt: skip
+                         "rl_action_fraction", "episode"])  # fmt: skip
         for p in points:
             writer.writerow([f"{p.wall_s:.2f}", p.env_steps, p.actor_id, int(p.evaluation), int(p.success),
-                             p.steps, p.policy_version, f"{p.rl_action_fraction:.4f}"])  # fmt: skip
+                             p.steps, p.policy_version, f"{p.rl_action_fraction:.4f}", p.episode])  # fmt: skip
     _plot(points, png_path, title)
     return csv_path, png_path
 
@@ -137,6 +139,12 @@ def _plot(points: list[CurvePoint], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def latest_video(directory: Path) -> Path | None:
+    """The newest finished episode video in `directory` (temporary `.partial` files are not videos)."""
+    videos = list(directory.glob("*.mp4")) if directory.is_dir() else []
+    return max(videos, key=lambda path: (path.stat().st_mtime_ns, path.name), default=None)
 
 
 def write_train_metrics(history: list[tuple[int, int, dict[str, float]]], run_dir: Path) -> Path:

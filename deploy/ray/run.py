@@ -79,12 +79,13 @@ def learner_argv(argv: list[str]) -> list[str]:
 
 def check_fleet_specs(robots: list[str], demo: str) -> None:
     """One learner trains one robot spec: every fleet robot (and the demo) must share it."""
-    from common.episodes import load_episodes
+    from common.episodes import demo_spec
     from robots import ROBOTS
 
     specs = {robot: ROBOTS.get(robot)().spec for robot in dict.fromkeys(robots)}
-    if demo:
-        specs[f"the demo {demo}"] = load_episodes(demo)[0]
+    spec = demo_spec(demo) if demo else None
+    if spec is not None:  # a LeRobot dataset from elsewhere carries none; the learner checks it against the robot
+        specs[f"the demo {demo}"] = spec
     first, spec = next(iter(specs.items()))
     for name, other in specs.items():
         if other.spec_hash != spec.spec_hash:

@@ -12,7 +12,7 @@ from common.specs import RobotSpec, SpecError
 
 def load_demo_columns(path: str | Path, spec: RobotSpec) -> dict[str, np.ndarray]:
     """Columns of a demo file recorded for `spec`; SpecError (naming both hashes) for another robot spec."""
-    file_spec, columns = load_episodes(path)
+    file_spec, columns = load_episodes(path, spec)  # a LeRobot dataset from elsewhere is read against `spec`
     if file_spec.spec_hash != spec.spec_hash:
         raise SpecError(
             f"{path}: demonstrations were recorded for robot {file_spec.name!r} with spec_hash "

@@ -152,9 +152,11 @@ class SegmentJournal:
 
 
 def set_aside(run_dir: str | Path) -> None:
-    """A fresh run in an old run directory: move its replay, checkpoints and best policy to RUN_DIR/previous/."""
+    """A fresh run in an old run directory: move its replay, checkpoints, best policy and videos to
+    RUN_DIR/previous/."""
     run_dir = Path(run_dir)
-    old = [run_dir / name for name in ("replay", "checkpoints", "best_policy.npz") if (run_dir / name).exists()]
+    names = ("replay", "checkpoints", "best_policy.npz", "videos")
+    old = [run_dir / name for name in names if (run_dir / name).exists()]
     if not old:
         return
     previous = run_dir / "previous"

@@ -32,7 +32,7 @@ from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
 from robots.sim import arm_scene
 from robots.sim.arm_scene import ArmLayout, ArmSceneState
-from robots.sim.rendering import GrayscaleCamera
+from robots.sim.rendering import GrayscaleCamera, ViewPoint
 from robots.sim.tasks import TASKS
 from robots.sim.twin import MujocoTwin
 
@@ -66,6 +66,8 @@ def make_arm_spec(name: str, limits: ArmLimits, observation: str = "state", imag
 
 class ArmSim(MujocoTwin):
     """A Cartesian-velocity arm twin on a table with a cube and a goal region (see module docstring)."""
+
+    VIEW = ViewPoint(distance=0.9, azimuth=150.0, elevation=-40.0)  # videos: the table, from the front left
 
     def __init__(self, name: str, limits: ArmLimits, *, observation: str = "state", image_size: int = 64,
                  task: str = "push_cube", seed: int = 0, **task_options: float) -> None:

@@ -28,7 +28,7 @@ from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
 from robots.sim import legged_scene, slalom  # noqa: F401  (slalom registers the "slalom" task)
 from robots.sim.legged_scene import N_BOXES, LeggedBody, LeggedSceneState, SlalomLayout, to_body_frame
-from robots.sim.rendering import GrayscaleCamera
+from robots.sim.rendering import GrayscaleCamera, ViewPoint
 from robots.sim.tasks import TASKS
 from robots.sim.twin import MujocoTwin
 
@@ -62,6 +62,7 @@ class LeggedSim(MujocoTwin):
     BODY: LeggedBody
     LIMITS: VelocityLimits
     TASK_DEFAULTS: dict[str, float] = {}
+    VIEW = ViewPoint(body="robot", distance=4.5, azimuth=120.0, elevation=-30.0)  # videos: follow it down the corridor
 
     def __init__(self, *, observation: str = "state", image_size: int = 64, task: str = "slalom",
                  seed: int = 0, **task_options: float) -> None:

@@ -27,7 +27,7 @@ from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
 from robots.sim import limo_scene
 from robots.sim.limo_scene import SceneLayout, SceneState, to_robot_frame
-from robots.sim.rendering import GrayscaleCamera
+from robots.sim.rendering import GrayscaleCamera, ViewPoint
 from robots.sim.tasks import TASKS
 from robots.sim.twin import MujocoTwin
 
@@ -57,6 +57,8 @@ def make_limo_spec(observation: str = "state", image_size: int = 64, task: str =
 @ROBOTS.register("limo_sim")
 class LimoSim(MujocoTwin):
     """AgileX LIMO twin: differential-drive base with a U-shaped pusher, a ball, a goal and an obstacle."""
+
+    VIEW = ViewPoint(distance=3.6, elevation=-55.0)  # videos: the whole arena from above
 
     def __init__(self, *, observation: str = "state", image_size: int = 64, task: str = "ball_to_goal",
                  seed: int = 0, **task_options: float) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from common.specs import RobotSpec
 from robots.base import Observation, Robot
+from robots.sim.rendering import OffscreenCamera, ViewPoint, scene_camera
 
 
 class MujocoTwin(Robot):
@@ -16,7 +17,11 @@ class MujocoTwin(Robot):
     A subclass sets `_spec`, `safety` (ActionSafety), `_lifecycle`, `_camera` (or None) and
     `_command` in its constructor and provides the scene hooks: `_default_layout`, `_apply_layout`,
     `_observe`, `_step_one_control_period` (tracks `_command` for one control period) and `_halt`.
+    `VIEW` says where the scene view of episode videos (`render_view`) looks from.
     """
+
+    VIEW = ViewPoint()
+    _views: dict[tuple[int, int], OffscreenCamera] | None = None  # (width, height) -> camera, made on first use
 
     @property
     def spec(self) -> RobotSpec:
@@ -53,9 +58,20 @@ class MujocoTwin(Robot):
         with self._lifecycle.lock:
             self._halt()
 
+    def render_view(self, width: int = 320, height: int = 240) -> np.ndarray:
+        """The whole scene as RGB uint8 (height, width, 3), from `VIEW`: what an episode video shows, not
+        what the policy sees. Costs a render per call, so only an evaluator's chosen episodes call it."""
+        with self._lifecycle.lock:  # the physics must not step mid-render
+            if self._views is None:
+                self._views = {}
+            if (width, height) not in self._views:
+                self._views[width, height] = scene_camera(self._model, self.VIEW, height, width)
+            return self._views[width, height].render_rgb(self._data)
+
     def disconnect(self) -> None:
         with self._lifecycle.lock:
             self.stop()
-            if self._camera is not None:
-                self._camera.close()
+            for camera in [self._camera, *(self._views or {}).values()]:
+                if camera is not None:
+                    camera.close()
             self._lifecycle.disconnect()

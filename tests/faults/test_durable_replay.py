@@ -121,11 +121,12 @@ def test_unpack_of_a_restored_batch_matches_the_wire(tmp_path):
 
 
 def test_a_fresh_run_sets_the_earlier_runs_state_aside_instead_of_mixing_with_it(tmp_path):
-    for name in ("replay", "checkpoints"):
+    for name in ("replay", "checkpoints", "videos"):  # old videos would pass for this run's latest
         (tmp_path / name).mkdir()
         (tmp_path / name / "marker").write_text(name)
     (tmp_path / "best_policy.npz").write_bytes(b"old best")
     set_aside(tmp_path)
-    assert not any((tmp_path / name).exists() for name in ("replay", "checkpoints", "best_policy.npz"))
+    assert not any((tmp_path / name).exists() for name in ("replay", "checkpoints", "best_policy.npz", "videos"))
+    assert (tmp_path / "previous" / "videos" / "marker").read_text() == "videos"
     assert (tmp_path / "previous" / "replay" / "marker").read_text() == "replay"
     assert (tmp_path / "previous" / "best_policy.npz").read_bytes() == b"old best"

@@ -117,8 +117,9 @@ def test_a_crash_inside_the_console_restores_the_terminal(terminals):
     assert same_mode(term.attrs(), term.original_attrs)
 
 
-def test_a_recorded_demo_loads_into_the_learner_replay_and_matches_what_was_driven(tmp_path, terminals):
-    demo = tmp_path / "demo.npz"
+@pytest.mark.parametrize("demo_name", ["demo.npz", "lerobot_demo"])  # a Tandem demo file, a LeRobot dataset
+def test_a_recorded_demo_loads_into_the_learner_replay_and_matches_what_was_driven(tmp_path, terminals, demo_name):
+    demo = tmp_path / demo_name
     term = actor("--record-demo", str(demo))
     terminals(term)
     term.expect("recording demonstrations", timeout_s=30)
@@ -132,6 +133,7 @@ def test_a_recorded_demo_loads_into_the_learner_replay_and_matches_what_was_driv
     term.send("\x03")
     assert term.wait() == 0, term.output[-2000:]
     spec, columns = load_episodes(demo)
+    assert demo.is_file() == demo_name.endswith(".npz")
     learner = Learner(LearnerConfig(algo="sac", demo=str(demo), run_dir=str(tmp_path / "run"), metrics_port=0))
     learner.build(spec)  # exactly what `learner --demo FILE` does before it starts listening
     assert learner.replay.demo_size == len(columns["reward"]) > 10

@@ -10,6 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMON_ALLOWED = {"numpy", "msgpack", "zmq", "prometheus_client", "common"}
+# The LeRobot dataset bridge is shared by actor (--record-demo) and learner (--demo, export) and imports the optional
+# `lerobot` extra inside functions only, so importing `common` stays light.
+COMMON_OPTIONAL = {"common/lerobot_datasets.py": {"torch", "torchvision", "ledataset"}}
 
 
 def imports_of(package: str) -> dict[Path, set[str]]:
@@ -34,7 +37,18 @@ def offenders(package: str, rule) -> list[str]:
 def test_common_imports_only_stdlib_and_its_few_dependencies():
     stdlib = sys.stdlib_module_names
     bad = offenders("common", lambda n: n.split(".")[0] not in stdlib and n.split(".")[0] not in COMMON_ALLOWED)
-    assert bad == []
+    allowed = {f"{path} imports {name}" for path, names in COMMON_OPTIONAL.items() for name in names}
+    allowed |= {f"{path} imports ledataset.datasets.lerobot_dataset" for path in COMMON_OPTIONAL}
+    assert sorted(set(bad) - allowed) == []
+
+
+def test_the_optional_extra_is_imported_lazily_in_common():
+    for path in COMMON_OPTIONAL:
+        top_level = {alias.name.split(".")[0] for node in ast.parse((ROOT / path).read_text()).body
+                     if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}  # fmt: skip
+        top_level |= {node.module.split(".")[0] for node in ast.parse((ROOT / path).read_text()).body
+                      if isinstance(node, ast.ImportFrom) and node.module}  # fmt: skip
+        assert not top_level & COMMON_OPTIONAL[path], f"{path} imports the optional extra at module level"
 
 
 def test_actor_never_imports_the_learners_replay_server_or_training_loop():
