@@ -141,12 +141,14 @@ def _run_with_learner(robot: Robot, task, operator: Operator, pacer: Pacer | Non
     ).start()
     paused = PauseWhenFull(sender.submit, sender.room, robot.stop, lambda: loop._stop.is_set(), options.pause_when_full)
     submit = counting_submit(paused, pacer, options.eval_data)
+    hold = sender.hold if options.eval_data else lambda t: None if t.evaluation else sender.hold(t)
     take_policy = spaced_intake(weights.take_newer, pacer, pacer.block_every) if pacer and pacer.block_every \
         else weights.take_newer  # fmt: skip
     try:
         with operator_terminal(operator, lambda status: _link_status(sender, status)) as on_status:
             loop = ActorLoop(robot, task, submit, take_policy, loop_config, options.actor_id, operator, on_status,
-                             before_training_step=pacer.wait_turn if pacer else None, videos=videos)  # fmt: skip
+                             before_training_step=pacer.wait_turn if pacer else None, videos=videos,
+                             hold=hold)  # fmt: skip
             install_signals(lambda: _stop_now(loop, robot, pacer))
             if _refused(sender):
                 return EXIT_REFUSED

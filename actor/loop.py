@@ -39,7 +39,7 @@ from actor.status import Status
 from common import metrics
 from common.protocol import DEFAULT_EVAL_EPISODES, EpisodeSummary
 from common.timing import RateLimiter, Stopwatch
-from common.types import PROPOSAL_FIRST, PROPOSAL_NONE, PROPOSAL_SECOND
+from common.types import PROPOSAL_FIRST, PROPOSAL_NONE, PROPOSAL_SECOND, Transition
 from robots.base import Robot, Task
 
 if TYPE_CHECKING:
@@ -73,7 +73,8 @@ class ActorLoop:
     `on_episode` receives each finished episode's record (with its transitions when `keep_transitions`);
     `before_training_step` runs at every training step boundary and returns whether it waited (lockstep
     pacing, `actor.pacing`), so the wait is not counted as a control-period overrun. `videos` (optional)
-    films episodes (`actor.videos.EpisodeVideos`).
+    films episodes (`actor.videos.EpisodeVideos`). `hold` sees each transition as it is recorded, before
+    `submit` gets it (`Sender.hold`: the spool logs it at once).
     """
 
     def __init__(
@@ -90,12 +91,13 @@ class ActorLoop:
         keep_transitions: bool = False,
         before_training_step: Callable[[], bool] | None = None,
         videos: EpisodeVideos | None = None,
+        hold: Callable[[Transition], None] | None = None,
     ) -> None:
         self.robot, self.task, self.config = robot, task, config
         self._before_training_step = before_training_step or (lambda: False)
         self.spec = robot.spec
         self._take_policy = take_policy
-        self._recorder = Recorder(submit, keep_transitions)
+        self._recorder = Recorder(submit, keep_transitions, hold)
         self._policy: ActingPolicy = RandomPolicy(self.spec, config.seed)
         self._policy_since = time.monotonic()
         self._stop = threading.Event()

@@ -2,6 +2,7 @@
 
 The newest transition is held back until the next one arrives or the episode finishes, because the
 episode's end (an operator label, a reset, an e-stop) can still change its reward and end flags.
+`hold` (the spooling sender's) sees it at once all the same, so a killed actor keeps that step too.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ class Recorder:
     restarts under the same actor id.
     """
 
-    def __init__(self, sink: Callable[[object], object], keep_transitions: bool = False) -> None:
+    def __init__(self, sink: Callable[[object], object], keep_transitions: bool = False,
+                 hold: Callable[[Transition], None] | None = None) -> None:  # fmt: skip
         self._sink = sink
+        self._hold = hold or (lambda _t: None)
         self._keep = keep_transitions
         self._next_episode = int(time.time() * 1000)
         self.current: EpisodeRecord | None = None
@@ -82,6 +85,7 @@ class Recorder:
         episode.interventions += int(intervention)
         episode.second_proposals += int(proposal == PROPOSAL_SECOND)
         episode.policy_version = policy_version
+        self._hold(transition)  # before the previous one is released: a kill in between leaves no step unlogged
         self._release()
         self._held = transition
         return transition

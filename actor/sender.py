@@ -1,15 +1,20 @@
 """The actor's background sender: batches transitions, sends them, keeps them until acked, resends.
 
-The control loop only calls `submit()`, which never blocks: transitions go into a bounded queue and
-a full queue drops (and counts) instead of stalling the robot. One thread owns the DEALER socket and
+The control loop only calls `submit()` (and `hold()`), which never wait on the network: transitions
+go into a bounded queue (with a spool, after one append to its log) and a full queue drops (and
+counts) instead of stalling the robot. One thread owns the DEALER socket and
 does everything else: the handshake, batching, acks, heartbeats, reconnecting with backoff, and
 resending unacked batches in order after a reconnect.
 
 Sealing a batch (giving it the next sequence number) is separate from sending it. Sealed batches wait
 for their ack in memory (at most `max_unacked_batches`) and, with a spool directory, on disk: then
 batches keep being sealed while the learner is away, up to the spool's byte limit, and a restarted
-actor resends what its previous process left unacked, continuing its numbering. What can be lost when
-the actor process is killed: the transitions not yet sealed (at most one batch or `flush_interval_s`).
+actor resends what its previous process left unacked, continuing its numbering.
+
+What a killed actor process loses: with a spool, nothing it recorded. `submit` (and `hold`, for the
+step the recorder still holds back) append each transition to the spool's transition log before they
+return, and a restarted actor seals the logged transitions no batch holds yet (`actor.spool_log`).
+Without a spool: every transition not yet acked (queued, pending, and in flight).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ class SenderConfig:
     reconnect_backoff_max_s: float = 1.0  # cap of the exponential backoff between Hello attempts
     spool_dir: str = ""  # unacked batches on disk here ("": memory only; a restart then loses them)
     spool_max_bytes: int = 1 << 30  # spool limit; when full the robot is paused (see actor.spool)
-    spool_fsync: bool = False  # fsync each spooled batch (survives power loss, not just a killed process)
+    spool_fsync: bool = True  # fsync each sealed batch before sending it (power cut: only unsealed ones are lost)
     weights_catch_up_s: float = 2.0  # a version the learner names but PUB has not delivered this long is asked for
 
     def __post_init__(self) -> None:
@@ -105,23 +110,28 @@ class Sender:
         self._unacked = UnackedBatches()
         self._sent_at: OrderedDict[int, float] = OrderedDict()  # seq -> send time, oldest first
         self._sent_upto = 0  # every unacked batch up to this seq was sent in this session
-        self._pending: list[Transition] = []
+        self._pending: list[tuple[int, Transition]] = []  # (tid in the spool's log, or 0; transition)
         self._pending_since = 0.0
         self._next_seq = 1
         self._seq_known = False  # numbering is safe once the learner (or our own spool) said where to start
         self.room = threading.Event()  # set while submit() has room (PauseWhenFull waits on it)
         self.room.set()
-        self._spool = None
+        self._spool = self._log = None
         if self.config.spool_dir:
             from actor.spool import Spool
+            from actor.spool_log import TransitionLog
 
             self._spool = Spool(self.config.spool_dir, self.config.spool_max_bytes, self.config.spool_fsync)
             for seq, count in self._spool.load():  # a previous process's unacked batches: resent first
                 self._unacked.add(seq, None, count)
             self._next_seq = self._spool.last_seq() + 1
             self._seq_known = self._spool.last_seq() > 0
-            if len(self._unacked):
-                log.info("spool holds %d unacked batches from a previous run", len(self._unacked))
+            self._log = TransitionLog(self.config.spool_dir)
+            self._pending = self._log.recover(self._spool.sealed_tid())  # recorded, never sealed: sealed next
+            self._pending_since = time.monotonic()
+            if len(self._unacked) or self._pending:
+                log.info("spool holds %d unacked batches and %d unsealed transitions from a previous run",
+                         len(self._unacked), len(self._pending))  # fmt: skip
         self._spool_full_logged = False
         self._liveness = Liveness(self.config.heartbeat_interval_s)
         self._backoff_s = 0.1
@@ -159,14 +169,28 @@ class Sender:
         return self
 
     def submit(self, item: Transition | EpisodeSummary) -> bool:
-        """Queue a transition or episode summary without blocking; False (and counted) if the queue is full."""
-        try:
-            self._queue.put_nowait(item)
-            return True
-        except queue.Full:
+        """Queue a transition or episode summary without blocking; False (and counted) if the queue is full.
+
+        With a spool, a transition is in the spool's log when this returns True.
+        """
+        if self._queue.full():
             self.room.clear()
             self._m["dropped"].inc()
             return False
+        tid = self._log.release(item) if self._log is not None and isinstance(item, Transition) else 0
+        try:
+            self._queue.put_nowait((tid, item))
+        except queue.Full:  # another thread filled it meanwhile (one control loop never does)
+            self.room.clear()
+            self._m["dropped"].inc()
+            return False
+        return True
+
+    def hold(self, transition: Transition) -> None:
+        """The recorder's newest transition, not yet submitted: with a spool it is logged now, so a kill
+        before the next step keeps it (as the cut episode's last, truncated step)."""
+        if self._log is not None:
+            self._log.hold(transition)
 
     def close(self, flush_timeout_s: float = 10.0) -> bool:
         """Send what is queued, wait up to `flush_timeout_s` for acks, then close. True if all were acked."""
@@ -200,6 +224,7 @@ class Sender:
             self._m["connected"].set(0)
             self._sock.close(linger=0)
             if self._spool is not None:
+                self._log.close()
                 self._spool.close()
 
     def _finished(self) -> bool:
@@ -328,7 +353,7 @@ class Sender:
             if len(self._pending) >= self.config.batch_size and not self._seal():
                 break
             try:
-                item = self._queue.get_nowait()
+                tid, item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if isinstance(item, EpisodeSummary):
@@ -339,7 +364,7 @@ class Sender:
                 continue
             if not self._pending:
                 self._pending_since = time.monotonic()
-            self._pending.append(item)
+            self._pending.append((tid, item))
         if self._queue.qsize() < self.config.queue_size:
             self.room.set()
         self._m["queue"].set(self._queue.qsize())
@@ -365,10 +390,11 @@ class Sender:
         batch, self._pending = self._pending[: self.config.batch_size], self._pending[self.config.batch_size :]
         self._pending_since = time.monotonic()
         seq, self._next_seq = self._next_seq, self._next_seq + 1
-        frames = encode(TransitionBatch(seq=seq, arrays=pack_transitions(batch)))
+        frames = encode(TransitionBatch(seq=seq, arrays=pack_transitions([t for _, t in batch])))
         keep = frames
         if self._spool is not None:
-            self._spool.put(seq, frames, len(batch))
+            self._spool.put(seq, frames, len(batch), last_tid=batch[-1][0])
+            self._log.prune(sealed_tid=batch[-1][0])
             self._m["spooled"].inc(len(batch))
             self._m["spool_depth"].set(self._unacked.transitions + len(batch))
             self._m["spool_bytes"].set(self._spool.bytes)

@@ -2,21 +2,22 @@
 
     python -m benchmarks.chaos --quick                  # K=5 learner kills, 3 actor kills, ~2-3 minutes
     python -m benchmarks.chaos                          # K=20 learner kills, 5 actor kills, 10 s SIGSTOP
-    python -m benchmarks.chaos --learner real --kills 3 --phases kills   # the real `learner --resume` (slow start)
+    python -m benchmarks.chaos --learner training --kills 3 --phases kills   # kills mid-training, mid-checkpoint
 
-Real processes and sockets throughout. The learner is `tests.faults.serve_only` by default: the real
-LearnerServer and durable replay without torch, so a restart takes ~1 s instead of ~10-20 s; with
-`--learner real` it is the `learner` CLI checkpointing every 20 updates, so kills also land mid-checkpoint.
-The actor side is an in-process `Sender` fed by a 50 Hz control loop (`RateLimiter`) that never
-touches the network; its transitions carry unique markers, so lost and duplicated are exact:
-lost = markers submitted but not in the learner's durable replay, duplicated = markers stored twice.
+Real processes and sockets throughout. The learner is the real `learner` CLI restarted with `--resume`
+(~10-20 s to start on a busy box, torch's import mostly); by default it serves and persists without
+training, with `--learner training` it trains and checkpoints every 20 updates, so kills also land
+mid-checkpoint. For the learner phases the actor side is an in-process `Sender` fed by a 50 Hz control
+loop (`RateLimiter`) that never touches the network; its transitions carry unique markers, so lost and
+duplicated are exact: lost = markers submitted but not in the learner's durable replay, duplicated =
+markers stored twice. The actor phase kills the real `actor --spool` (`benchmarks/actor_kills.py`).
 
 Figures (printed at the end):
   1. learner kill -9 at random moments (K times): lost, duplicated; reconnect time (learner ready ->
      first ack) p50/p99; control-loop period p99 while the learner was down, against nominal;
   2. learner SIGSTOP for S seconds: control-loop period p99 meanwhile, lost, duplicated afterwards;
-  3. actor kill -9 (spool on disk) K_a times: lost per kill (bounded by the flush window: the
-     transitions not yet sealed into a batch, <= batch_size or flush_interval_s), duplicated;
+  3. actor kill -9 (`actor --spool`) K_a times: lost (steps recorded but not stored, holes in episodes),
+     duplicated, episodes whose end flag is wrong;
   4. a 10x flood with the learner stopped: actor RSS growth against the stated bound, every drop counted;
   5. replay restore: transitions and content hash of the durable replay against the actor's truth.
 Asserts nothing about time; it reports.
@@ -28,8 +29,6 @@ import argparse
 import hashlib
 import random
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -41,12 +40,14 @@ from actor.sender import Sender, SenderConfig
 from common.timing import RateLimiter
 from tests.conftest import free_port_pair
 from tests.faults.processes import (
-    ROOT,
     LearnerProcess,
+    audit_episodes,
     hello,
+    journal_columns,
     journal_markers,
+    kill_actor_repeatedly,
     learner_command,
-    serve_only_command,
+    life_ranges,
     transition,
 )
 
@@ -165,35 +166,15 @@ def actor_kills(work: Path, kills: int, rng: random.Random) -> dict:
     port, run_dir = free_port_pair(), work / "actor-kills"
     learner = LearnerProcess(port, run_dir)
     learner.wait_listening(300)
-    spool = work / "spool"
-    losses, duplicated = [], 0
-    for i in range(kills + 1):
-        base = (i + 1) * 10**6
-        log = work / f"actor-{i}.log"
-        command = [sys.executable, "-m", "tests.faults.actor_feeder", str(port), "killed", str(spool), str(base)]
-        actor = subprocess.Popen(command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        wait_for(lambda: _submitted(log) > base + 100, 60, poll_s=0.01)
-        time.sleep(rng.uniform(0.1, 1.0))
-        if i < kills:
-            actor.kill()
-        else:
-            actor.send_signal(signal.SIGTERM)
-        actor.wait(timeout=60)
-        losses.append((base, _submitted(log) - base))
+    lives = kill_actor_repeatedly(port, work, kills, rng)
     learner.terminate(120)
-    per_kill = []
-    for base, submitted in losses:
-        lost, dup, _ = loss(run_dir, "killed", submitted, base)
-        per_kill.append(lost)
-        duplicated += dup
-    return {"kills": kills, "lost_per_kill": per_kill[:-1], "lost_after_clean_stop": per_kill[-1],
-            "duplicated": duplicated,
-            "flush_window": "unsealed: <= 8 transitions (batch) or 0.05 s; +-3 report lag"}  # fmt: skip
-
-
-def _submitted(log: Path) -> int:
-    lines = [line for line in log.read_text().splitlines() if line.startswith("submitted ")]
-    return int(lines[-1].split()[1]) if lines else 0
+    columns = journal_columns(run_dir, "killed", ("episode", "step", "terminated", "truncated"))
+    audit = audit_episodes(columns)
+    stored = [int(np.sum((columns["episode"] >= a) & (columns["episode"] < b))) for a, b in life_ranges(lives)]
+    lost = [max(0, life.recorded - count) for life, count in zip(lives, stored)]
+    return {"kills": kills, "lost_per_kill": lost[:-1], "lost_after_clean_stop": lost[-1],
+            "holes_in_episodes": audit.missing, "duplicated": audit.duplicated,
+            "bad_endings": len(audit.bad_endings)}  # fmt: skip
 
 
 def flood(work: Path, seconds: float) -> dict:
@@ -235,14 +216,15 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=None)
     parser.add_argument("--actor-kills", type=int, default=None)
     parser.add_argument("--stop-seconds", type=float, default=None)
-    parser.add_argument("--learner", choices=["serve-only", "real"], default="serve-only")
+    parser.add_argument("--learner", choices=["idle", "training"], default="idle",
+                        help="the real learner CLI serving only, or training and checkpointing every 20 updates")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--phases", default="kills,stop,actor,flood", help="comma-separated subset to run")
     args = parser.parse_args()
     kills = args.kills or (5 if args.quick else 20)
     actor_kill_count = args.actor_kills if args.actor_kills is not None else (3 if args.quick else 5)
     stop_s = args.stop_seconds or (3.0 if args.quick else 10.0)
-    command = serve_only_command if args.learner == "serve-only" else _real_learner
+    command = learner_command if args.learner == "idle" else _training_learner
     rng = random.Random(args.seed)
     phases = set(args.phases.split(","))
     figures = {}
@@ -267,7 +249,7 @@ def main() -> None:
             print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
 
 
-def _real_learner(port: int, run_dir: Path, resume: bool) -> list[str]:
+def _training_learner(port: int, run_dir: Path, resume: bool) -> list[str]:
     command = learner_command(port, run_dir, resume)
     command[command.index("--learning-starts") + 1] = "64"
     command[command.index("--checkpoint-every") + 1] = "20"  # kills land mid-checkpoint too

@@ -44,7 +44,7 @@ ACTOR_EPISODE_LENGTH = Gauge("tandem_actor_episode_length_steps", "Length of the
 ACTOR_INTERVENTIONS = Counter("tandem_actor_intervention_steps_total", "Steps driven by the operator", ACTOR)
 ACTOR_SAFETY_STOPS = Counter("tandem_actor_safety_stops_total", "Actions replaced by a stop", ACTOR + ("reason",))
 ACTOR_SPOOLED = Counter(
-    "tandem_actor_transitions_spooled_total", "Transitions written to the disk spool (learner away)", ACTOR
+    "tandem_actor_transitions_spooled_total", "Transitions sealed into batches in the disk spool", ACTOR
 )
 ACTOR_SPOOL_DEPTH = Gauge("tandem_actor_spool_transitions", "Transitions waiting in the disk spool", ACTOR)
 ACTOR_SPOOL_BYTES = Gauge("tandem_actor_spool_bytes", "Bytes of unacked batches in the disk spool", ACTOR)

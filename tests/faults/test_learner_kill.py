@@ -1,4 +1,5 @@
-"""kill -9 and SIGSTOP of a real learner process under a live actor: nothing lost, nothing duplicated."""
+"""kill -9 (then `learner --resume`) and SIGSTOP of the real `learner` under a live actor: nothing lost, nothing
+duplicated."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def test_kill_9_and_resume_under_a_live_actor_loses_and_duplicates_nothing(tmp_path, port):
+    """Each kill also strands acks: the actor stops reading them first, so the killed learner has stored batches
+    the actor still holds and resends. Only the sequence numbers `learner --resume` restores from its durable
+    replay keep those from being stored twice."""
     run_dir = tmp_path / "run"
     learner = LearnerProcess(port, run_dir)
     learner.wait_listening()
@@ -23,8 +27,13 @@ def test_kill_9_and_resume_under_a_live_actor_loses_and_duplicates_nothing(tmp_p
     for _ in range(2):
         acked = sender.acked_transitions
         wait_until(lambda: sender.acked_transitions >= acked + 100, 20, what="acks before the kill")
+        sender._receive_all = lambda: None  # deaf: acks stay unread in the socket that reconnecting discards
+        stranded = sender.acked_transitions + 40
+        wait_until(lambda: len(journal_markers(run_dir, "live")) >= stranded, 20, what="stored, ack never heard")
         learner.kill()  # at a random point of its receive/persist/ack cycle
         learner = LearnerProcess(port, run_dir, resume=True)
+        wait_until(lambda: not sender.connected.is_set(), 20, what="the actor to give the dead learner up")
+        del sender._receive_all  # hears again, on the new socket
         learner.wait_listening()
     acked = sender.acked_transitions
     wait_until(lambda: sender.acked_transitions >= acked + 100, 20, what="acks after the last restart")

@@ -1,4 +1,4 @@
-"""kill -9 of a real learner process, then --resume: it draws the same transitions, sequences and returns."""
+"""kill -9 of the real `learner`, then `learner --resume`: it draws the same transitions, sequences and returns."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from actor.sender import Sender, SenderConfig
 from common.protocol import Hello
 from tests.conftest import wait_until
-from tests.faults.processes import LearnerProcess
+from tests.faults.processes import LearnerProcess, learner_command
 from tests.unit.replay_world import SPEC, action_markers, actor_stream, to_transitions
 
 pytestmark = pytest.mark.timeout(180)
@@ -21,8 +21,11 @@ ACTORS = ("arm-1", "arm-2", "base")
 
 
 def replay_learner_command(port: int, run_dir: Path, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "tests.faults.replay_learner", str(port), str(run_dir), "--capacity", "150",
-            *(["--resume"] if resume else [])]  # fmt: skip
+    """The real `learner` CLI (never training), through the probe that makes it write samples on SIGUSR1."""
+    return [*PROBE, *learner_command(port, run_dir, resume)[3:]]
+
+
+PROBE = [sys.executable, "-m", "tests.faults.replay_probe"]
 
 
 def feed(port: int) -> None:

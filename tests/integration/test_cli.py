@@ -41,6 +41,11 @@ def test_help_is_enough_to_start():
         assert result.returncode == 0 and "Usage" in result.stdout and essential in result.stdout
 
 
+def test_actor_help_says_what_a_killed_actor_loses_with_and_without_a_spool():
+    text = " ".join(run("actor", "--help").stdout.split())
+    assert "kill -9 or a crash loses nothing recorded" in text and "WITHOUT --spool a killed or crashed actor" in text
+
+
 def test_learner_with_a_local_fake_actor_trains_evaluates_and_reports(tmp_path, port):
     result = run(
         "learner", "--port", str(port), "--run-dir", str(tmp_path), "--metrics-port", "0",
