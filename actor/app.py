@@ -110,11 +110,17 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     pacer = make_pacer(options, spec, task.max_steps)
     operator = Operator(spec, stopping_wakes(robot.stop, pacer), options.operator)
     videos = make_videos(options, robot)
+    saved = None
+    if options.policy_file and not options.operator.record_demo:
+        from actor.policy import load_saved_policy  # torch-heavy
+
+        # before connecting: a policy that does not fit this robot's spec never reaches a robot
+        saved = load_saved_policy(options.policy_file, spec)
     with robot:  # connect (state readable, motion disabled); each path below enables, and disconnects when done
         if options.operator.record_demo:
             return record_demo(robot, task, operator, options.loop, options.actor_id, install_signals, videos)
-        if options.policy_file:
-            return run_saved_policy(robot, task, operator, options, install_signals, videos)
+        if saved is not None:
+            return run_saved_policy(robot, task, operator, saved, options, install_signals, videos)
         loop_config = replace(options.loop, hold_until_start=holds_until_start(spec, options.explore_before_weights))
         return _run_with_learner(robot, task, operator, pacer, loop_config, options, install_signals, videos)
 
@@ -195,16 +201,13 @@ def make_videos(options: ActorOptions, robot: Robot):
                                options.render_every, options.record_video)  # fmt: skip
 
 
-def run_saved_policy(robot: Robot, task, operator: Operator, options: ActorOptions, install_signals,
+def run_saved_policy(robot: Robot, task, operator: Operator, saved: tuple, options: ActorOptions, install_signals,
                      videos=None) -> int:  # fmt: skip
-    """Deploy a saved policy: deterministic episodes on `robot` with no learner; the operator's keys and
-    the robot's safety limits work as in training. The file's spec must match this robot's."""
-    from actor.policy import build_policy  # torch-heavy
-    from learner.best_policy import load_weights
-
-    weights, tally = load_weights(options.policy_file)
-    policy = build_policy(weights, robot.spec)
-    log.info("running %s (policy %s)", options.policy_file, tally.describe())
+    """Deploy a saved policy (`load_saved_policy`'s (policy, record), checked against this robot's spec):
+    deterministic episodes on `robot` with no learner; the operator's keys and the robot's safety limits
+    work as in training."""
+    policy, record = saved
+    log.info("running %s (policy %s)", options.policy_file, record)
     loop_config = replace(options.loop, eval_only=True)
     with operator_terminal(operator, _no_learner) as on_status:
         loop = ActorLoop(robot, task, lambda _item: None, lambda version: policy if version < policy.version else None,

@@ -5,6 +5,8 @@ ensembled) around the network an algorithm's `make_named_policy` builds, or `Ran
 first weights arrive. Every action leaves through `checked_action`: NaN or Inf raises `PolicyOutputError`
 instead of handing the robot garbage (the loop turns that into a stop), anything else is clipped to [-1, 1].
 `build_policy` turns a `Weights` message into a ready program; it runs on the weight client's thread.
+`load_saved_policy` does the same for a saved file (`actor --policy`), refusing one trained for another
+robot spec with the list of differences (a twin's `observation=deploy` policy fits its real robot's).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 
 from common.protocol import Weights
-from common.specs import RobotSpec
+from common.specs import RobotSpec, spec_differences
 from common.types import PROPOSAL_NONE, Observation
 
 
@@ -92,6 +94,31 @@ def build_policy(weights: Weights, spec: RobotSpec) -> ActingPolicy:
     module = algorithm.make_named_policy(config, spec, weights.policy)
     module.load_state_dict(checked_state_dict(module, weights.tensors), strict=True)
     return make_program(weights.program, module, spec, weights.version, weights.program_config_json)
+
+
+def load_saved_policy(path: str, spec: RobotSpec) -> tuple[ActingPolicy, str]:
+    """(policy, its evaluation record) from a saved policy file (a run's best_policy.npz) for a robot of
+    `spec`; a file trained for another spec raises WeightsSchemaError listing the differences."""
+    from learner.best_policy import load_weights, saved_spec
+
+    weights, tally = load_weights(path)
+    if weights.spec_hash != spec.spec_hash:
+        raise WeightsSchemaError(spec_mismatch(path, weights.spec_hash, saved_spec(path), spec))
+    return build_policy(weights, spec), tally.describe()
+
+
+def spec_mismatch(path: str, trained_hash: str, trained_for: RobotSpec | None, spec: RobotSpec) -> str:
+    """One paragraph: which spec the saved policy fits, which this robot has, and how they differ."""
+    if trained_for is None:
+        detail = "the file holds no spec, so the differences cannot be listed"
+    else:
+        detail = "; ".join(spec_differences(trained_for, spec)) or "they differ in a part this version does not list"
+    trained = f"{trained_for.name} " if trained_for is not None else ""
+    mode = spec.metadata.get("observation", "")
+    return (f"{path} was trained for robot spec {trained}{trained_hash}, but {spec.name}"
+            f"{f' (observation={mode})' if mode else ''} has spec {spec.spec_hash}: {detail}. Run it on a robot "
+            "observing and acting as it was trained (a twin's -o observation=deploy policy runs on its real robot "
+            "with -o observation=deploy -o camera=SOURCE), or train one for this robot.")
 
 
 def checked_state_dict(module: torch.nn.Module, tensors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -24,18 +24,23 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class ArraySpec:
-    """A named array of fixed shape and dtype."""
+    """A named array of fixed shape and dtype; `fields` optionally names each entry of a flat vector (what a
+    policy's weights depend on beyond the shape: the same 4 floats mean something else in another order)."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str = "float32"
+    fields: tuple[str, ...] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "fields", tuple(str(f) for f in self.fields))
         if self.dtype not in ALLOWED_DTYPES:
             raise SpecError(f"{self.name}: dtype {self.dtype!r} not in {ALLOWED_DTYPES}")
         if any(d <= 0 for d in self.shape):
             raise SpecError(f"{self.name}: shape {self.shape} has a non-positive dimension")
+        if self.fields and (len(self.shape) != 1 or len(self.fields) != self.shape[0]):
+            raise SpecError(f"{self.name}: {len(self.fields)} field names for shape {self.shape}")
 
     def validate(self, value: np.ndarray) -> None:
         """Raise SpecError unless `value` has exactly this shape and dtype and is finite."""
@@ -53,7 +58,10 @@ class ArraySpec:
         return np.zeros(batch + self.shape, dtype=self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, "name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        data = {"type": type(self).__name__, "name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        if self.fields:  # only when named, so the JSON of unnamed specs (and files holding it) is unchanged
+            data["fields"] = list(self.fields)
+        return data
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> ArraySpec:
         raise SpecError(f"unknown spec type {kind!r}")
     kwargs = {k: v for k, v in data.items() if k != "type"}
     kwargs["shape"] = tuple(kwargs["shape"])
-    for key in ("low", "high"):
+    for key in ("low", "high", "fields"):
         if key in kwargs:
             kwargs[key] = tuple(kwargs[key])
     return _SPEC_TYPES[kind](**kwargs)
@@ -186,7 +194,50 @@ class RobotSpec:
 
     @property
     def spec_hash(self) -> str:
-        """A stable 16-hex-digit digest of the spec (shapes, dtypes, bounds, rate; not metadata)."""
-        payload = {k: v for k, v in self.to_dict().items() if k != "metadata"}
+        """A stable 16-hex-digit digest of what a policy's weights depend on: the observation specs (keys,
+        shapes, dtypes, field names), the action spec (shape, dtype, bounds) and the control rate. Not the
+        robot's name nor its metadata: a twin and its real robot observing and acting alike share a hash."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("name", "metadata")}
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def spec_differences(expected: RobotSpec, actual: RobotSpec) -> list[str]:
+    """What `spec_hash` covers and differs between two specs, one phrase each (empty: the hashes agree).
+
+    Per observation key: missing, extra, or its type, shape, dtype or field names; the action's shape,
+    dtype and bounds; the control rate. `expected` is e.g. what a saved policy was trained for, `actual`
+    the robot it is about to run on."""
+    differences = []
+    for key in sorted(set(expected.observation) | set(actual.observation)):
+        want, have = expected.observation.get(key), actual.observation.get(key)
+        if have is None:
+            differences.append(f"observation {key!r} missing (expected {_describe(want)})")
+        elif want is None:
+            differences.append(f"observation {key!r} not expected (got {_describe(have)})")
+        else:
+            differences += _array_differences(f"observation {key!r}", want, have)
+    differences += _array_differences("action", expected.action, actual.action)
+    if float(expected.control_hz) != float(actual.control_hz):
+        differences.append(f"control rate: expected {expected.control_hz:g} Hz, got {actual.control_hz:g} Hz")
+    return differences
+
+
+def _describe(spec: ArraySpec) -> str:
+    return f"{spec.dtype}{list(spec.shape)}"
+
+
+def _array_differences(what: str, expected: ArraySpec, actual: ArraySpec) -> list[str]:
+    """Differences of two array specs' hashed parts, as "<what> <part>: expected <expected>, got <actual>"."""
+    parts = [(part, getattr(expected, part, None), getattr(actual, part, None))
+             for part in ("shape", "dtype", "fields", "low", "high")]
+    if type(expected) is not type(actual):
+        parts.insert(0, ("type", type(expected).__name__, type(actual).__name__))
+    return [f"{what} {part}: expected {_show(want)}, got {_show(have)}"
+            for part, want, have in parts if want != have]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) + ")"
+    return str(value)

@@ -155,6 +155,7 @@ class Learner:
             log.info("loaded %d demonstration transitions from %s", len(columns["reward"]), cfg.demo)
         metrics.LEARNER_REPLAY_SIZE.labels("demo").set(self.replay.demo_size)
         write_spec(self.run_dir / "replay", spec)
+        self.best_policy.spec = spec  # best_policy.npz names the spec it fits (actor --policy lists differences)
         self.spec_ready.set()
 
     def _publish(self, weights) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from common.protocol import EpisodeSummary, Weights
+from common.specs import RobotSpec
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,14 @@ class Tally:
         return f"v{self.version}: {self.successes}/{self.episodes} evaluation successes"
 
 
-def save_weights(weights: Weights, path: Path, tally: Tally) -> None:
-    """Write `weights` (with what rebuilds the policy, and its evaluation tally) atomically to `path`."""
+def save_weights(weights: Weights, path: Path, tally: Tally, spec: RobotSpec | None = None) -> None:
+    """Write `weights` (with what rebuilds the policy, its evaluation tally and, given, the robot spec it was
+    trained for, so a robot it does not fit can say how: `saved_spec`) atomically to `path`."""
     meta = {"version": weights.version, "algorithm": weights.algorithm, "spec_hash": weights.spec_hash,
             "policy_config_json": weights.policy_config_json, "successes": tally.successes,
             "episodes": tally.episodes, "policy": weights.policy, "program": weights.program,
-            "program_config_json": weights.program_config_json}  # fmt: skip
+            "program_config_json": weights.program_config_json,
+            "spec_json": spec.to_json() if spec is not None else ""}  # fmt: skip
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as handle:
         np.savez(handle, meta_json=np.array(json.dumps(meta)), **{f"tensor/{k}": v for k, v in weights.tensors.items()})
@@ -77,6 +80,13 @@ def load_weights(path: str | Path) -> tuple[Weights, Tally]:
     return weights, Tally(meta["version"], meta["successes"], meta["episodes"])
 
 
+def saved_spec(path: str | Path) -> RobotSpec | None:
+    """The robot spec a `save_weights` file was trained for (None in a file written without one)."""
+    with np.load(path, allow_pickle=False) as data:
+        text = json.loads(str(data["meta_json"])).get("spec_json", "")
+    return RobotSpec.from_json(text) if text else None
+
+
 class BestPolicy:
     """Tracks the best-evaluated policy version. `remember` runs on the training thread (every publish),
     `observe` on the server thread (every episode summary); both are cheap."""
@@ -91,6 +101,7 @@ class BestPolicy:
         self.best: Tally | None = None
         self.best_weights: Weights | None = None
         self._loaded: Tally | None = None  # the saved best a resumed run started from
+        self.spec: RobotSpec | None = None  # the run's robot spec, saved with the weights (set once it is known)
 
     def load_saved(self) -> None:
         """A resumed run starts from the best it had saved, so a worse policy never overwrites it."""
@@ -152,6 +163,6 @@ class BestPolicy:
 
     def _save(self, tally: Tally) -> None:
         try:
-            save_weights(self.best_weights, self.path, tally)
+            save_weights(self.best_weights, self.path, tally, self.spec)
         except OSError as exc:  # a full disk must not stop training; the best stays in memory
             log.error("could not write %s: %s", self.path, exc)

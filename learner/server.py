@@ -45,7 +45,7 @@ from common.protocol import (
     WeightsRequest,
     Welcome,
 )
-from common.specs import RobotSpec, SpecError
+from common.specs import RobotSpec, SpecError, spec_differences
 from common.transport import MAX_MESSAGE_BYTES, LinkSecurity, Liveness, SequenceTracker, configure, tcp
 from common.types import unpack_transitions
 
@@ -324,7 +324,7 @@ class LearnerServer:
         if hello.spec_hash != self.spec.spec_hash:
             return (
                 f"spec hash mismatch: actor {hello.robot} has {hello.spec_hash}, "
-                f"learner trains {self.spec.name} with {self.spec.spec_hash}"
+                f"learner trains {self.spec.name} with {self.spec.spec_hash}{_listed_differences(self.spec, hello)}"
             )
         return ""
 
@@ -377,3 +377,13 @@ class LearnerServer:
             log.info("actor %s went silent; session closed", self.sessions.pop(identity).actor_id)
         if gone:
             metrics.LEARNER_ACTORS_CONNECTED.set(len(self.sessions))
+
+
+def _listed_differences(learner_spec: RobotSpec, hello: Hello) -> str:
+    """": <what differs>" between the learner's spec and the one an actor sent (empty if it is unreadable)."""
+    try:
+        actor_spec = RobotSpec.from_json(hello.spec_json)
+    except (SpecError, ValueError, KeyError, TypeError):
+        return ""
+    differences = spec_differences(learner_spec, actor_spec)
+    return (": " + "; ".join(differences)) if differences else ""

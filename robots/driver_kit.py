@@ -11,7 +11,9 @@ code sees it. A subclass provides `_observe()` and `_execute(safe_action)`.
     meanwhile watched), `_stop_confirmed` (stop() raises when the robot did not confirm) and
     `_stop_or_retry` (stop() never raises; the watchdog retries until the link carries the stop);
   * `OperatorTask`, the task of a robot that cannot see privileged scene state;
-  * the camera option (`driver_camera`) and the observation specs it implies (`observation_specs`);
+  * the camera option (`driver_camera`), the observation modes it allows (`camera_observation`: "image",
+    "deploy" = image + the robot's proprioception of robots/deployable.py, or the camera-less state) and
+    the specs they imply (`observation_specs`);
   * `unreachable`, the one-line error of a robot that does not answer: what was tried, what to check
     (`socket_error` says in a few words why a TCP connect failed).
 """
@@ -26,6 +28,7 @@ import numpy as np
 from common.specs import ArraySpec, ImageSpec, RobotSpec
 from common.types import Observation
 from robots.base import Camera, Robot, RobotError, Task
+from robots.deployable import DEPLOY, deploy_observation_specs
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
 from robots.watchdog import CommandWatchdog
@@ -104,25 +107,37 @@ def driver_camera(source: Camera | str | int | None, image_size: int) -> Camera 
     return make_camera(str(source), image_size, image_size)
 
 
-def observation_specs(image: bool, image_size: int, state_dim: int) -> dict:
-    """{"image": the twins' grayscale image spec} for a camera driver, else {"state": float32[state_dim]}."""
-    if image:
+def observation_specs(robot: str, observation: str, image_size: int, state_dim: int) -> dict:
+    """The observation specs of a driver's mode: "image" the twins' grayscale image spec, "deploy" the
+    image and the robot's proprioception (exactly its twin's deploy mode), else {"state": float32[state_dim]}."""
+    if observation == DEPLOY:
+        return deploy_observation_specs(robot, image_size)
+    if observation == "image":
         return {"image": ImageSpec("image", (image_size, image_size, 1))}
     return {"state": ArraySpec("state", (state_dim,), "float32")}
 
 
+CAMERA_MODES = ("image", DEPLOY)
+IMAGE_SIZES = (64, 128)  # the twins' camera sizes: a camera policy trains on one of them
+
+
 def camera_observation(robot: str, observation: str, camera: Camera | str | int | None, image_size: int,
-                       image_sizes: tuple[int, ...]) -> tuple[str, Camera | None]:
-    """(observation mode, camera) of a driver observing "image" (through a camera) or "proprio" (its own
-    state): "image" by default when a camera is given; "image" without one, or an image size the twin does
-    not have, is a ValueError; with "proprio" a camera is not used."""
-    if image_size not in image_sizes:
-        raise ValueError(f"image_size must be one of {image_sizes}, got {image_size}")
+                       without_camera: str = "proprio") -> tuple[str, Camera | None]:
+    """(observation mode, camera) of a driver observing "image" (through a camera), "deploy" (the camera and
+    its proprioception) or `without_camera` (its own state only): "image" by default when a camera is given.
+    "image"/"deploy" without a camera, an unknown mode, or an image size the twins do not have is a
+    ValueError; without a camera mode the camera is not used."""
+    modes = (*CAMERA_MODES, without_camera)
+    if image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size}")
     camera = driver_camera(camera, image_size)
-    observation = observation or ("image" if camera is not None else "proprio")
-    if observation == "image" and camera is None:
-        raise ValueError(f"{robot} observation=image needs a camera (-o camera=0, a /dev/video path or a file)")
-    return observation, camera if observation == "image" else None
+    observation = observation or ("image" if camera is not None else without_camera)
+    if observation not in modes:
+        raise ValueError(f"{robot} observation must be one of {modes}, got {observation!r}")
+    if observation in CAMERA_MODES and camera is None:
+        raise ValueError(f"{robot} observation={observation} needs a camera (-o camera=0, a /dev/video path, a "
+                         "file or realsense)")
+    return observation, camera if observation in CAMERA_MODES else None
 
 
 def unreachable(robot: str, problem: str, check: str) -> RobotError:

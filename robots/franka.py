@@ -16,6 +16,10 @@ and then a joint motion to `home_joints`.
 
 Observation {"state": float32[7]}: tool position (m, base frame), tool linear velocity (m/s), finger
 opening (m). No task state: the cube and goal of the twin's state need perception (cameras).
+With `-o camera=SOURCE`: "image" (default) = the twin's grayscale image spec; `-o observation=deploy` = that
+image plus {"proprio": float32[7]}, the same seven quantities normalised as `franka_sim -o observation=deploy`
+observes them (robots/deployable.py: position scaled over the workspace box, velocity / max speed, opening /
+its maximum), so a policy trained on the twin in that mode runs here.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from common.specs import BoundedSpec, RobotSpec
 from common.types import Observation
 from robots.arm_limits import FRANKA_LIMITS, hold_inside_workspace
 from robots.base import ROBOTS, RobotError
-from robots.driver_kit import OperatorTask, RealRobot, driver_camera, observation_specs, socket_error, unreachable
+from robots.deployable import DEPLOY, deploy_observation, franka_proprio
+from robots.driver_kit import (OperatorTask, RealRobot, camera_observation, observation_specs, socket_error,
+                               unreachable)
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
 from robots.watchdog import CommandWatchdog
@@ -67,6 +73,7 @@ class FrankaConfig:
     camera: str | None = None  # camera source for robots.cameras.make_camera ("realsense", "0", a file); None: state
     image_size: int = 64  # with a camera: observation {"image": uint8[S, S, 1]}, the twin's image spec
     camera_max_age_ms: float = 200.0  # an older camera frame is an error, not an observation
+    observation: str = ""  # "state", "image" or "deploy" (image + proprio); default: image with a camera, else state
 
     def __post_init__(self) -> None:
         if isinstance(self.home_joints, str):  # from the command line: "-o home_joints=none" or "0,-0.2,..."
@@ -82,16 +89,15 @@ class FrankaConfig:
             raise ValueError(f"home_joints needs 7 joint angles, got {self.home_joints}")
 
 
-def make_franka_driver_spec(camera=None, image_size: int = 64) -> RobotSpec:
+def make_franka_driver_spec(observation: str = "state", image_size: int = 64) -> RobotSpec:
     limits = FRANKA_LIMITS
     return RobotSpec(
         name="franka",
-        observation=observation_specs(camera is not None, image_size, len(STATE_FIELDS)),
+        observation=observation_specs("franka", observation, image_size, len(STATE_FIELDS)),
         action=BoundedSpec("action", (limits.action_dim,), "float32", low=limits.action_low, high=limits.action_high),
         control_hz=limits.control_hz,
         metadata={"simulated": "false", "action_units": "m/s,m/s,m/s,m/s(gripper opening)",
-                  "observation": "image" if camera is not None else "state",
-                  "state_fields": ",".join(STATE_FIELDS), "twin": "franka_sim"},
+                  "observation": observation, "state_fields": ",".join(STATE_FIELDS), "twin": "franka_sim"},
     )
 
 
@@ -104,8 +110,9 @@ class FrankaRobot(RealRobot):
     def __init__(self, **options: Any) -> None:
         self.config = self.CONFIG(**options)
         self.limits = FRANKA_LIMITS
-        self.camera = driver_camera(self.config.camera, self.config.image_size)
-        self._spec = make_franka_driver_spec(self.camera, self.config.image_size)
+        cfg = self.config
+        observation, self.camera = camera_observation("franka", cfg.observation, cfg.camera, cfg.image_size, "state")
+        self._spec = make_franka_driver_spec(observation, cfg.image_size)
         self.safety = ActionSafety(self._spec.action)
         self.task = OperatorTask(self.config.max_steps)
         self._lifecycle = Lifecycle("franka")
@@ -276,9 +283,13 @@ class FrankaRobot(RealRobot):
 
     def _observe(self) -> Observation:
         position, velocity = self._tool_state()  # also with a camera: the link must be alive
-        if self.camera is not None:
+        observation = self._spec.metadata["observation"]
+        if observation == "image":
             return {"image": self.camera.read_latest(self.config.camera_max_age_ms)}
         width = self._gripper_width() if self._gripper is not None else 0.0
+        if observation == DEPLOY:
+            proprio = franka_proprio(self.limits, position, velocity, width)
+            return deploy_observation(self.camera.read_latest(self.config.camera_max_age_ms), proprio)
         return {"state": np.concatenate([position, velocity, [width]]).astype(np.float32)}
 
     def _call(self, call, what: str):

@@ -13,7 +13,10 @@ Observations (spec valid before connect, chosen by options):
       spec of `limo_sim -o observation=image`; needs `camera` (a Camera, or a source string for make_camera);
   observation="proprio" (default without a camera): {"state": float32[4]} = measured v / 0.5, w / 1.5,
       sin(yaw), cos(yaw) from the base's own state frames. This differs from limo_sim's "state" mode, whose
-      10 values are privileged scene positions (ball, goal, obstacle) that the real robot cannot observe.
+      10 values are privileged scene positions (ball, goal, obstacle) that the real robot cannot observe;
+  observation="deploy": {"image": ..., "proprio": float32[4]}, the camera image and those four values,
+      exactly `limo_sim -o observation=deploy` (robots/deployable.py): a policy trained on the twin in that
+      mode runs here (`actor --robot limo --policy best_policy.npz -o observation=deploy -o camera=0`).
 Every observation also requires fresh base state frames (younger than `state_timeout_ms`): a silent base
 raises RobotError instead of returning stale data.
 """
@@ -33,10 +36,11 @@ from common.specs import BoundedSpec, RobotSpec
 from common.types import Observation
 from robots import limo_protocol as lp
 from robots.base import ROBOTS, Camera, RobotError
+from robots.deployable import DEPLOY, deploy_observation, limo_proprio
 from robots.driver_kit import OperatorTask, RealRobot, camera_observation, observation_specs, unreachable
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
-from robots.sim.limo import IMAGE_SIZES, LIMO_CONTROL_HZ, MAX_V, MAX_W
+from robots.sim.limo import LIMO_CONTROL_HZ, MAX_V, MAX_W
 from robots.watchdog import DEFAULT_DEADLINE_S, CommandWatchdog
 
 log = logging.getLogger(__name__)
@@ -48,11 +52,11 @@ PROPRIO_DIM = 4
 
 
 def make_limo_driver_spec(observation: str, image_size: int = 64) -> RobotSpec:
-    if observation not in ("image", "proprio"):
-        raise ValueError(f"limo observation must be 'image' or 'proprio', got {observation!r}")
+    if observation not in ("image", "proprio", DEPLOY):
+        raise ValueError(f"limo observation must be 'image', 'proprio' or 'deploy', got {observation!r}")
     return RobotSpec(
         name="limo",
-        observation=observation_specs(observation == "image", image_size, PROPRIO_DIM),
+        observation=observation_specs("limo", observation, image_size, PROPRIO_DIM),
         action=BoundedSpec("action", (2,), "float32", low=(-MAX_V, -MAX_W), high=(MAX_V, MAX_W)),
         control_hz=LIMO_CONTROL_HZ,
         metadata={"simulated": "false", "observation": observation, "action_units": "m/s,rad/s"},
@@ -102,7 +106,7 @@ class LimoRobot(RealRobot):
                  observation: str = "", image_size: int = 64, watchdog_ms: float = DEFAULT_DEADLINE_S * 1e3,
                  connect_timeout_s: float = 2.0, state_timeout_ms: float = 300.0, camera_max_age_ms: float = 200.0,
                  reconnect_interval_s: float = 0.2, max_steps: int = 200) -> None:
-        observation, self.camera = camera_observation("limo", observation, camera, image_size, IMAGE_SIZES)
+        observation, self.camera = camera_observation("limo", observation, camera, image_size)
         self._spec = make_limo_driver_spec(observation, image_size)
         self.port, self.baudrate = str(port), int(baudrate)
         self.connect_timeout_s = float(connect_timeout_s)
@@ -171,11 +175,15 @@ class LimoRobot(RealRobot):
 
     def _observe(self) -> Observation:
         self._require_fresh_state()
-        if self.camera is not None:
+        observation = self._spec.metadata["observation"]
+        if observation == "image":
             return {"image": self.camera.read_latest(self.camera_max_age_ms)}
         with self.state.lock:
             (v, w), yaw = self.state.motion, self.state.yaw_rad
-        return {"state": np.array([v / MAX_V, w / MAX_W, math.sin(yaw), math.cos(yaw)], dtype=np.float32)}
+        proprio = limo_proprio(v, w, yaw, MAX_V, MAX_W)
+        if observation == DEPLOY:
+            return deploy_observation(self.camera.read_latest(self.camera_max_age_ms), proprio)
+        return {"state": np.array(proprio, dtype=np.float32)}
 
     def _execute(self, action: np.ndarray) -> np.ndarray:
         self._require_fresh_state()

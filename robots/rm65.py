@@ -27,6 +27,8 @@ pose read at enable(). A `CommandWatchdog` sends set_arm_slow_stop when actions 
 Observations: "image" (a camera is given; same spec as rm65_sim's image mode) or "proprio":
 {"state": float32[6]} = tool position scaled to [-1, 1] in the workspace, and the last commanded velocity
 / max speed. rm65_sim's "state" mode holds privileged cube positions, which the real arm cannot observe.
+"deploy" (with a camera): {"image": ..., "proprio": float32[6]}, the image and those six values, exactly
+`rm65_sim -o observation=deploy` (robots/deployable.py), so a policy trained on the twin in it runs here.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from common.specs import BoundedSpec, RobotSpec
 from common.types import Observation
 from robots.arm_limits import RM65_LIMITS, hold_inside_workspace
 from robots.base import ROBOTS, Camera, RobotError
+from robots.deployable import DEPLOY, deploy_observation, rm65_proprio
 from robots.driver_kit import (OperatorTask, RealRobot, camera_observation, observation_specs, socket_error,
                                unreachable)
 from robots.lifecycle import Lifecycle, LinkState
@@ -55,7 +58,6 @@ DEFAULT_HOST, DEFAULT_PORT = "192.168.1.18", 8080
 POSITION_UNIT = 1e-6  # metres per protocol position unit (0.001 mm)
 ANGLE_UNIT = 1e-3  # radians per protocol angle unit
 PROPRIO_DIM = 6
-IMAGE_SIZES = (64, 128)
 ADDRESS_CHECK = (f"the arm controller is powered on, this machine is on its network, and -o host= / -o port= name it "
                  f"(default {DEFAULT_HOST}:{DEFAULT_PORT})")
 ANSWER_CHECK = (f"-o host= / -o port= name the arm controller's JSON port (default {DEFAULT_HOST}:{DEFAULT_PORT}) and "
@@ -64,11 +66,11 @@ ANSWER_CHECK = (f"-o host= / -o port= name the arm controller's JSON port (defau
 
 def make_rm65_driver_spec(observation: str, image_size: int = 64) -> RobotSpec:
     limits = RM65_LIMITS
-    if observation not in ("image", "proprio"):
-        raise ValueError(f"rm65 observation must be 'image' or 'proprio', got {observation!r}")
+    if observation not in ("image", "proprio", DEPLOY):
+        raise ValueError(f"rm65 observation must be 'image', 'proprio' or 'deploy', got {observation!r}")
     return RobotSpec(
         name="rm65",
-        observation=observation_specs(observation == "image", image_size, PROPRIO_DIM),
+        observation=observation_specs("rm65", observation, image_size, PROPRIO_DIM),
         action=BoundedSpec("action", (limits.action_dim,), "float32", low=limits.action_low, high=limits.action_high),
         control_hz=limits.control_hz,
         metadata={"simulated": "false", "observation": observation, "action_units": "m/s,m/s,m/s"},
@@ -192,7 +194,7 @@ class RM65Robot(RealRobot):
     def __init__(self, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, camera: Camera | str | None = None,
                  observation: str = "", image_size: int = 64, watchdog_ms: float = DEFAULT_DEADLINE_S * 1e3,
                  timeout_s: float = 0.5, camera_max_age_ms: float = 200.0, max_steps: int = 200) -> None:
-        observation, self.camera = camera_observation("rm65", observation, camera, image_size, IMAGE_SIZES)
+        observation, self.camera = camera_observation("rm65", observation, camera, image_size)
         self.limits = RM65_LIMITS
         self._spec = make_rm65_driver_spec(observation, image_size)
         self.camera_max_age_ms = float(camera_max_age_ms)
@@ -272,11 +274,13 @@ class RM65Robot(RealRobot):
 
     def _observe(self) -> Observation:
         position, _ = self.read_pose()
-        if self.camera is not None:
+        observation = self._spec.metadata["observation"]
+        if observation == "image":
             return {"image": self.camera.read_latest(self.camera_max_age_ms)}
-        scaled = (position - self.limits.workspace_center) / self.limits.workspace_half_size
-        state = np.concatenate([np.clip(scaled, -3.0, 3.0), self._velocity / self.limits.max_speed])
-        return {"state": state.astype(np.float32)}
+        proprio = rm65_proprio(self.limits, position, self._velocity)
+        if observation == DEPLOY:
+            return deploy_observation(self.camera.read_latest(self.camera_max_age_ms), proprio)
+        return {"state": np.clip(proprio, -3.0, 3.0).astype(np.float32)}
 
     def _execute(self, action: np.ndarray) -> np.ndarray:
         position, _ = self.read_pose()

@@ -14,6 +14,12 @@ sends StopMove when no fresh action arrives within `watchdog_ms`.
        damping mode collapses. It stops in place and leaves the mode to the operator's remote.
        State: `rt/lowstate` (unitree_hg LowState_).
 
+Observations (`-o observation=`): "state" (default without a camera) = the STATE_FIELDS of each robot;
+"image" (default with `-o camera=SOURCE`, any robots.cameras source: an OpenCV device index or /dev/video
+path, a file, "realsense[:SERIAL]"; not the robots' own head cameras) = the twin's grayscale image spec;
+"deploy" (with a camera) = that image plus the proprioception of robots/deployable.py, exactly what
+`go2_sim` / `g1_sim -o observation=deploy` observe, so a policy trained on the twin in that mode runs here.
+
 The SDK (and CycloneDDS under it) is imported inside connect(), so `import robots` works without it.
 Install: see README "On real hardware" (CycloneDDS 0.10.x, as on the robots, and unitree-sdk2py-dimos).
 DDS is set up once per process (`ChannelFactoryInitialize(domain_id, network_interface)` is a process
@@ -37,7 +43,8 @@ import numpy as np
 from common.specs import RobotSpec
 from common.types import Observation
 from robots.base import ROBOTS, RobotError
-from robots.driver_kit import OperatorTask, RealRobot, driver_camera, observation_specs, unreachable
+from robots.deployable import DEPLOY, deploy_observation, g1_proprio, go2_proprio
+from robots.driver_kit import OperatorTask, RealRobot, camera_observation, observation_specs, unreachable
 from robots.legged_limits import G1_LIMITS, GO2_LIMITS, VelocityLimits
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
@@ -65,6 +72,7 @@ class UnitreeConfig:
     max_steps: int = 200  # episode length cap for the operator-labelled task
     camera: str | None = None  # camera source for robots.cameras.make_camera ("0", "realsense", a file); None: state
     image_size: int = 64  # with a camera: observation {"image": uint8[S, S, 1]}, the twin's image spec
+    observation: str = ""  # "state", "image" or "deploy" (image + proprio); default: image with a camera, else state
     camera_max_age_ms: float = 200.0  # an older camera frame is an error, not an observation
 
     def __post_init__(self) -> None:
@@ -164,16 +172,17 @@ class UnitreeLegged(RealRobot):
 
     def __init__(self, **options: Any) -> None:
         self.config = self.CONFIG(**options)
-        self.camera = driver_camera(self.config.camera, self.config.image_size)
+        cfg = self.config
+        observation, self.camera = camera_observation(self.NAME, cfg.observation, cfg.camera, cfg.image_size, "state")
         self._spec = RobotSpec(
             name=self.NAME,
-            observation=observation_specs(self.camera is not None, self.config.image_size, len(self.STATE_FIELDS)),
+            observation=observation_specs(self.NAME, observation, cfg.image_size, len(self.STATE_FIELDS)),
             action=self.LIMITS.bounded_action_spec(),
             control_hz=self.LIMITS.control_hz,
-            metadata={"simulated": "false", "action_units": "m/s,m/s,rad/s",
-                      "observation": "image" if self.camera is not None else "state",
+            metadata={"simulated": "false", "action_units": "m/s,m/s,rad/s", "observation": observation,
                       "state_fields": ",".join(self.STATE_FIELDS), "twin": f"{self.NAME}_sim"},
         )
+        self.command = np.zeros(3)  # the velocity command in force: the last one sent, zero after a stop
         self.safety = ActionSafety(self._spec.action)
         self.task = OperatorTask(self.config.max_steps)
         self._lifecycle = Lifecycle(self.NAME)
@@ -185,6 +194,10 @@ class UnitreeLegged(RealRobot):
     # ---- subclass hooks ----
 
     def _decode_state(self, sample: Any) -> list[float]:
+        raise NotImplementedError
+
+    def _proprio(self, sample: Any) -> list[float]:
+        """The deploy mode's proprioceptive values from a state sample (robots/deployable.py)."""
         raise NotImplementedError
 
     def _move(self, vx: float, vy: float, yaw_rate: float) -> None:
@@ -249,6 +262,7 @@ class UnitreeLegged(RealRobot):
     def stop(self) -> None:
         """StopMove now (raises RobotError if the robot did not confirm). No-op when not connected."""
         self._stop_confirmed(self._stop_motion)
+        self.command = np.zeros(3)
 
     def disconnect(self) -> None:
         watchdog = self.watchdog
@@ -275,9 +289,11 @@ class UnitreeLegged(RealRobot):
         with self._lifecycle.lock:
             if self._lifecycle.state is not LinkState.DISCONNECTED:
                 self._stop_motion()
+                self.command = np.zeros(3)
 
     def _execute(self, action: np.ndarray) -> np.ndarray:
         self._move(*(float(v) for v in action))
+        self.command = action.astype(np.float64)
         self.watchdog.feed()
         return action
 
@@ -292,7 +308,10 @@ class UnitreeLegged(RealRobot):
 
     def _observe(self) -> Observation:
         sample = self._state.latest(self.config.state_timeout_s)  # also with a camera: the link must be alive
-        if self.camera is not None:
+        observation = self._spec.metadata["observation"]
+        if observation == DEPLOY:
+            return deploy_observation(self.camera.read_latest(self.config.camera_max_age_ms), self._proprio(sample))
+        if observation == "image":
             return {"image": self.camera.read_latest(self.config.camera_max_age_ms)}
         return {"state": np.asarray(self._decode_state(sample), dtype=np.float32)}
 
@@ -339,6 +358,10 @@ class Go2Robot(UnitreeLegged):
         vx, vy = body_frame(sample.velocity[0], sample.velocity[1], yaw)
         return [vx, vy, sample.yaw_speed, roll, pitch, yaw, sample.body_height, sample.position[0], sample.position[1]]
 
+    def _proprio(self, sample: Any) -> list[float]:
+        vx, vy, yaw_rate, _, _, yaw, *_ = self._decode_state(sample)
+        return go2_proprio(self.LIMITS, [vx, vy, yaw_rate], yaw)
+
     def _on_enable(self) -> None:
         self._timed(self._client.StandUp, "StandUp")
         self._timed(self._client.BalanceStand, "BalanceStand")
@@ -371,6 +394,10 @@ class G1Robot(UnitreeLegged):
     def _decode_state(self, sample: Any) -> list[float]:
         imu = sample.imu_state
         return [*imu.rpy, *imu.gyroscope, *(motor.q for motor in sample.motor_state[:self.N_JOINTS])]
+
+    def _proprio(self, sample: Any) -> list[float]:
+        imu = sample.imu_state
+        return g1_proprio(self.LIMITS, imu.gyroscope[2], imu.rpy[2], self.command)
 
     def _on_enable(self) -> None:
         # Stand still in whatever locomotion mode the operator chose; the driver never changes the FSM.

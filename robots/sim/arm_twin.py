@@ -15,7 +15,9 @@ Observations (see arm_scene.py for the model):
               cube xy relative to the tool tip and goal xy relative to the cube (both / 0.2 m),
               sin/cos of 4 x cube yaw (a cube looks the same every 90 degrees), tool velocity / max speed,
               and, with a gripper, the finger opening / its maximum; clipped to +-3;
-  image mode: {"image": uint8[S, S, 1]} grayscale from the wrist camera.
+  image mode: {"image": uint8[S, S, 1]} grayscale from the wrist camera;
+  deploy mode: what the real `franka` / `rm65` driver observes with `-o observation=deploy`: that image
+              plus {"proprio": float32[7 or 6]} (robots/deployable.py, `TWIN_PROPRIO` below).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 
 from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec
 from common.types import Observation
+from robots.deployable import DEPLOY, deploy_observation, deploy_observation_specs, franka_proprio, rm65_proprio
 from robots.arm_limits import ArmLimits, hold_inside_workspace, within_task_box
 from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
@@ -36,10 +39,18 @@ from robots.sim.rendering import GrayscaleCamera, ViewPoint
 from robots.sim.tasks import TASKS
 from robots.sim.twin import MujocoTwin
 
-OBSERVATION_MODES = ("state", "image")
+OBSERVATION_MODES = ("state", "image", DEPLOY)
 IMAGE_SIZES = (64, 128)
 ARM_TASKS = ("push_cube",)  # tasks whose scene is the tabletop of arm_scene.py
 RELATIVE_SCALE = 0.2  # metres -> order-1 units for relative positions
+
+# Real robot -> its deploy-mode proprioception from (scene, the robot's own envelope, the velocity last
+# commanded after the workspace hold), computed as its driver computes it from the arm's state.
+TWIN_PROPRIO = {
+    "franka": lambda scene, limits, _commanded: franka_proprio(limits, scene.tool_xyz, scene.tool_velocity,
+                                                               scene.gripper_width),
+    "rm65": lambda scene, limits, commanded: rm65_proprio(limits, scene.tool_xyz, commanded),
+}
 
 
 def state_dim(limits: ArmLimits) -> int:
@@ -52,6 +63,8 @@ def make_arm_spec(name: str, limits: ArmLimits, observation: str = "state", imag
     """An arm twin's spec for one observation mode (the action part is the real arm's envelope)."""
     if observation == "state":
         observation_specs = {"state": ArraySpec("state", (state_dim(limits),), "float32")}
+    elif observation == DEPLOY:
+        observation_specs = deploy_observation_specs(name.removesuffix("_sim"), image_size)
     else:
         observation_specs = {"image": ImageSpec("image", (image_size, image_size, 1))}
     units = "m/s,m/s,m/s" + (",m/s(gripper opening)" if limits.has_gripper else "")
@@ -89,7 +102,9 @@ class ArmSim(MujocoTwin):
         self._substeps = round(1.0 / (limits.control_hz * self._model.opt.timestep))
         self._command = np.zeros(limits.action_dim)
         self._gripper_target = 0.0  # finger opening being tracked, metres
-        self._camera = GrayscaleCamera(self._model, "wrist", image_size, image_size) if observation == "image" else None
+        self._camera = GrayscaleCamera(self._model, "wrist", image_size, image_size) if observation != "state" else None
+        self._proprio = TWIN_PROPRIO[name.removesuffix("_sim")] if observation == DEPLOY else None
+        self._commanded = np.zeros(3)  # the velocity last commanded after the workspace hold, as rm65 reports it
         self._ids = self._lookup_ids()
         self._apply_layout(default_layout(limits))
 
@@ -100,6 +115,7 @@ class ArmSim(MujocoTwin):
         # Zero the command and the tool's velocity, hold the fingers where they are (the cube keeps its
         # velocity).
         self._command = np.zeros(self.limits.action_dim)
+        self._commanded = np.zeros(3)
         self._data.qvel[self._ids["tool_vel"]] = 0.0
         self._gripper_target = self._gripper_width()
 
@@ -160,6 +176,7 @@ class ArmSim(MujocoTwin):
     def _apply_layout(self, layout: ArmLayout) -> None:
         mujoco.mj_resetData(self._model, self._data)
         self._command = np.zeros(self.limits.action_dim)
+        self._commanded = np.zeros(3)
         self._gripper_target = 0.0
         self._data.qpos[self._ids["tool"]] = layout.tool_xyz
         self._data.mocap_pos[self._ids["goal"]] = [*layout.goal_xy, 0.0]
@@ -181,7 +198,15 @@ class ArmSim(MujocoTwin):
                 ctrl[self._ids["finger_drives"]] = self._gripper_target / 2.0
             mujoco.mj_step(self._model, self._data)
 
+    def _execute(self, action: np.ndarray) -> np.ndarray:
+        # What a real driver commands: the action with the components leaving the box zeroed, from here.
+        self._commanded = hold_inside_workspace(self._data.qpos[self._ids["tool"]], action[:3], self.limits)
+        return super()._execute(action)
+
     def _observe(self) -> Observation:
+        if self._proprio is not None:
+            proprio = self._proprio(self.scene_state(), self.safety_limits, self._commanded)
+            return deploy_observation(self._camera.render(self._data), proprio)
         if self._camera is not None:
             return {"image": self._camera.render(self._data)}
         # Scaled by the robot's own envelope (not the task box), so the state means the same as on hardware.

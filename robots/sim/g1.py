@@ -10,9 +10,10 @@ velocity with a slower time constant and lower limits than the Go2.
 from __future__ import annotations
 
 from robots.base import ROBOTS
+from robots.deployable import g1_proprio
 from robots.legged_limits import G1_LIMITS
 from robots.sim.legged import LeggedSim
-from robots.sim.legged_scene import LeggedBody
+from robots.sim.legged_scene import LeggedBody, LeggedSceneState
 
 
 def _limbs_xml() -> str:
@@ -61,3 +62,7 @@ class G1Sim(LeggedSim):
     BODY = G1_BODY
     LIMITS = G1_LIMITS
     TASK_DEFAULTS = {"max_steps": 250}
+
+    def _proprio(self, scene: LeggedSceneState) -> list[float]:
+        # rt/lowstate's IMU gyroscope z and yaw, and the SetVelocity command in force (zeroed by a stop)
+        return g1_proprio(self.LIMITS, scene.robot_yaw_rate, scene.robot_yaw, self._command)

@@ -9,9 +9,10 @@ pose. Head camera: the Go2's front camera, on the head 0.33 m above the floor, t
 from __future__ import annotations
 
 from robots.base import ROBOTS
+from robots.deployable import go2_proprio
 from robots.legged_limits import GO2_LIMITS
 from robots.sim.legged import LeggedSim
-from robots.sim.legged_scene import LeggedBody
+from robots.sim.legged_scene import LeggedBody, LeggedSceneState
 
 _HIP_X, _FOOT_Y, _HIP_Z, _KNEE_DX, _KNEE_Z = 0.1934, 0.142, 0.29, -0.07, 0.16
 
@@ -57,3 +58,7 @@ class Go2Sim(LeggedSim):
     BODY = GO2_BODY
     LIMITS = GO2_LIMITS
     TASK_DEFAULTS = {"max_steps": 200}
+
+    def _proprio(self, scene: LeggedSceneState) -> list[float]:
+        # rt/sportmodestate's velocity (rotated into the body frame) and yaw_speed, and the IMU yaw
+        return go2_proprio(self.LIMITS, [*scene.robot_velocity, scene.robot_yaw_rate], scene.robot_yaw)

@@ -11,7 +11,9 @@ Observations (see legged_scene.py for the model):
   state mode: {"state": float32[11]} = body-frame xy of the three boxes and of the goal point
               (goal_x, 0), divided by 2 m and clipped to +-3, then measured vx, vy, yaw rate divided
               by the largest magnitude the limits allow;
-  image mode: {"image": uint8[S, S, 1]} grayscale from the head camera.
+  image mode: {"image": uint8[S, S, 1]} grayscale from the head camera;
+  deploy mode: what the real `go2` / `g1` driver observes with `-o observation=deploy`: that image plus
+              {"proprio": float32[5 or 6]} (robots/deployable.py; each twin's `_proprio`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from common.specs import ArraySpec, ImageSpec, RobotSpec
 from common.types import Observation
+from robots.deployable import DEPLOY, deploy_observation, deploy_observation_specs
 from robots.legged_limits import VelocityLimits
 from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
@@ -34,7 +37,7 @@ from robots.sim.twin import MujocoTwin
 
 STATE_DIM = 2 * N_BOXES + 2 + 3
 POSITION_SCALE = 2.0  # metres -> order-1 observation units
-OBSERVATION_MODES = ("state", "image")
+OBSERVATION_MODES = ("state", "image", DEPLOY)
 IMAGE_SIZES = (64, 128)
 
 
@@ -43,6 +46,8 @@ def make_legged_spec(name: str, limits: VelocityLimits, observation: str = "stat
     """A legged twin's spec for one observation mode (the action part is the real robot's envelope)."""
     if observation == "state":
         observation_specs = {"state": ArraySpec("state", (STATE_DIM,), "float32")}
+    elif observation == DEPLOY:
+        observation_specs = deploy_observation_specs(name.removesuffix("_sim"), image_size)
     else:
         observation_specs = {"image": ImageSpec("image", (image_size, image_size, 1))}
     return RobotSpec(
@@ -79,7 +84,8 @@ class LeggedSim(MujocoTwin):
         self._data = mujoco.MjData(self._model)
         self._substeps = round(1.0 / (self.LIMITS.control_hz * self._model.opt.timestep))
         self._command = np.zeros(3)  # body-frame (vx, vy, yaw_rate) being tracked
-        self._camera = GrayscaleCamera(self._model, "head", image_size, image_size) if observation == "image" else None
+        self._camera = GrayscaleCamera(self._model, "head", image_size, image_size) if observation != "state" else None
+        self._deploy = observation == DEPLOY
         self._ids = self._lookup_ids()
         self._apply_layout(SlalomLayout())
 
@@ -169,9 +175,15 @@ class LeggedSim(MujocoTwin):
             mujoco.mj_step(self._model, self._data)
 
     def _observe(self) -> Observation:
+        if self._deploy:
+            return deploy_observation(self._camera.render(self._data), self._proprio(self.scene_state()))
         if self._camera is not None:
             return {"image": self._camera.render(self._data)}
         return {"state": egocentric_state(self.scene_state(), self.LIMITS)}
+
+    def _proprio(self, scene: LeggedSceneState) -> list[float]:
+        """The deploy mode's proprioceptive values, as the real robot's driver computes them."""
+        raise NotImplementedError
 
 
 def egocentric_state(scene: LeggedSceneState, limits: VelocityLimits) -> np.ndarray:

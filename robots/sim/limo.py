@@ -10,7 +10,9 @@ So the actor loop `send_action -> get_observation -> task.reward` sees the resul
 Observations (see limo_scene.py for the model):
   state mode: {"state": float32[10]} = robot-frame ball xy, goal xy, ball->goal xy, obstacle xy
               (all divided by 2 m and clipped to +-3), then v / 0.5 and w / 1.5 as measured;
-  image mode: {"image": uint8[S, S, 1]} grayscale from the front camera on the LIMO.
+  image mode: {"image": uint8[S, S, 1]} grayscale from the front camera on the LIMO;
+  deploy mode: what the real `limo` driver observes with `-o observation=deploy` (robots/deployable.py):
+              that image plus {"proprio": float32[4]} = v / 0.5, w / 1.5, sin(yaw), cos(yaw).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec
 from common.types import Observation
 from robots.base import ROBOTS
+from robots.deployable import DEPLOY, deploy_observation, deploy_observation_specs, limo_proprio
 from robots.lifecycle import Lifecycle
 from robots.safety import ActionSafety
 from robots.sim import limo_scene
@@ -35,7 +38,7 @@ LIMO_CONTROL_HZ = 10.0
 MAX_V, MAX_W = 0.5, 1.5
 STATE_DIM = 10
 POSITION_SCALE = 2.0  # metres -> order-1 observation units
-OBSERVATION_MODES = ("state", "image")
+OBSERVATION_MODES = ("state", "image", DEPLOY)
 IMAGE_SIZES = (64, 128)
 
 
@@ -43,6 +46,8 @@ def make_limo_spec(observation: str = "state", image_size: int = 64, task: str =
     """The LIMO twin's spec for one observation mode (the action part is the real LIMO's envelope)."""
     if observation == "state":
         observation_specs = {"state": ArraySpec("state", (STATE_DIM,), "float32")}
+    elif observation == DEPLOY:
+        observation_specs = deploy_observation_specs("limo", image_size)
     else:
         observation_specs = {"image": ImageSpec("image", (image_size, image_size, 1))}
     return RobotSpec(
@@ -75,7 +80,8 @@ class LimoSim(MujocoTwin):
         self._data = mujoco.MjData(self._model)
         self._substeps = round(1.0 / (LIMO_CONTROL_HZ * self._model.opt.timestep))
         self._command = np.zeros(2)  # (v, w) being tracked
-        self._camera = GrayscaleCamera(self._model, "front", image_size, image_size) if observation == "image" else None
+        self._camera = GrayscaleCamera(self._model, "front", image_size, image_size) if observation != "state" else None
+        self._deploy = observation == DEPLOY
         self._ids = self._lookup_ids()
         self._apply_layout(SceneLayout())
 
@@ -156,6 +162,10 @@ class LimoSim(MujocoTwin):
             mujoco.mj_step(self._model, self._data)
 
     def _observe(self) -> Observation:
+        if self._deploy:
+            scene = self.scene_state()
+            proprio = limo_proprio(scene.robot_v, scene.robot_w, scene.robot_yaw, MAX_V, MAX_W)
+            return deploy_observation(self._camera.render(self._data), proprio)
         if self._camera is not None:
             return {"image": self._camera.render(self._data)}
         return {"state": egocentric_state(self.scene_state())}

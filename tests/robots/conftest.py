@@ -24,6 +24,8 @@ ROBOT_CONFIGS = {
     "go2_sim-image64": ("go2_sim", {"observation": "image", "image_size": 64}),
     "g1_sim-state": ("g1_sim", {"observation": "state"}),
     "g1_sim-image64": ("g1_sim", {"observation": "image", "image_size": 64}),
+    **{f"{twin}-deploy64": (twin, {"observation": "deploy", "image_size": 64})
+       for twin in ("limo_sim", "franka_sim", "rm65_sim", "go2_sim", "g1_sim")},
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import torch
 
 from common.protocol import EpisodeSummary, Weights
 from learner.app import Learner, LearnerConfig, LocalRunConfig
-from learner.best_policy import BestPolicy, Tally, load_weights, save_weights
+from learner.best_policy import BestPolicy, Tally, load_weights, save_weights, saved_spec
 from robots.fake import FakeRobot
 
 pytestmark = pytest.mark.timeout(60)
@@ -129,7 +130,7 @@ def saved_policy(path, spec, version: int = 7) -> None:
     algorithm = make_algorithm("sac", spec, overrides, torch.device("cpu"), 0)
     tensors = {k: v.detach().numpy().copy() for k, v in algorithm.policy_state_dict().items()}
     config_json = json.dumps(config_to_dict(config_from_overrides("sac", overrides)), sort_keys=True)
-    save_weights(Weights(version, "sac", config_json, spec.spec_hash, tensors), path, Tally(version, 5, 5))
+    save_weights(Weights(version, "sac", config_json, spec.spec_hash, tensors), path, Tally(version, 5, 5), spec)
 
 
 def test_actor_runs_a_saved_best_policy_without_a_learner(tmp_path):
@@ -143,10 +144,20 @@ def test_actor_runs_a_saved_best_policy_without_a_learner(tmp_path):
 
 
 def test_a_saved_policy_for_another_robot_is_refused_before_anything_moves(tmp_path):
-    saved_policy(tmp_path / "other.npz", FakeRobot().spec.__class__.from_json(
-        FakeRobot().spec.to_json().replace('"fake"', '"other_robot"')))  # fmt: skip
+    # The spec hash ignores the robot's name; a different control rate is a different robot to a policy.
+    other = FakeRobot().spec.__class__.from_json(FakeRobot().spec.to_json().replace('"fake"', '"other_robot"'))
+    other = dataclasses.replace(other, control_hz=other.control_hz * 2)
+    saved_policy(tmp_path / "other.npz", other)
     result = subprocess.run([sys.executable, "-m", "actor", "--robot", "fake", "--policy", str(tmp_path / "other.npz"),
                              "--episodes", "1", "--metrics-port", "0", "--no-console"],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert result.returncode == 2 and "weights are for spec" in result.stderr
+    assert result.returncode == 2 and f"trained for robot spec other_robot {other.spec_hash}" in result.stderr
+    assert "control rate: expected" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_saved_policy_names_its_spec_and_the_name_alone_does_not_matter(tmp_path):
+    spec = FakeRobot().spec
+    renamed = dataclasses.replace(spec, name="fake_twin", metadata={"simulated": "true"})
+    saved_policy(tmp_path / "best.npz", renamed)
+    assert saved_spec(tmp_path / "best.npz") == renamed and renamed.spec_hash == spec.spec_hash
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from common.episodes import episode_bounds, load_episodes, save_episodes
-from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec, SpecError
+from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec, SpecError, spec_differences
 from common.types import Transition, pack_transitions, unpack_transitions
 
 
@@ -42,6 +42,45 @@ def test_spec_hash_is_stable_and_sensitive_to_what_matters():
     assert spec.spec_hash != make_spec(hz=20.0).spec_hash
     relabelled = RobotSpec(spec.name, spec.observation, spec.action, spec.control_hz, {"note": "x"})
     assert relabelled.spec_hash == spec.spec_hash  # metadata does not change compatibility
+    renamed = RobotSpec("limo", spec.observation, spec.action, spec.control_hz)
+    assert renamed.spec_hash == spec.spec_hash  # nor the name: a twin and its real robot may share a hash
+
+
+def test_field_names_are_part_of_the_spec_and_its_hash():
+    def with_proprio(fields):
+        proprio = ArraySpec("proprio", (2,), fields=fields)
+        return RobotSpec("r", {"proprio": proprio}, BoundedSpec("action", (1,), "float32", -1.0, 1.0), 10.0)
+
+    spec = with_proprio(("v", "w"))
+    assert RobotSpec.from_json(spec.to_json()) == spec
+    assert spec.spec_hash != with_proprio(("w", "v")).spec_hash != with_proprio(()).spec_hash
+    assert "fields" not in make_spec().to_json(), "unnamed specs keep their JSON (and stored files' hashes)"
+    with pytest.raises(SpecError, match="3 field names"):
+        ArraySpec("proprio", (2,), fields=("a", "b", "c"))
+
+
+def test_spec_differences_list_every_hashed_part_that_differs():
+    spec = make_spec()
+    assert spec_differences(spec, RobotSpec("other", spec.observation, spec.action, spec.control_hz)) == []
+    other = RobotSpec("other", {"state": ArraySpec("state", (4,)), "extra": ArraySpec("extra", (1,), "int32")},
+                      BoundedSpec("action", (2,), "float32", (-0.5, -1.0), (0.5, 1.5)), 5.0)
+    assert spec_differences(spec, other) == [
+        "observation 'extra' not expected (got int32[1])",
+        "observation 'image' missing (expected uint8[8, 8, 1])",
+        "observation 'state' shape: expected (3), got (4)",
+        "action low: expected (-0.5, -1.5), got (-0.5, -1)",
+        "control rate: expected 10 Hz, got 5 Hz",
+    ]
+
+
+def test_a_refused_handshake_lists_the_differences():
+    from common.protocol import Hello
+    from learner.server import _listed_differences
+
+    spec, other = make_spec(), make_spec(hz=20.0)
+    hello = Hello("a1", other.name, other.spec_hash, other.to_json())
+    assert _listed_differences(spec, hello) == ": control rate: expected 10 Hz, got 20 Hz"
+    assert _listed_differences(spec, Hello("a1", "x", "h", "not json")) == ""
 
 
 def test_action_normalisation_round_trips_and_clips():
