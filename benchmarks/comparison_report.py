@@ -33,6 +33,7 @@ T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
          11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
          20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
          29: 2.045, 30: 2.042}  # fmt: skip
+EARLY_SHARE = 0.25  # "the start of online training" where a dip is looked for: the first quarter of updates
 AXES = (("env_steps", "env steps (learner's replay)"), ("updates", "gradient updates"))
 
 
@@ -87,6 +88,10 @@ def comparison_rows(results: list[RunResult]) -> list[dict]:
             "updates_mean": _mean(r.updates for r in runs), "updates_min": min(r.updates for r in runs),
             "updates_max": max(r.updates for r in runs),
             "final_success_mean": final, "final_success_low": final_low, "final_success_high": final_high,
+            "start_success_mean": _mean(start_success(r) for r in runs),
+            "early_low_success_mean": _mean(early_low_success(r) for r in runs),
+            "best_success_mean": _mean(r.best_success for r in runs),
+            "second_proposal_by_quarter": " ".join(f"{q:.2f}" for q in second_proposal_by_quarter(runs)),
             "seeds_at_100": len(reached),
             "env_steps_to_100_median": _median(r.steps_to_100 for r in reached),
             "env_steps_to_100_each": " ".join(str(int(r.steps_to_100)) for r in reached),
@@ -98,6 +103,28 @@ def comparison_rows(results: list[RunResult]) -> list[dict]:
             "started_utc": " .. ".join(sorted({min(_dates(runs)), max(_dates(runs))})) if _dates(runs) else "",
         })  # fmt: skip
     return rows
+
+
+def start_success(run: RunResult) -> float:
+    """The first evaluation block's success: the policy the online stage starts from (the pretrained one, e.g.
+    Q2RL's BC policy, ALOE's BC-warm-started flow; an untrained policy for algorithms without an offline stage)."""
+    return run.curve_updates[0][1] if run.curve_updates else math.nan
+
+
+def early_low_success(run: RunResult, share: float = EARLY_SHARE) -> float:
+    """The lowest block after the first within the first `share` of the run's updates: the unlearning dip the
+    offline-to-online papers report (NaN without such a block)."""
+    early = [y for x, y in run.curve_updates[1:] if x <= share * run.updates]
+    return min(early) if early else math.nan
+
+
+def second_proposal_by_quarter(runs: list[RunResult]) -> list[float]:
+    """A gated program's RL share of evaluation steps in each quarter of the updates, mean over blocks and
+    seeds (Q2RL's Fig. 5); [] for algorithms without a gate."""
+    points = [(x / r.updates, f) for r in runs if r.updates for x, f in r.second_proposal_curve]
+    if not points:
+        return []
+    return [_mean(f for x, f in points if q / 4 <= x < (q + 1) / 4 or (q == 3 and x >= 1)) for q in range(4)]
 
 
 def _mean(values) -> float:
@@ -135,6 +162,19 @@ def markdown(rows: list[dict]) -> str:
             f"{r['updates_max']:,} | {r['final_success_mean']:.0%}{interval} | {r['seeds_at_100']}/{r['seeds']} | "
             f"{to_100} | {updates_100} | {r['wall_min_mean']:.0f} | {r['load_mean']:.1f} | {r['parallel'] or '–'} |"
         )  # fmt: skip
+    return "\n".join(lines) + "\n\n" + markdown_start(rows)
+
+
+def markdown_start(rows: list[dict]) -> str:
+    """Where each configuration starts, whether it dips, its best and final block, and a gate's RL share."""
+    lines = [f"| task | algorithm | first block (the starting policy) | lowest block in the first "
+             f"{EARLY_SHARE:.0%} of updates | best block | final | RL share of gated steps by quarter |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        low = "–" if math.isnan(r["early_low_success_mean"]) else f"{r['early_low_success_mean']:.0%}"
+        lines.append(f"| {r['task']} | {r['configuration']} | {r['start_success_mean']:.0%} | {low} | "
+                     f"{r['best_success_mean']:.0%} | {r['final_success_mean']:.0%} | "
+                     f"{r['second_proposal_by_quarter'] or '–'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

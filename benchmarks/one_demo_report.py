@@ -14,6 +14,9 @@ import numpy as np
 from common.episodes import episode_bounds, load_episodes
 
 
+CURVES = ("curve", "curve_updates", "second_proposal_curve")  # RunResult's lists, kept out of the CSVs
+
+
 @dataclass
 class RunResult:
     """The figures of one run (NaN where the run produced no such data)."""
@@ -42,6 +45,8 @@ class RunResult:
     load_start: float = math.nan  # 1-minute load average when the run started
     load_end: float = math.nan  # and when it ended
     parallel: int = 0  # runs the harness ran at a time (0: not recorded)
+    second_proposal_curve: list[tuple[int, float]] = field(default_factory=list, repr=False)
+    """(updates, share of a block's steps run by a gated program's second, RL, proposal); empty elsewhere."""
 
     def one_line(self) -> str:
         reached = "never" if math.isnan(self.steps_to_100) else \
@@ -88,6 +93,16 @@ def _rows(episodes_csv: Path) -> list[dict]:
         return []
     with episodes_csv.open() as handle:
         return list(csv.DictReader(handle))
+
+
+def block_second_proposal_share(rows: list[dict]) -> float:
+    """Share of a block's steps a gated program ran its second (RL) proposal: episodes weighted by their
+    steps; NaN where episodes.csv has no `rl_action_fraction` column (every program but the gated one)."""
+    if not rows or rows[0].get("rl_action_fraction") in (None, ""):
+        return math.nan
+    steps = np.array([int(r["steps"]) for r in rows], dtype=float)
+    share = np.array([float(r["rl_action_fraction"]) for r in rows])
+    return float((share * steps).sum() / steps.sum()) if steps.sum() else math.nan
 
 
 def column_mean(train_csv: Path, name: str) -> float:
@@ -147,6 +162,8 @@ def read_run(run, run_dir: Path, demo: Path, wall_s: float, block_episodes: int 
     block_updates = updates_at(train_csv, [x for x, _ in curve])
     curve_updates = [(int(u), y) for u, (_, y) in zip(block_updates, curve) if not math.isnan(u)]
     first = next((i for i, (_, y) in enumerate(curve) if y >= 1.0), None)
+    fractions = [block_second_proposal_share(rows) for _, _, rows in blocks]
+    second_proposal_curve = [(int(u), f) for u, f in zip(block_updates, fractions) if not math.isnan(u + f)]
     return RunResult(
         task=run.task, algo=run.algo, seed=run.seed, variant=run.variant,
         overrides=" ".join(o for o in run.overrides if not o.startswith(("batch_size", "hidden_dims"))),
@@ -162,12 +179,13 @@ def read_run(run, run_dir: Path, demo: Path, wall_s: float, block_episodes: int 
         ood_action_ratio=column_mean(train_csv, "ood_action_ratio"),
         curve=curve, curve_updates=curve_updates,
         updates_to_100=block_updates[first] if first is not None else math.nan, **read_run_info(run_dir),
+        second_proposal_curve=second_proposal_curve,
     )  # fmt: skip
 
 
 def write_results(results: list[RunResult], out: Path) -> Path:
     path = out / "results.csv"
-    rows = [{k: v for k, v in asdict(r).items() if k not in ("curve", "curve_updates")} for r in results]
+    rows = [{k: v for k, v in asdict(r).items() if k not in CURVES} for r in results]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import one_demo
-from benchmarks.comparison_report import comparison_rows, curve_band, t_interval, write_comparison
-from benchmarks.one_demo_report import RunResult, read_run
+from benchmarks.comparison_report import (comparison_rows, curve_band, early_low_success, second_proposal_by_quarter,
+                                          start_success, t_interval, write_comparison)
+from benchmarks.one_demo_report import RunResult, block_second_proposal_share, read_run
 from learner.algorithms import ALGORITHMS
 
 pytestmark = pytest.mark.timeout(120)
@@ -85,11 +86,31 @@ def test_the_report_gives_final_success_and_curves_with_their_intervals_and_the_
     paths, table = write_comparison(results, tmp_path)
     assert "| ball_to_goal | sigent_sac | 3 |" in table
     assert f"80% [{0.8 - half:.0%}, 100%]" in table and "| sac | 1 |" in table, "clipped to [0, 1] in the table"
+    assert "| ball_to_goal | sigent_sac | 40% | – | 80% | 80% | – |" in table, "start, dip, best, final, no gate"
     with (tmp_path / "comparison_curves.csv").open() as handle:
         curves = list(csv.DictReader(handle))
     assert {(r["configuration"], r["axis"]) for r in curves} == {
         (a, x) for a in ("sigent_sac", "sac") for x in ("env_steps", "updates")}
     assert all(p.exists() and p.stat().st_size > 100 for p in paths)
+
+
+def test_the_start_block_the_early_dip_and_a_gates_rl_share_by_quarter():
+    run = synthetic("q2rl", 0, 0.9)
+    run.curve_updates = [(10, 0.4), (50, 0.1), (90, 0.3), (300, 0.9)]  # 400 updates: the first quarter ends at 100
+    run.second_proposal_curve = [(10, 0.0), (90, 0.2), (150, 0.4), (390, 0.8), (400, 1.0)]
+    assert start_success(run) == 0.4 and early_low_success(run) == 0.1, "the dip excludes the starting block"
+    assert second_proposal_by_quarter([run]) == pytest.approx([0.1, 0.4, math.nan, 0.9], nan_ok=True)
+    plain = synthetic("sac", 0, 1.0)  # blocks at 200 and 400 updates: none early but the first
+    assert math.isnan(early_low_success(plain)) and second_proposal_by_quarter([plain]) == []
+    row = {r["algo"]: r for r in comparison_rows([run, plain])}
+    assert row["q2rl"]["start_success_mean"] == 0.4 and row["q2rl"]["second_proposal_by_quarter"] == "0.10 0.40 nan 0.90"
+    assert row["sac"]["second_proposal_by_quarter"] == ""
+
+
+def test_a_blocks_rl_share_is_weighted_by_episode_steps():
+    rows = [{"steps": "30", "rl_action_fraction": "1.0"}, {"steps": "90", "rl_action_fraction": "0.0"}]
+    assert block_second_proposal_share(rows) == pytest.approx(0.25)
+    assert math.isnan(block_second_proposal_share([{"steps": "30"}])), "no gate, no share"
 
 
 def test_a_run_is_read_with_its_updates_curve_and_run_info(tmp_path):
