@@ -103,7 +103,8 @@ def test_the_start_block_the_early_dip_and_a_gates_rl_share_by_quarter():
     plain = synthetic("sac", 0, 1.0)  # blocks at 200 and 400 updates: none early but the first
     assert math.isnan(early_low_success(plain)) and second_proposal_by_quarter([plain]) == []
     row = {r["algo"]: r for r in comparison_rows([run, plain])}
-    assert row["q2rl"]["start_success_mean"] == 0.4 and row["q2rl"]["second_proposal_by_quarter"] == "0.10 0.40 nan 0.90"
+    assert row["q2rl"]["start_success_mean"] == 0.4
+    assert row["q2rl"]["second_proposal_by_quarter"] == "0.10 0.40 nan 0.90"
     assert row["sac"]["second_proposal_by_quarter"] == ""
 
 
