@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import queue
-import time
 
 import numpy as np
 import pytest
@@ -25,13 +23,14 @@ from robots.rm65 import RM65Robot
 from tests.robots.peers.killed_actor import DrivingActor, reaping_orphans, wait_exited
 from tests.robots.peers.limo_base import FakeLimoBase
 from tests.robots.peers.rm65_arm import FakeRM65Arm
+from tests.robots.peers.stop_probes import QUIET_WATCHDOG_MS, FrankaProbe, LeggedProbe, LimoProbe, RM65Probe
 
 pytestmark = pytest.mark.timeout(180)
 
 WAIT_S = 10.0  # generous bound for a stop to cross processes on a loaded 2-core machine
 QUIET_S = 1.5  # how long a peer must stay unstopped to show that nothing else would have stopped it
 EXIT_S = 15.0  # the supervisor's stop budget (robots.deadman.STOP_BUDGET_S) plus its exit
-LIMO_DRIVE, RM65_DRIVE, LEGGED_DRIVE = [0.3, 0.2], [0.01, 0.0, 0.0], [0.2, 0.0, 0.3]
+LIMO_DRIVE, RM65_DRIVE = LimoProbe.drive, RM65Probe.drive
 DOMAIN = 1 + (os.getpid() + 100) % 200  # own DDS domain (the driver tests use pid % 200)
 needs_unitree = pytest.mark.skipif(importlib.util.find_spec("unitree_sdk2py") is None,
                                    reason="unitree_sdk2py/cyclonedds not installed")
@@ -44,107 +43,20 @@ def orphans_come_here():
         yield
 
 
-# ---- what each peer shows: motion commands, stops, and a way to wait for them ----
-
-class LimoPeer:
-    robot, drive = "limo", LIMO_DRIVE
-
-    def __init__(self, tmp_path) -> None:
-        self.base = FakeLimoBase(str(tmp_path / "ttyLIMO")).start()
-        self.options = {"port": self.base.port}
-
-    def stops_after(self, t: float) -> list[float]:
-        return [at for at, values in list(self.base.commands) if at > t and values[:2] == (0.0, 0.0)]
-
-    def moves(self) -> list[float]:
-        return [at for at, values in list(self.base.commands) if values[:2] != (0.0, 0.0)]
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        return self.base.wait_for(lambda _base: predicate(), timeout)
-
-    def close(self) -> None:
-        self.base.close()
-
-
-class RM65Peer:
-    robot, drive = "rm65", RM65_DRIVE
-
-    def __init__(self, tmp_path) -> None:
-        self.arm = FakeRM65Arm().start()
-        self.options = {"host": "127.0.0.1", "port": self.arm.port}
-
-    def stops_after(self, t: float) -> list[float]:
-        return [at for at, _ in self.arm.commands("set_arm_slow_stop") if at > t]
-
-    def moves(self) -> list[float]:
-        return [at for at, _ in self.arm.commands("movep_canfd")]
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        return self.arm.wait_for(lambda _arm: predicate(), timeout)
-
-    def close(self) -> None:
-        self.arm.close()
-
-
-class LeggedPeer:
-    """The Unitree DDS peer process; its request log is collected as it comes (peer.records)."""
-
-    drive = LEGGED_DRIVE
-
-    def __init__(self, robot: str) -> None:
-        from tests.robots.peers.processes import UnitreePeer
-
-        self.robot = robot
-        self.peer = UnitreePeer(robot, DOMAIN).start()
-        self.records: list[dict] = []
-        self.options = {"network_interface": "lo", "domain_id": DOMAIN, "connect_timeout_s": 10.0,
-                        "rpc_timeout_s": 1.0, "command_duration_s": 30.0, "stand_down_on_disconnect": False}
-
-    def _collect(self) -> None:
-        self.records += self.peer.drain()
-
-    def stops_after(self, t: float) -> list[float]:
-        from tests.robots.peers.processes import is_stop
-
-        self._collect()
-        return [r["t"] for r in self.records if r["t"] > t and is_stop(self.robot, r)]
-
-    def moves(self) -> list[float]:
-        from tests.robots.peers.processes import is_move
-
-        self._collect()
-        return [r["t"] for r in self.records if is_move(self.robot, r)]
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            try:
-                self.records.append(self.peer.next(timeout=remaining))  # wakes on the peer's next request
-            except queue.Empty:
-                return predicate()
-        return True
-
-    def close(self) -> None:
-        self.peer.close()
-
-
-PEERS = {"limo": LimoPeer, "rm65": RM65Peer,
-         "go2": lambda tmp_path: LeggedPeer("go2"), "g1": lambda tmp_path: LeggedPeer("g1")}
+PROBES = {"limo": LimoProbe, "rm65": RM65Probe,
+          "go2": lambda workdir: LeggedProbe("go2", DOMAIN), "g1": lambda workdir: LeggedProbe("g1", DOMAIN)}
 ROBOT_PARAMS = ["limo", "rm65", pytest.param("go2", marks=needs_unitree), pytest.param("g1", marks=needs_unitree)]
 
 
 @pytest.fixture(params=ROBOT_PARAMS)
 def peer(request, tmp_path):
-    fake = PEERS[request.param](tmp_path)
-    yield fake
-    fake.close()
+    probe = PROBES[request.param](tmp_path)
+    yield probe
+    probe.close()
 
 
 def start_driving(peer, tmp_path, **options) -> DrivingActor:
-    actor = DrivingActor(peer.robot, {**peer.options, "watchdog_ms": 30000, **options}, peer.drive,
+    actor = DrivingActor(peer.robot, {**peer.options, "watchdog_ms": QUIET_WATCHDOG_MS, **options}, peer.drive,
                          tmp_path / "actor.log").wait_driving()
     assert peer.wait_for(lambda: len(peer.moves()) >= 3, WAIT_S), "the actor's motion never reached the peer"
     return actor
@@ -175,7 +87,7 @@ def test_without_the_supervisor_a_killed_actor_leaves_the_robot_moving(peer, tmp
 
 
 def test_the_supervisor_gives_up_and_exits_when_the_robot_link_is_gone(tmp_path):
-    peer = LimoPeer(tmp_path)
+    peer = LimoProbe(tmp_path)
     try:
         actor = start_driving(peer, tmp_path)
         peer.base.close()  # the base powers off: the supervisor's port is dead and cannot be reopened
@@ -189,30 +101,15 @@ def test_the_supervisor_gives_up_and_exits_when_the_robot_link_is_gone(tmp_path)
 @needs_franky
 def test_a_killed_franka_actor_leaves_franky_sim_holding_the_arm(tmp_path):
     """No supervisor: the simulated FCI stops following velocity commands once its client is gone."""
-    from tests.robots.peers.processes import FrankaPeer
-
-    host = f"127.{1 + os.getpid() % 250}.{(os.getpid() // 250) % 250}.2"
-    sim = FrankaPeer(host)
+    sim = FrankaProbe(f"127.{1 + os.getpid() % 250}.{(os.getpid() // 250) % 250}.2")
     try:
-        actor = DrivingActor("franka", {"address": host, "watchdog_ms": 30000, "command_hold_s": 30.0,
-                                        "home_joints": "none", "use_gripper": "false"},
-                             [0.05, 0.0, 0.0, 0.0], tmp_path / "actor.log").wait_driving()
+        actor = start_driving(sim, tmp_path)
         assert actor.deadman_pid is None
-
-        def commanded_speed() -> float:
-            return float(np.linalg.norm(sim.ask("stats")["last_linear"]))
-
-        deadline = time.monotonic() + WAIT_S
-        while commanded_speed() < 0.04:  # cruise speed reached at the simulator
-            assert time.monotonic() < deadline, "the actor's motion never reached franky-sim"
-        assert sim.ask("stats")["holds"] == [], "the arm was held while the actor still drove it"
+        assert sim.stops_after(0.0) == [], "the arm was held while the actor still drove it"
         killed_at = actor.kill()
-        deadline = time.monotonic() + WAIT_S
-        while not (holds := sim.ask("stats")["holds"]):
-            assert time.monotonic() < deadline, "franky-sim kept following the dead actor's twist"
-        assert holds[0] > killed_at
-        commands = sim.ask("stats")["velocity_commands"]
-        assert sim.ask("stats")["velocity_commands"] == commands  # and follows no velocity any more
+        assert sim.wait_for(lambda: sim.stops_after(killed_at), WAIT_S), "franky-sim followed the dead actor on"
+        commands = sim.sim.ask("stats")["velocity_commands"]
+        assert sim.sim.ask("stats")["velocity_commands"] == commands  # and follows no velocity any more
     finally:
         sim.close()
 
