@@ -168,8 +168,8 @@ def supervise(robot_name: str, options: dict, lifeline: socket.socket) -> int:
     import robots  # noqa: F401  (registers every robot)
     from robots.base import ROBOTS
 
-    robot = ROBOTS.get(robot_name)(**options)
     try:
+        robot = ROBOTS.get(robot_name)(**options)
         robot.open_stop_path()
     except Exception as exc:  # noqa: BLE001 - whatever failed, the actor must hear why, in one line
         lifeline.sendall(ERROR + str(exc).replace("\n", " ").encode() + b"\n")
