@@ -15,13 +15,19 @@ code sees it. A subclass provides `_observe()` and `_execute(safe_action)`.
     "deploy" = image + the robot's proprioception of robots/deployable.py, or the camera-less state) and
     the specs they imply (`observation_specs`);
   * `unreachable`, the one-line error of a robot that does not answer: what was tried, what to check
-    (`socket_error` says in a few words why a TCP connect failed).
+    (`socket_error` says in a few words why a TCP connect failed);
+  * the safe stop outside the actor (robots/deadman.py): a driver whose robot does not stop by itself
+    when its actor dies sets `use_deadman` and provides its *stop path* (`deadman_options`,
+    `open_stop_path`, `send_safe_stop`, `close_stop_path`); connect() starts the supervisor
+    (`_start_deadman`), disconnect() ends it (`_end_deadman`). If the supervisor dies under a live actor,
+    the robot is stopped and further actions raise RobotError until the driver is reconnected.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +38,9 @@ from robots.deployable import DEPLOY, deploy_observation_specs
 from robots.lifecycle import Lifecycle, LinkState
 from robots.safety import ActionSafety
 from robots.watchdog import CommandWatchdog
+
+if TYPE_CHECKING:  # imported where used: `python -m robots.deadman` must not find itself already imported
+    from robots.deadman import Deadman
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +163,57 @@ def socket_error(exc: OSError, timeout_s: float) -> str:
 
 
 class RealRobot(GuardedRobot):
-    """A real driver: a broken action stops the robot; stop helpers around the driver's `watchdog`."""
+    """A real driver: a broken action stops the robot; stop helpers around the driver's `watchdog`; the
+    safe-stop supervisor of robots/deadman.py for drivers that set `use_deadman`."""
 
     watchdog: CommandWatchdog | None = None
+    use_deadman = False  # True: connect() starts a supervisor that stops the robot if this process dies
+    deadman: Deadman | None = None  # the current connection's supervisor
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        deadman = self.deadman
+        if deadman is not None and deadman.lost:
+            # Driving on would silently drop the guarantee that a dead actor stops the robot: refuse, loudly.
+            raise RobotError(f"{self._spec.name}: the safe-stop supervisor (pid {deadman.pid}) died; the robot was "
+                             "stopped and is not driven without it (disconnect and connect again)")
+        return super().send_action(action)
+
+    # ---- the stop path a supervising process opens (robots/deadman.py) ----
+
+    def deadman_options(self) -> dict:
+        """The constructor options (JSON types) that build this driver in the supervisor for its stop path."""
+        raise NotImplementedError
+
+    def open_stop_path(self) -> None:
+        """(In the supervisor) open the driver's own link for the stop, without connecting the driver."""
+        raise NotImplementedError
+
+    def send_safe_stop(self) -> None:
+        """(In the supervisor) send the robot's stop through that link; raises if it could not."""
+        raise NotImplementedError
+
+    def close_stop_path(self) -> None:
+        """(In the supervisor) close that link."""
+
+    def _start_deadman(self) -> None:
+        """Start this connection's supervisor (a driver's connect(), once its own link works)."""
+        if not self.use_deadman:
+            return
+        from robots.deadman import Deadman
+
+        self.deadman = Deadman(self._spec.name, self.deadman_options(), on_lost=self._deadman_lost).start()
+
+    def _end_deadman(self) -> None:
+        """Tell the supervisor the actor is shutting down cleanly (after the final stop), and reap it."""
+        deadman, self.deadman = self.deadman, None
+        if deadman is not None:
+            deadman.close()
+
+    def _deadman_lost(self) -> None:
+        try:
+            self.stop()
+        except Exception as exc:  # noqa: BLE001 - the watchdog thread of robots/deadman.py must not die here
+            log.error("%s: stop after losing the safe-stop supervisor failed: %s", self._spec.name, exc)
 
     def _broken_action(self, stop_action: np.ndarray) -> np.ndarray:
         """A real robot stops rather than guess what a broken policy meant."""

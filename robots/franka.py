@@ -11,7 +11,14 @@ m/s in the robot base frame, plus the finger opening rate in m/s. The path of an
   4. the opening rate is integrated into a finger target width and sent to the hand asynchronously
      whenever it moved by more than `gripper_step_m` and the hand is idle.
 A `CommandWatchdog` starts a `CartesianVelocityStopMotion` if no fresh action arrives within
-`watchdog_ms`. reset() runs franky's automatic error recovery (a reflex from the last episode)
+`watchdog_ms`. No safe-stop supervisor (robots/deadman.py): franky's 1 kHz loop runs inside this process, so
+when it dies the robot loses its only client and stops by itself. franky-sim models that as the client's TCP
+connection closing (the kernel closes it on kill -9): the simulated arm leaves the velocity motion and holds
+its joints, verified in tests/robots/test_safe_stop.py. The real FCI is documented to do more (it stops after
+20 missed 1 kHz command packets, `communication_constraints_violation`, so also when the actor hangs with
+its socket open); franky-sim does not model that, so that part is assumed. A second client could not take
+over anyway: the FCI (and franky-sim) serve one controlling client at a time.
+reset() runs franky's automatic error recovery (a reflex from the last episode)
 and then a joint motion to `home_joints`.
 
 Observation {"state": float32[7]}: tool position (m, base frame), tool linear velocity (m/s), finger

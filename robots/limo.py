@@ -6,7 +6,9 @@ counts bad frames, and reopens the port if the link drops (the base rebooted, th
 
 Action: (v, w) in m/s and rad/s, the same BoundedSpec as `limo_sim` (robots/sim/limo.py), clipped by
 ActionSafety (NaN/Inf -> stop) before it is encoded; a `CommandWatchdog` sends the stop (v = w = 0) when no
-action arrives within `watchdog_ms`. The firmware's own command timeout is unknown, so we assume none.
+action arrives within `watchdog_ms`. The firmware's own command timeout is unknown, so we assume none; hence
+the safe stop outside the actor (robots/deadman.py, `-o deadman=true`, the default): a supervising process
+opens the same serial port itself and writes the stop frame when this process dies.
 
 Observations (spec valid before connect, chosen by options):
   observation="image" (default when a camera is given): {"image": uint8[S, S, 1]} grayscale, exactly the
@@ -105,7 +107,7 @@ class LimoRobot(RealRobot):
     def __init__(self, *, port: str = DEFAULT_PORT, baudrate: int = lp.BAUDRATE, camera: Camera | str | None = None,
                  observation: str = "", image_size: int = 64, watchdog_ms: float = DEFAULT_DEADLINE_S * 1e3,
                  connect_timeout_s: float = 2.0, state_timeout_ms: float = 300.0, camera_max_age_ms: float = 200.0,
-                 reconnect_interval_s: float = 0.2, max_steps: int = 200) -> None:
+                 reconnect_interval_s: float = 0.2, max_steps: int = 200, deadman: bool = True) -> None:
         observation, self.camera = camera_observation("limo", observation, camera, image_size)
         self._spec = make_limo_driver_spec(observation, image_size)
         self.port, self.baudrate = str(port), int(baudrate)
@@ -124,6 +126,7 @@ class LimoRobot(RealRobot):
         self._serial = None
         self._reader: threading.Thread | None = None
         self._closing = threading.Event()
+        self.use_deadman = bool(deadman)
 
     def connect(self) -> None:
         with self._lifecycle.lock:
@@ -138,6 +141,7 @@ class LimoRobot(RealRobot):
                 self._wait_for_state(self.connect_timeout_s)
                 if self.camera is not None:
                     self.camera.connect()
+                self._start_deadman()
             except BaseException:
                 self._close_link()
                 raise
@@ -163,9 +167,38 @@ class LimoRobot(RealRobot):
 
     def disconnect(self) -> None:
         with self._lifecycle.lock:
-            self._close_watchdog_and_stop()
-            self._close_link()
-            self._lifecycle.disconnect()
+            try:
+                self._close_watchdog_and_stop()
+            finally:
+                self._end_deadman()  # after our own stop: the supervisor leaves without sending anything
+                self._close_link()
+                self._lifecycle.disconnect()
+
+    # ---- the stop path of the safe-stop supervisor (robots/deadman.py) ----
+
+    def deadman_options(self) -> dict:
+        return {"port": self.port, "baudrate": self.baudrate}
+
+    def open_stop_path(self) -> None:
+        """Our own open of the serial port (a tty may be open in several processes; we never read it)."""
+        self._serial = self._open_port()
+
+    def send_safe_stop(self) -> None:
+        """The stop frame, twice: if the dead actor left a frame half-written, the base's receiver swallows
+        the first copy's bytes as that frame's tail (a bad checksum) and the second copy arrives whole."""
+        frames = lp.encode_motion_command(0.0, 0.0) * 2
+        try:
+            self._write(frames)
+        except RobotError:  # the base was power-cycled since we opened the port: one reopen is worth it
+            self.close_stop_path()
+            self._serial = self._open_port()
+            self._write(frames)
+        self._serial.flush()  # tcdrain: out of our buffer before we report it sent
+
+    def close_stop_path(self) -> None:
+        port, self._serial = self._serial, None
+        if port is not None:
+            port.close()
 
     @property
     def bad_frames(self) -> int:

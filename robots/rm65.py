@@ -22,7 +22,10 @@ robots/arm_limits.py). Each step: ActionSafety (clip; NaN/Inf -> stop), the work
 (`hold_inside_workspace`), then target = previous target + v / control_hz, kept inside the workspace box
 (never further out than the arm already is) and at most two steps from the measured pose, streamed with
 movep_canfd. Orientation is held at the
-pose read at enable(). A `CommandWatchdog` sends set_arm_slow_stop when actions go stale.
+pose read at enable(). A `CommandWatchdog` sends set_arm_slow_stop when actions go stale. Whether the
+controller stops a movep_canfd stream by itself when it goes quiet is not documented, so the safe stop outside
+the actor (robots/deadman.py, `-o deadman=true`, the default) keeps a second TCP connection to the controller
+in a supervising process, which sends set_arm_slow_stop when this process dies.
 
 Observations: "image" (a camera is given; same spec as rm65_sim's image mode) or "proprio":
 {"state": float32[6]} = tool position scaled to [-1, 1] in the workspace, and the last commanded velocity
@@ -193,7 +196,8 @@ class RM65Robot(RealRobot):
 
     def __init__(self, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, camera: Camera | str | None = None,
                  observation: str = "", image_size: int = 64, watchdog_ms: float = DEFAULT_DEADLINE_S * 1e3,
-                 timeout_s: float = 0.5, camera_max_age_ms: float = 200.0, max_steps: int = 200) -> None:
+                 timeout_s: float = 0.5, camera_max_age_ms: float = 200.0, max_steps: int = 200,
+                 deadman: bool = True) -> None:
         observation, self.camera = camera_observation("rm65", observation, camera, image_size)
         self.limits = RM65_LIMITS
         self._spec = make_rm65_driver_spec(observation, image_size)
@@ -207,6 +211,7 @@ class RM65Robot(RealRobot):
         self._target: np.ndarray | None = None  # commanded tool position (m), None until enable()
         self._orientation = np.zeros(3)  # held orientation (rad)
         self._velocity = np.zeros(3)  # last commanded velocity (m/s)
+        self.use_deadman = bool(deadman)
 
     def connect(self) -> None:
         with self._lifecycle.lock:
@@ -220,6 +225,7 @@ class RM65Robot(RealRobot):
                     raise unreachable("rm65", str(exc).removeprefix("rm65: "), ANSWER_CHECK) from None
                 if self.camera is not None:
                     self.camera.connect()
+                self._start_deadman()
             except BaseException:
                 self.client.close()
                 raise
@@ -245,13 +251,16 @@ class RM65Robot(RealRobot):
             if not self.client.connected:
                 self.client.open()  # the link dropped: a stop is worth one reconnect attempt
             feeds = self.watchdog.feeds
-            reply = self.client.request({"command": "set_arm_slow_stop"}, "set_arm_slow_stop")
-            if reply.get("arm_slow_stop") is not True:
-                raise RobotError(f"rm65: slow stop refused: {reply}")
+            self._request_slow_stop()
             if feeds == self.watchdog.feeds:  # no action was sent while the stop was in flight
                 self._velocity = np.zeros(3)
                 self._target = None  # the arm stops somewhere on its path: re-anchor at the next measured pose
             self.watchdog.disarm(feeds)
+
+    def _request_slow_stop(self) -> None:
+        reply = self.client.request({"command": "set_arm_slow_stop"}, "set_arm_slow_stop")
+        if reply.get("arm_slow_stop") is not True:
+            raise RobotError(f"rm65: slow stop refused: {reply}")
 
     def emergency_stop(self) -> None:
         """set_arm_stop: the arm stops at once and the trajectory cannot be resumed."""
@@ -265,12 +274,40 @@ class RM65Robot(RealRobot):
 
     def disconnect(self) -> None:
         with self._lifecycle.lock:
-            self._close_watchdog_and_stop()
+            try:
+                self._close_watchdog_and_stop()
+            finally:
+                self._end_deadman()  # after our own stop: the supervisor leaves without sending anything
             self.client.close()
             if self.camera is not None:
                 self.camera.disconnect()
             self._target = None
             self._lifecycle.disconnect()
+
+    # ---- the stop path of the safe-stop supervisor (robots/deadman.py) ----
+
+    def deadman_options(self) -> dict:
+        host, port = self.client.address
+        return {"host": host, "port": port, "timeout_s": self.client.timeout_s}
+
+    def open_stop_path(self) -> None:
+        """A TCP connection of our own. Assumed, to check on the first hardware run: the controller serves a
+        second client beside the driver's (the test peer does); if not, this fails and so does connect()."""
+        self.client.open()
+
+    def send_safe_stop(self) -> None:
+        """set_arm_slow_stop, confirmed; one reconnect if our idle connection was dropped meanwhile."""
+        try:
+            if not self.client.connected:
+                self.client.open()
+            self._request_slow_stop()
+        except RobotError:
+            self.client.close()
+            self.client.open()
+            self._request_slow_stop()
+
+    def close_stop_path(self) -> None:
+        self.client.close()
 
     def _observe(self) -> Observation:
         position, _ = self.read_pose()

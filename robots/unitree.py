@@ -3,7 +3,10 @@
 Action: body-frame base velocity (vx, vy, yaw_rate) in m/s, m/s, rad/s, the same spec and envelope as
 the twins `go2_sim` / `g1_sim` (robots/legged_limits.py). Every action passes `ActionSafety` first: it
 is clipped into the envelope, and a NaN/Inf action becomes StopMove, never a Move. A `CommandWatchdog`
-sends StopMove when no fresh action arrives within `watchdog_ms`.
+sends StopMove when no fresh action arrives within `watchdog_ms`. The safe stop outside the actor
+(robots/deadman.py, `-o deadman=true`, the default): a supervising process with its own DDS participant and
+locomotion client sends the same stop when this process dies (the Go2 has no documented command timeout; the
+G1's SetVelocity duration is one, but at `command_duration_s` = 0.5 s it is a second layer, not the first).
 
   Go2: `SportClient` (service "sport"): enable() = StandUp + BalanceStand, send_action = Move(vx, vy,
        vyaw), stop() = StopMove, disconnect() = StopMove then (option) StandDown: a Go2 lying down is at rest.
@@ -74,6 +77,7 @@ class UnitreeConfig:
     image_size: int = 64  # with a camera: observation {"image": uint8[S, S, 1]}, the twin's image spec
     observation: str = ""  # "state", "image" or "deploy" (image + proprio); default: image with a camera, else state
     camera_max_age_ms: float = 200.0  # an older camera frame is an error, not an observation
+    deadman: bool = True  # a supervising process stops the robot if the actor dies (robots/deadman.py)
 
     def __post_init__(self) -> None:
         if not 0 <= self.domain_id <= 232:
@@ -190,6 +194,7 @@ class UnitreeLegged(RealRobot):
         self._state: StateSubscriber | None = None
         self.watchdog: CommandWatchdog | None = None  # the current connection's (None before the first connect)
         self.rpc_seconds: list[float] = []  # round trip of each replied motion RPC (for --check and tests)
+        self.use_deadman = cfg.deadman
 
     # ---- subclass hooks ----
 
@@ -228,26 +233,21 @@ class UnitreeLegged(RealRobot):
                     raise unreachable(self.NAME, f"no {self.STATE_TOPIC} sample within {cfg.connect_timeout_s:g} s "
                                                  f"{where}", f"the robot is powered on and its Ethernet cable in, and "
                                                              f"{NIC_CHECK}")
-                if self._client is None:
-                    self._client = self._make_client()
-                self._client.SetTimeout(cfg.rpc_timeout_s)
-                code, version = self._client.GetServerApiVersion()
-                if code != 0:
-                    raise unreachable(self.NAME, f"its locomotion service did not answer {where} (SDK code {code})",
-                                      "the robot has finished booting and its locomotion service runs (the "
-                                      "remote's debug mode turns it off)")
-                log.info("%s: connected, service API version %s", self.NAME, version)
+                self._open_rpc(where)
             except BaseException:
                 self._state.close()
                 self._state = None
                 raise
-            if self.camera is not None:
-                try:
+            try:
+                if self.camera is not None:
                     self.camera.connect()
-                except BaseException:
-                    self._state.close()
-                    self._state = None
-                    raise
+                self._start_deadman()
+            except BaseException:
+                if self.camera is not None:
+                    self.camera.disconnect()
+                self._state.close()
+                self._state = None
+                raise
             self.watchdog = CommandWatchdog(self._watchdog_stop, cfg.watchdog_ms / 1e3, self.NAME).start()
             self._lifecycle.connect()
 
@@ -277,13 +277,48 @@ class UnitreeLegged(RealRobot):
                 finally:
                     self._on_disconnect()
             finally:
+                self._end_deadman()  # after our own stop: the supervisor leaves without sending anything
                 self._state.close()
                 self._state = None
                 if self.camera is not None:
                     self.camera.disconnect()
                 self._lifecycle.disconnect()
 
+    # ---- the stop path of the safe-stop supervisor (robots/deadman.py) ----
+
+    def deadman_options(self) -> dict:
+        cfg = self.config
+        return {"network_interface": cfg.network_interface, "domain_id": cfg.domain_id,
+                "rpc_timeout_s": cfg.rpc_timeout_s, "connect_timeout_s": cfg.connect_timeout_s}
+
+    def open_stop_path(self) -> None:
+        """Our own DDS participant and locomotion client (a second client of the "sport" service; replies
+        are matched to requests by id, so the actor's client and ours do not take each other's)."""
+        cfg = self.config
+        init_dds(cfg.domain_id, cfg.network_interface, self.NAME)
+        self._open_rpc(f"on network interface {cfg.network_interface!r}, DDS domain {cfg.domain_id}")
+
+    def send_safe_stop(self) -> None:
+        self._stop_motion()
+
     # ---- internals ----
+
+    def _open_rpc(self, where: str) -> None:
+        """The locomotion client, proven to reach the robot's service within connect_timeout_s (a fresh
+        participant may need a few calls before DDS discovery has matched it)."""
+        cfg = self.config
+        if self._client is None:
+            self._client = self._make_client()
+        self._client.SetTimeout(cfg.rpc_timeout_s)
+        deadline = time.monotonic() + cfg.connect_timeout_s
+        code, version = self._client.GetServerApiVersion()  # each call waits up to 2 x rpc_timeout_s
+        while code != 0 and time.monotonic() < deadline:
+            code, version = self._client.GetServerApiVersion()
+        if code != 0:
+            raise unreachable(self.NAME, f"its locomotion service did not answer {where} (SDK code {code})",
+                              "the robot has finished booting and its locomotion service runs (the "
+                              "remote's debug mode turns it off)")
+        log.info("%s: connected, service API version %s", self.NAME, version)
 
     def _watchdog_stop(self) -> None:
         with self._lifecycle.lock:

@@ -7,9 +7,11 @@ what the server hands to the simulator, so tests can check what actually reached
 stdout: `PEER {"event": "ready", ...}` once the server listens. stdin: one command per line, answered on
 stdout by one `PEER {...}` line:
   stats  -> {"event": "stats", "velocity_commands": n, "max_abs_linear": [x, y, z], "nonfinite": k,
-             "last_linear": [...], "hand_goals": [[width, speed], ...], "trace": [[t, vx, vy, vz], ...]}
+             "last_linear": [...], "hand_goals": [[width, speed], ...], "trace": [[t, vx, vy, vz], ...],
+             "holds": [t, ...]}
             (trace: the commanded linear velocity at most every 2 ms with the peer's monotonic time,
-             for the last 3 s)
+             for the last 3 s; holds: when the simulator went from following velocity commands to holding
+             a joint position, as franky-sim does when a motion ends or its client's connection closes)
   reset  -> clears the statistics; answers {"event": "reset"}
 """
 
@@ -40,6 +42,7 @@ class CommandRecorder:
         self.lock = threading.Lock()
         self._reset()
         velocity_control, hand_goal = robot.cartesian_velocity_control, robot.set_hand_goal
+        position_control = robot.joint_position_control
 
         def recorded_velocity_control(target_vel, *args, **kwargs):
             linear = np.asarray(target_vel, dtype=np.float64)[:3]
@@ -50,11 +53,19 @@ class CommandRecorder:
                 else:
                     self.max_abs = np.maximum(self.max_abs, np.abs(linear))
                 self.last = linear
+                self._following_velocity = True
                 now = time.monotonic()
                 if now - self._last_trace >= 0.002:
                     self.trace.append((now, *linear.tolist()))
                     self._last_trace = now
             return velocity_control(target_vel, *args, **kwargs)
+
+        def recorded_position_control(target_q, *args, **kwargs):
+            with self.lock:
+                if self._following_velocity:  # the first joint-position step after velocity commands
+                    self.holds.append(time.monotonic())
+                    self._following_velocity = False
+            return position_control(target_q, *args, **kwargs)
 
         def recorded_hand_goal(width, speed, force):
             with self.lock:
@@ -63,6 +74,7 @@ class CommandRecorder:
 
         robot.cartesian_velocity_control = recorded_velocity_control
         robot.set_hand_goal = recorded_hand_goal
+        robot.joint_position_control = recorded_position_control
 
     def _reset(self) -> None:
         self.count = self.nonfinite = 0
@@ -71,6 +83,8 @@ class CommandRecorder:
         self.hand_goals: list[tuple[float, float]] = []
         self.trace: collections.deque = collections.deque(maxlen=1500)
         self._last_trace = 0.0
+        self.holds: list[float] = []
+        self._following_velocity = False
 
     def reset(self) -> None:
         with self.lock:
@@ -80,7 +94,8 @@ class CommandRecorder:
         with self.lock:
             return {"event": "stats", "velocity_commands": self.count, "max_abs_linear": self.max_abs.tolist(),
                     "nonfinite": self.nonfinite, "last_linear": self.last.tolist(),
-                    "hand_goals": self.hand_goals, "trace": list(self.trace)}
+                    "hand_goals": self.hand_goals, "trace": list(self.trace),
+                    "holds": list(self.holds)}
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ Covered (one JSON object per "\\r\\n"-terminated line, replies keyed by "state")
   set_arm_stop          -> {"state":"set_arm_stop","arm_stop":true}
   anything else         -> {"state":"unknown_command","command":...}
 Pose units: x, y, z in 0.001 mm; rx, ry, rz in 0.001 rad. `silent` stops all replies; `close()` and
-`start()` again restart the controller on the same port.
+`start()` again restart the controller on the same port. Several clients may be connected at once; every
+command is logged with the number of the connection it came on (`connections(name)`, 1 = the first accepted).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class FakeRM65Arm:
         self.pose = list(pose)
         self.silent = False
         self.log: list[tuple[float, dict]] = []  # (monotonic arrival time, command) of every command
+        self.log_connections: list[int] = []  # the connection number of each entry of `log`
+        self.accepted = 0
         self._cond = threading.Condition()
         self._listener: socket.socket | None = None
         self._clients: list[socket.socket] = []
@@ -76,6 +79,11 @@ class FakeRM65Arm:
         with self._cond:
             return [(t, c) for t, c in self.log if c.get("command") == name]
 
+    def connections(self, name: str) -> list[int]:
+        """The connection number each `name` command came on, in arrival order."""
+        with self._cond:
+            return [n for (_, c), n in zip(self.log, self.log_connections) if c.get("command") == name]
+
     def count(self, name: str) -> int:
         return len(self.commands(name))
 
@@ -89,11 +97,14 @@ class FakeRM65Arm:
                 return
             with self._cond:
                 self._clients.append(client)
-            thread = threading.Thread(target=self._serve, args=(client,), daemon=True, name="fake-rm65-client")
+                self.accepted += 1
+                number = self.accepted
+            thread = threading.Thread(target=self._serve, args=(client, number), daemon=True,
+                                      name="fake-rm65-client")
             thread.start()
             self._threads.append(thread)
 
-    def _serve(self, client: socket.socket) -> None:
+    def _serve(self, client: socket.socket, number: int) -> None:
         buffer = b""
         while True:
             try:
@@ -105,17 +116,18 @@ class FakeRM65Arm:
             buffer += chunk
             while b"\r\n" in buffer:
                 line, buffer = buffer.split(b"\r\n", 1)
-                reply = self._handle(json.loads(line))
+                reply = self._handle(json.loads(line), number)
                 if reply is not None and not self.silent:
                     try:
                         client.sendall((json.dumps(reply) + "\r\n").encode())
                     except OSError:
                         return
 
-    def _handle(self, command: dict) -> dict | None:
+    def _handle(self, command: dict, number: int) -> dict | None:
         name = command.get("command")
         with self._cond:
             self.log.append((time.monotonic(), command))
+            self.log_connections.append(number)
             if name == "movep_canfd":
                 self.pose = [int(x) for x in command["pose"]]
             pose = list(self.pose)
