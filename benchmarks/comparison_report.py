@@ -120,9 +120,10 @@ def early_low_success(run: RunResult, share: float = EARLY_SHARE) -> float:
 
 def second_proposal_by_quarter(runs: list[RunResult]) -> list[float]:
     """A gated program's RL share of evaluation steps in each quarter of the updates, mean over blocks and
-    seeds (Q2RL's Fig. 5); [] for algorithms without a gate."""
+    seeds (Q2RL's Fig. 5). [] where no step ran a second proposal: every program records the share (0 but for
+    the gated one), so a gate that never handed over would also show [] (its start and final blocks tell)."""
     points = [(x / r.updates, f) for r in runs if r.updates for x, f in r.second_proposal_curve]
-    if not points:
+    if not any(f > 0 for _, f in points):
         return []
     return [_mean(f for x, f in points if q / 4 <= x < (q + 1) / 4 or (q == 3 and x >= 1)) for q in range(4)]
 

@@ -101,6 +101,7 @@ def test_the_start_block_the_early_dip_and_a_gates_rl_share_by_quarter():
     assert start_success(run) == 0.4 and early_low_success(run) == 0.1, "the dip excludes the starting block"
     assert second_proposal_by_quarter([run]) == pytest.approx([0.1, 0.4, math.nan, 0.9], nan_ok=True)
     plain = synthetic("sac", 0, 1.0)  # blocks at 200 and 400 updates: none early but the first
+    plain.second_proposal_curve = [(200, 0.0), (400, 0.0)]  # one program: its share is recorded as 0
     assert math.isnan(early_low_success(plain)) and second_proposal_by_quarter([plain]) == []
     row = {r["algo"]: r for r in comparison_rows([run, plain])}
     assert row["q2rl"]["start_success_mean"] == 0.4
