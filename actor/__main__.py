@@ -89,13 +89,18 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
               help="Check the robot instead: connect, print the spec, stream observations with rates and ages.")
 @click.option("--check-observations", default=20, help="With --check: how many observations to stream.")
 @click.option("--move", is_flag=True, help="With --check: also a small, bounded motion and back.")
+@click.option("--correct-after", default=0, metavar="STEPS",
+              help="Twins: a scripted operator takes over by teleop after STEPS policy steps of a training episode, "
+                   "as ALOE's humans correct failures (robots/sim/corrector.py; 0: never).")
+@click.option("--correct-for", default=20, metavar="STEPS",
+              help="With --correct-after: steps of each correction before the policy drives again (0: to the end).")
 @click.option("--parent-pid", default=0, hidden=True, help="Exit with this process (learner --local-actor).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, eval_episodes, eval_only,
          time_scale, pace_utd, pace_slack, no_eval_data, eval_every_updates, render_videos, render_every, record_video,
          batch_size, metrics_port, seed, explore_before_weights, record_demo, policy_file, keep_failures, keys,
-         teleop_speed, no_console, keys_dir, insecure, spool_dir, spool_fsync, spool_max_mb, when_full, parent_pid,
-         verbose,
+         teleop_speed, no_console, keys_dir, insecure, spool_dir, spool_fsync, spool_max_mb, when_full,
+         correct_after, correct_for, parent_pid, verbose,
          check=False, check_observations=20, move=False) -> None:  # fmt: skip
     """Run the control loop on ROBOT, streaming transitions to the learner and acting with its weights.
 
@@ -140,6 +145,7 @@ def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, 
             pace_utd=pace_utd, pace_slack=pace_slack, eval_data=not no_eval_data,
             eval_every_updates=eval_every_updates, render_videos=render_videos, render_every=render_every,
             record_video=record_video, explore_before_weights=explore_before_weights,
+            correct_after=correct_after, correct_for=correct_for,
         )
         code = run_actor(options, install_signals=lambda stop: _on_signals(stop))
     except (UnknownNameError, ValueError) as exc:

@@ -53,6 +53,8 @@ class ActorOptions:
     render_every: int = 1  # with render_videos: the first episode of every Nth evaluation block (0: none)
     record_video: str = ""  # the camera images of every episode the operator labels go to MP4 files here
     explore_before_weights: bool = False  # real robots: random actions before the first weights (default: hold still)
+    correct_after: int = 0  # twins: a scripted corrector takes over after this many policy steps (0: none)
+    correct_for: int = 20  # steps each correction lasts before the policy drives again (0: to the episode's end)
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
@@ -110,6 +112,7 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
     pacer = make_pacer(options, spec, task.max_steps)
     operator = Operator(spec, stopping_wakes(robot.stop, pacer), options.operator)
     videos = make_videos(options, robot)
+    corrector = make_corrector(options, robot, operator)
     saved = None
     if options.policy_file and not options.operator.record_demo:
         from actor.policy import load_saved_policy  # torch-heavy
@@ -122,7 +125,8 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
         if saved is not None:
             return run_saved_policy(robot, task, operator, saved, options, install_signals, videos)
         loop_config = replace(options.loop, hold_until_start=holds_until_start(spec, options.explore_before_weights))
-        return _run_with_learner(robot, task, operator, pacer, loop_config, options, install_signals, videos)
+        return _run_with_learner(robot, task, operator, pacer, loop_config, options, install_signals, videos,
+                                 corrector)  # fmt: skip
 
 
 def holds_until_start(spec, explore_before_weights: bool) -> bool:
@@ -132,7 +136,7 @@ def holds_until_start(spec, explore_before_weights: bool) -> bool:
 
 
 def _run_with_learner(robot: Robot, task, operator: Operator, pacer: Pacer | None, loop_config: LoopConfig,
-                      options: ActorOptions, install_signals, videos) -> int:
+                      options: ActorOptions, install_signals, videos, corrector=None) -> int:
     """The training (or evaluation) run: weight client, sender and the control loop, until done."""
     spec = robot.spec
     host, port = parse_address(options.learner)
@@ -154,7 +158,7 @@ def _run_with_learner(robot: Robot, task, operator: Operator, pacer: Pacer | Non
         with operator_terminal(operator, lambda status: _link_status(sender, status)) as on_status:
             loop = ActorLoop(robot, task, submit, take_policy, loop_config, options.actor_id, operator, on_status,
                              before_training_step=pacer.wait_turn if pacer else None, videos=videos,
-                             hold=hold)  # fmt: skip
+                             hold=hold, before_step=corrector.before_step if corrector else None)  # fmt: skip
             install_signals(lambda: _stop_now(loop, robot, pacer))
             if _refused(sender):
                 return EXIT_REFUSED
@@ -189,6 +193,17 @@ def make_pacer(options: ActorOptions, spec, max_episode_steps: int) -> Pacer | N
     check_pacing(spec, options.pace_utd, slack)
     log.info("paced: at most %g learner updates per transition sent, %d updates of slack", options.pace_utd, slack)
     return Pacer(options.pace_utd, slack)
+
+
+def make_corrector(options: ActorOptions, robot: Robot, operator: Operator):
+    """The twins' scripted corrector `--correct-after` asks for (robots/sim/corrector.py), or None."""
+    if not options.correct_after:
+        return None
+    if options.operator.record_demo or options.policy_file:
+        raise ValueError("--correct-after corrects a policy that trains with a learner, not --record-demo or --policy")
+    from robots.sim.corrector import CorrectorConfig, ScriptedCorrector
+
+    return ScriptedCorrector(robot, operator, CorrectorConfig(options.correct_after, options.correct_for))
 
 
 def make_videos(options: ActorOptions, robot: Robot):

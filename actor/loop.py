@@ -74,7 +74,9 @@ class ActorLoop:
     `before_training_step` runs at every training step boundary and returns whether it waited (lockstep
     pacing, `actor.pacing`), so the wait is not counted as a control-period overrun. `videos` (optional)
     films episodes (`actor.videos.EpisodeVideos`). `hold` sees each transition as it is recorded, before
-    `submit` gets it (`Sender.hold`: the spool logs it at once).
+    `submit` gets it (`Sender.hold`: the spool logs it at once). `before_step` (optional) is called with
+    (step in the episode, evaluation?) right before each action is chosen: a simulated operator presses its
+    keys there (`robots/sim/corrector.py`).
     """
 
     def __init__(
@@ -92,9 +94,11 @@ class ActorLoop:
         before_training_step: Callable[[], bool] | None = None,
         videos: EpisodeVideos | None = None,
         hold: Callable[[Transition], None] | None = None,
+        before_step: Callable[[int, bool], None] | None = None,
     ) -> None:
         self.robot, self.task, self.config = robot, task, config
         self._before_training_step = before_training_step or (lambda: False)
+        self._before_step = before_step or (lambda _step, _evaluation: None)
         self.spec = robot.spec
         self._take_policy = take_policy
         self._recorder = Recorder(submit, keep_transitions, hold)
@@ -230,6 +234,7 @@ class ActorLoop:
                 continue
             if not evaluation:
                 self._swap_policy()
+            self._before_step(self._recorder.current.steps, evaluation)
             try:
                 normalized, intervention, proposal = self._choose_action(observation, evaluation)
             except PolicyOutputError as exc:

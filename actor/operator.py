@@ -8,7 +8,9 @@ it is on, nothing but `release` changes the state.
 
 Teleop produces a normalised action in [-1, 1]. Terminals send no key-up events, only auto-repeat,
 so a pressed direction stays active for `hold_s` after its last repeat and then falls back to zero:
-letting go of the key stops the robot.
+letting go of the key stops the robot. A continuous teleop device (a VR controller, a SpaceMouse, or the
+twins' scripted corrector, `robots/sim/corrector.py`) sets a whole action with `set_device_action`; it
+drives under the same rule, and while it is fresh it wins over the keys.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class Operator:
         self._start_requested = False
         self._pressed: dict[str, tuple[float, float]] = {}  # axis -> (direction, last press time)
         self._gripper = 0.0  # 0 leaves the gripper as it is until the first `g`; then close (-1) / open (+1)
+        self._device: tuple[np.ndarray, float] | None = None  # (normalised action, time set) of a teleop device
         self.stop_latencies_s: list[float] = []  # key read -> robot.stop() returned, per stopping key
         self.help_requested = threading.Event()
 
@@ -144,7 +147,7 @@ class Operator:
         if self.demo_mode:
             log.info("recording a demonstration: intervention stays on")
             return
-        self.intervening, self._pressed = not self.intervening, {}
+        self.intervening, self._pressed, self._device = not self.intervening, {}, None
         log.info("intervention %s", "ON: teleop keys drive the robot" if self.intervening else "off: policy drives")
 
     def _on_help(self, _pressed_at: float) -> None:
@@ -174,6 +177,14 @@ class Operator:
         else:
             axis, direction = _DIRECTIONS[command]
             self._pressed[axis] = (direction, pressed_at)
+
+    def set_device_action(self, action: np.ndarray, at: float | None = None) -> None:
+        """A continuous teleop device's action in [-1, 1] (clipped); drives while intervening, for `hold_s`."""
+        action = np.asarray(action, dtype=np.float32).reshape(-1)
+        if action.shape != (self._action_size,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"a device action is {self._action_size} finite numbers, got {action!r}")
+        with self._lock:
+            self._device = (np.clip(action, -1.0, 1.0), time.monotonic() if at is None else at)
 
     # ---- control loop --------------------------------------------------------------------------
     @contextmanager
@@ -208,6 +219,8 @@ class Operator:
         now = time.monotonic() if now is None else now
         action = np.zeros(self._action_size, dtype=np.float32)
         with self._lock:
+            if self._device is not None and now - self._device[1] <= self.config.hold_s:
+                return self._device[0].copy()
             for axis, (direction, pressed_at) in self._pressed.items():
                 if axis in self._axes and now - pressed_at <= self.config.hold_s:
                     action[self._axes[axis]] = direction * self.speed

@@ -76,7 +76,13 @@ TASKS = {
     "slalom_go2": ("go2_sim", "go2_slalom.npz"),
     "slalom_g1": ("g1_sim", "g1_slalom.npz"),
 }
-VARIANTS = ("original", "drop50", "action_noise", "state_noise")
+# The paper's demo degradations (§5.4), and "corrected": the original demo, with the twins' scripted corrector
+# taking over a training episode the way ALOE's humans do (robots/sim/corrector.py; CORRECTION below).
+VARIANTS = ("original", "drop50", "action_noise", "state_noise", "corrected")
+DEMO_VARIANTS = VARIANTS[:4]
+# The corrector takes over once an episode has run 1.5x the demo's length (the policy "timed out" against the
+# demonstrator) and drives for half the demo's length before the policy re-plans and drives again.
+CORRECTION = (1.5, 0.5)
 # Evaluation blocks (one policy version each) run by an evaluator actor beside the training actor.
 EVAL_EPISODES = 20
 # Small nets and a 4x simulated clock: what the main job measured to learn in minutes on 2 CPU cores.
@@ -128,7 +134,7 @@ class Profile:
 PROFILES = {
     "quick": Profile(tuple(TASKS), ("sigent_sac", "sac", "rlpd", "cal_ql"), seeds=1, minutes=8),
     "learning_check": Profile(("ball_to_goal",), ALL_ALGOS, seeds=3, minutes=10),
-    "full": Profile(tuple(TASKS), ALL_ALGOS, seeds=3, minutes=60, variants=VARIANTS, images=True),
+    "full": Profile(tuple(TASKS), ALL_ALGOS, seeds=3, minutes=60, variants=DEMO_VARIANTS, images=True),
     "sensitivity": Profile(("ball_to_goal",), ("sigent_sac",), seeds=3, minutes=10,
                            sweep={"bc_weight": ("0.5", "2.5", "10"), "bc_epsilon": ("0.03", "0.1", "0.3")}),
     # Matched on updates and env steps; `minutes` is only a ceiling (CQL needs ~75 at 40k updates).
@@ -232,7 +238,7 @@ def bundled_demo(task: str, images: bool) -> Path:
 def demo_for(run: RunSpec, run_dir: Path, images: bool) -> Path:
     """The bundled demo, or a degraded copy of it written into the run directory."""
     demo = bundled_demo(run.task, images)
-    if run.variant == "original":
+    if run.variant not in DEMO_VARIANTS[1:]:
         return demo
     from robots.sim.demo_variants import write_variant  # the twins' degraded-demo generator
 
@@ -263,9 +269,20 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
         args.append(f"--actor-arg=--eval-every-updates={profile.eval_every_updates}")
     if images:
         args += ["--actor-arg=-o", "--actor-arg=observation=image"]
+    if run.variant == "corrected":
+        after, steps = correction_steps(demo)
+        args += [f"--actor-arg=--correct-after={after}", f"--actor-arg=--correct-for={steps}"]
     for override in run.overrides:
         args += ["--set", override]
     return args + list(learner_args)
+
+
+def correction_steps(demo: Path) -> tuple[int, int]:
+    """(--correct-after, --correct-for) of a "corrected" run: CORRECTION times the demo's first episode length."""
+    from common.episodes import episode_bounds, load_episodes
+
+    start, end = episode_bounds(load_episodes(demo)[1]["episode"])[0]
+    return tuple(max(1, round(factor * (end - start))) for factor in CORRECTION)
 
 
 def run_info(started: datetime, load_start: tuple[float, ...], parallel: int, args: list[str],

@@ -37,6 +37,13 @@ class Registry(Generic[T]):
             known = ", ".join(self.names()) or "(none)"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
+    def name_of(self, factory: T) -> str:
+        """The name `factory` was registered under (a ValueError if it never was)."""
+        for name, entry in self._entries.items():
+            if entry is factory:
+                return name
+        raise ValueError(f"{factory!r} is not a registered {self.kind}")
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

@@ -29,6 +29,7 @@ class CurvePoint:
     policy_version: int
     rl_action_fraction: float = 0.0  # share of the episode's steps a gated program ran its RL proposal
     episode: int = -1  # the actor's episode counter (joins a row to the episode's transitions in replay)
+    interventions: int = 0  # steps the operator (or a twin's scripted corrector) chose the action
 
 
 class EpisodeStats:
@@ -47,6 +48,7 @@ class EpisodeStats:
             point = CurvePoint(
                 time.monotonic() - self._start, self.env_steps, actor_id, summary.evaluation,
                 summary.success, summary.steps, summary.policy_version, summary.rl_action_fraction, summary.episode,
+                summary.interventions,
             )  # fmt: skip
             self.points.append(point)
             recent = self._recent.setdefault((actor_id, summary.evaluation), deque(maxlen=WINDOW))
@@ -104,10 +106,11 @@ def write_curve(stats: EpisodeStats, run_dir: Path, title: str) -> tuple[Path, P
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["wall_s", "env_steps", "actor_id", "evaluation", "success", "steps", "policy_version",
-                         "rl_action_fraction", "episode"])  # fmt: skip
+                         "rl_action_fraction", "episode", "interventions"])  # fmt: skip
         for p in points:
             writer.writerow([f"{p.wall_s:.2f}", p.env_steps, p.actor_id, int(p.evaluation), int(p.success),
-                             p.steps, p.policy_version, f"{p.rl_action_fraction:.4f}", p.episode])  # fmt: skip
+                             p.steps, p.policy_version, f"{p.rl_action_fraction:.4f}", p.episode,
+                             p.interventions])  # fmt: skip
     _plot(points, png_path, title)
     return csv_path, png_path
 

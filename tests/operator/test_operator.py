@@ -41,6 +41,22 @@ def test_a_teleop_key_drives_for_hold_s_then_the_action_falls_back_to_zero():
     assert operator.take_end() is None and not stops
 
 
+def test_a_device_action_drives_clipped_for_hold_s_wins_over_keys_and_is_dropped_when_control_returns():
+    operator = Operator(spec(3), lambda: None, OperatorConfig(hold_s=0.4, speed=0.5))
+    operator.handle_key("i", pressed_at=100.0)
+    operator.handle_key("w", pressed_at=100.0)
+    operator.set_device_action(np.array([0.2, -3.0, 0.7]), at=100.0)
+    np.testing.assert_allclose(operator.teleop_action(now=100.3), [0.2, -1.0, 0.7])
+    np.testing.assert_allclose(operator.teleop_action(now=100.45), [0.0, 0.0, 0.0])  # device and key both stale
+    operator.set_device_action(np.array([0.2, 0.1, 0.7]), at=101.0)
+    operator.handle_key("i", pressed_at=101.0)  # the policy drives again: the device action is forgotten
+    operator.handle_key("i", pressed_at=101.1)
+    assert not operator.teleop_action(now=101.2).any()
+    for bad in (np.array([0.1, 0.2]), np.array([0.1, np.nan, 0.0])):
+        with pytest.raises(ValueError, match="3 finite numbers"):
+            operator.set_device_action(bad)
+
+
 def test_estop_wins_until_released_and_labels_stop_the_robot_at_once():
     stops = []
     operator = Operator(spec(4), lambda: stops.append(1), OperatorConfig())

@@ -58,6 +58,17 @@ def test_a_degraded_variant_run_trains_on_its_own_degraded_copy_of_the_demo(tmp_
     assert 0 < kept < full, "half the transitions dropped"
 
 
+def test_a_corrected_run_keeps_the_demo_and_gives_its_actors_the_corrector_scaled_by_the_demo_length(tmp_path):
+    run = one_demo.RunSpec("ball_to_goal", "aloe", 0, "corrected")
+    clean = one_demo.bundled_demo("ball_to_goal", images=False)
+    assert one_demo.demo_for(run, tmp_path, images=False) == clean
+    args = one_demo.command(run, clean, tmp_path, 1.0, images=False)
+    demo_steps = 39  # the bundled LIMO demonstration's one episode
+    assert "--actor-arg=--correct-after=58" in args and f"--actor-arg=--correct-for={round(demo_steps / 2)}" in args
+    plain = one_demo.command(one_demo.RunSpec("ball_to_goal", "aloe", 0, "original"), clean, tmp_path, 1.0, False)
+    assert not [a for a in plain if "--correct-" in a]
+
+
 def write_episodes(path: Path, rows: list[tuple[int, int, int, int]]) -> None:
     """rows: (env_steps, evaluation, success, steps)."""
     with path.open("w", newline="") as handle:
