@@ -25,7 +25,14 @@ non-positive, and positive rewards would pay for staying alive rather than succe
 steps once per `policy_delay` updates (run with `learner --utd 4`: 4 critic steps and 1 actor step per
 environment step, Table II); the policy's MLP gets LayerNorm; entropy coefficient 0.3 and batch 128.
 
-With `base_policy` set (either variant), the robot executes the mean of a frozen base chunk policy's action
+`--algo xqc_od`: CSIL++'s baseline (Sec. IV, "XQC+OD"): XQC, i.e. SAC with the same normalised categorical
+critic, learning from the task's reward in replay (CSIL++'s non-CSIL methods use -1 per step: Tandem's
+`shaped` reward), with demonstrations in every batch and the same BC-pretrained HetStat policy, entropy
+regularisation with a tuned temperature (target entropy -|A|) in place of the KL to pi_BC, and no coherent
+reward, reward refinement, critic pretraining or action-Jacobian penalty. Its atoms span the shaped
+reward's returns, [-100, 0]; with `learner --reward task` (1/0) set v_min=0, v_max=1.
+
+With `base_policy` set (any variant), the robot executes the mean of a frozen base chunk policy's action
 and the learned policy's (CSIL++ Eq. 3; learner/algorithms/csil_base.py); the critic and the reward score
 that executed action and the actor maximises Q at it.
 """
@@ -41,12 +48,15 @@ import torch
 from common.specs import RobotSpec
 from common.types import Batch
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
+from learner.algorithms.sac import actor_loss, temperature_loss
 from learner.algorithms.csil_base import COMBINE, BaseEnsemble, combine_actions, load_base_policy
 from learner.algorithms.csil_nets import CSILNets
 from learner.networks.distributions import TanhGaussian
 from learner.networks.hetstat import MIN_VAR, gaussian_kl
 
 VARIANTS = ("csil", "plus_plus")
+REWARD_SOURCES = ("coherent", "task")
+REGULARISERS = ("kl", "entropy")
 # The code's bound on the per-dimension log-ratio: -0.5 log(MIN_VAR) + log 2 (~6.45; reference notes §7).
 MAX_REWARD = -0.5 * math.log(MIN_VAR) + math.log(2.0)
 
@@ -117,10 +127,18 @@ class CSILConfig:
     """Features per camera from the shared conv encoder."""
     image_shift_pad: int = 4
     """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
+    reward_source: str = "coherent"
+    """"coherent" (the learned reward) or "task" (replay's stored reward: the XQC+OD baseline, `--algo xqc_od`)."""
+    regulariser: str = "kl"
+    """"kl" (alpha KL to pi_BC, CSIL) or "entropy" (SAC's, the temperature tuned toward -|A|: XQC+OD)."""
+    init_temperature: float = 0.1
+    """regulariser "entropy": the temperature's start (SAC's 0.1); it is then tuned at actor_lr."""
 
     def __post_init__(self) -> None:
         conditions = {
             f"variant must be one of {VARIANTS}": self.variant in VARIANTS,
+            f"reward_source must be one of {REWARD_SOURCES}, regulariser one of {REGULARISERS}": (
+                self.reward_source in REWARD_SOURCES and self.regulariser in REGULARISERS),
             f"combine must be one of {COMBINE}, base_every >= 1": self.combine in COMBINE and self.base_every >= 1,
             "batch_size, policy_delay, bottleneck must be positive, num_bins >= 2": min(
                 self.batch_size, self.policy_delay, self.bottleneck, self.num_bins - 1) > 0,
@@ -128,8 +146,8 @@ class CSILConfig:
             "demo_ratio must be in [0, 1]": 0.0 <= self.demo_ratio <= 1.0,
             "gamma must be in [0, 1)": 0.0 <= self.gamma < 1.0,
             "tau must be in (0, 1]": 0.0 < self.tau <= 1.0,
-            "learning rates and reward_scaling must be positive": min(self.actor_lr, self.critic_lr, self.reward_lr,
-                self.bc_lr, self.critic_pretrain_lr, self.reward_scaling) > 0,
+            "learning rates, reward_scaling and init_temperature must be positive": min(self.actor_lr, self.critic_lr,
+                self.reward_lr, self.bc_lr, self.critic_pretrain_lr, self.reward_scaling, self.init_temperature) > 0,
             "update counts, penalties and entropy_coefficient must be >= 0": min(self.bc_updates,
                 self.critic_pretrain_updates, self.jacobian_penalty, self.online_reward_penalty,
                 self.entropy_coefficient, self.image_shift_pad) >= 0,
@@ -157,6 +175,22 @@ class CSILPlusPlusConfig(CSILConfig):
     """Table II: policy normalisation is LayerNorm."""
     policy_delay: int = 4
     """One actor step per environment step at Table II's UTD 4 (run with `learner --utd 4`)."""
+
+
+@dataclass(frozen=True)
+class XQCODConfig(CSILPlusPlusConfig):
+    """CSIL++'s XQC + offline-data baseline (the module doc): CSIL++'s constants where they are shared."""
+
+    reward_source: str = "task"
+    """The task's reward as replay stores it (CSIL++: "a constant negative reward of -1")."""
+    regulariser: str = "entropy"
+    """SAC's entropy regularisation, which CSIL++ replaces with the KL to pi_BC."""
+    critic_pretrain_updates: int = 0
+    """No SARSA pretraining: that is CSIL's (the baseline keeps only BC pretraining)."""
+    jacobian_penalty: float = 0.0
+    """No action-Jacobian penalty: that is CSIL's."""
+    v_min: float = -100.0
+    """The shaped reward's lowest return, -1 / (1 - gamma) (and its failure value)."""
 
 
 # --- losses ------------------------------------------------------------------------------------------
@@ -214,6 +248,16 @@ class CSIL(Algorithm):
         self.base = load_base_policy(config.base_policy, spec).to(self.device) if config.base_policy else None
         self.reward_scale = config.reward_scaling / spec.action_dim
         self.num_updates = 0
+        self.log_alpha = torch.tensor(float(config.init_temperature), device=self.device).log().requires_grad_()
+        self.temperature_optimizer = torch.optim.Adam([self.log_alpha], lr=config.actor_lr)
+        self.target_entropy = -float(spec.action_dim)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The regulariser's weight: the fixed entropy_coefficient of the KL, or the tuned temperature."""
+        if self.config.regulariser == "kl":
+            return torch.tensor(self.config.entropy_coefficient, device=self.device)
+        return self.log_alpha.exp().detach()
 
     @staticmethod
     def make_policy(config: CSILConfig, spec: RobotSpec):
@@ -297,19 +341,22 @@ class CSIL(Algorithm):
     def _critic_step(self, batch: Batch, observation: dict, next_observation: dict, pretrain: bool) -> dict:
         """One critic (and, online, reward) step. Pretraining is expected SARSA under pi = pi_BC on the demo."""
         cfg, nets = self.config, self.nets
-        reward = self.reward(observation, batch.action)
+        learned_reward = cfg.reward_source == "coherent"
+        reward = self.reward(observation, batch.action) if learned_reward else batch.reward
         action = batch.action.detach().clone().requires_grad_(True)
         base_next = None if self.base is None else self.base.act_chunk(next_observation)[:, 0]
         q, next_value = nets.critic_and_target(observation, next_observation, action,
                                                lambda dist, prior: self._next_action(dist, prior, base_next))
-        next_value = next_value.clamp_max(MAX_REWARD * cfg.reward_scaling / (1.0 - cfg.gamma))  # the code's clip
+        if learned_reward:
+            next_value = next_value.clamp_max(MAX_REWARD * cfg.reward_scaling / (1.0 - cfg.gamma))  # the code's clip
         y = reward.detach() + cfg.gamma * (1.0 - batch.terminated) * next_value
         rows = batch.is_demo > 0.5
         q_loss = nets.critic_loss(q, y)
-        grad_penalty = jacobian_penalty(nets.q_value(q), action, rows)
-        losses = {"critic_loss": q_loss, "jacobian_penalty": grad_penalty}
-        total = q_loss + cfg.jacobian_penalty * grad_penalty
-        if not pretrain:
+        losses, total = {"critic_loss": q_loss}, q_loss
+        if cfg.jacobian_penalty:
+            losses["jacobian_penalty"] = grad_penalty = jacobian_penalty(nets.q_value(q), action, rows)
+            total = total + cfg.jacobian_penalty * grad_penalty
+        if learned_reward and not pretrain:
             losses["reward_loss"] = reward_refinement_loss(reward, batch.is_demo, cfg.online_reward_penalty)
             total = total + losses["reward_loss"]
         nets.step(nets.pretrain_optimizer if pretrain else nets.optimizer, total, polyak=True)
@@ -324,10 +371,12 @@ class CSIL(Algorithm):
 
     def _next_action(self, dist: TanhGaussian, prior: TanhGaussian,
                      base_next: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-        """The executed a' for a' ~ pi(s') and the soft value's KL term alpha (log pi(a'|s') - log pi_BC(a'|s'))."""
+        """The executed a' for a' ~ pi(s') and the soft value's term: alpha (log pi(a'|s') - log pi_BC(a'|s')) for
+        the KL, alpha log pi(a'|s') for the entropy."""
         next_action, log_prob = dist.sample(self.nets.generator)
-        kl_term = self.config.entropy_coefficient * (log_prob - prior.log_prob(next_action))
-        return self.executed({}, next_action, base_next), kl_term
+        if self.config.regulariser == "kl":
+            log_prob = log_prob - prior.log_prob(next_action)
+        return self.executed({}, next_action, base_next), self.alpha * log_prob
 
     def _actor_step(self, observation: dict) -> dict[str, float]:
         cfg, nets = self.config, self.nets
@@ -335,13 +384,23 @@ class CSIL(Algorithm):
         dist = nets.policy.distribution(features)
         with torch.no_grad():
             prior = nets.prior(observation)
-        action, _ = dist.rsample(nets.generator)
+        action, log_prob = dist.rsample(nets.generator)
+        log_prob = log_prob.sum(-1)  # rsample's is per dimension
         kl = gaussian_kl(dist.mean, dist.log_std, prior.mean, prior.log_std)
         q = nets.actor_q(features, self.executed(observation, action))
-        loss = kl_regularised_actor_loss(kl, q, cfg.entropy_coefficient)
+        if cfg.regulariser == "kl":
+            loss = kl_regularised_actor_loss(kl, q, cfg.entropy_coefficient)
+        else:
+            loss = actor_loss(log_prob, q, self.alpha)
         nets.step(nets.optimizer, loss)
-        values = torch.stack([loss.detach(), kl.detach().mean(), dist.log_std.detach().exp().mean()]).tolist()
-        return dict(zip(("actor_loss", "kl_to_bc", "policy_std"), values))
+        metrics = {"actor_loss": loss.detach(), "kl_to_bc": kl.detach().mean(),
+                   "policy_std": dist.log_std.detach().exp().mean()}
+        if cfg.regulariser == "entropy":
+            self.temperature_optimizer.zero_grad(set_to_none=True)
+            temperature_loss(self.log_alpha, -log_prob.detach().mean(), self.target_entropy).backward()
+            self.temperature_optimizer.step()
+            metrics["alpha"] = self.alpha
+        return dict(zip(metrics, torch.stack(list(metrics.values())).tolist()))
 
     @torch.no_grad()
     def mean_action(self, observation: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -352,11 +411,15 @@ class CSIL(Algorithm):
         return {k: v.detach().clone() for k, v in self.nets.policy.state_dict().items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"config": config_to_dict(self.config), "nets": self.nets.state_dict(), "num_updates": self.num_updates}
+        return {"config": config_to_dict(self.config), "nets": self.nets.state_dict(), "num_updates": self.num_updates,
+                "log_alpha": self.log_alpha.detach().clone(), "temperature": self.temperature_optimizer.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.nets.load_state_dict(state["nets"])
         self.num_updates = int(state["num_updates"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.temperature_optimizer.load_state_dict(state["temperature"])
 
 
 class CSILPlusPlus(CSIL):
@@ -365,5 +428,13 @@ class CSILPlusPlus(CSIL):
     Config = CSILPlusPlusConfig
 
 
+class XQCOfflineData(CSIL):
+    """CSIL++'s XQC+OD baseline: XQC's critic on the task reward with demo data and SAC's entropy (`--algo xqc_od`)."""
+
+    Config = XQCODConfig
+    uses_stored_reward = True
+
+
 ALGORITHMS.register("csil")(CSIL)
 ALGORITHMS.register("csil_pp")(CSILPlusPlus)
+ALGORITHMS.register("xqc_od")(XQCOfflineData)

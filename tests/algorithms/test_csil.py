@@ -196,3 +196,29 @@ def test_csil_pp_steps_its_actor_once_every_policy_delay_updates():
         algorithm.update(random_batch(algorithm.spec, 32, seed=seed))
     moved = [any(not torch.equal(a, b) for a, b in zip(x, y)) for x, y in itertools.pairwise(snapshots)]
     assert moved == [True, False, False, False, True, False, False]
+
+
+# ---- XQC+OD, CSIL++'s sparse-reward baseline -------------------------------------------------------
+
+
+def test_xqc_od_learns_from_the_task_reward_in_replay_on_the_shaped_rewards_returns():
+    first, second = csil("xqc_od"), csil("xqc_od")
+    assert first.nets.critic.support[0].item() == -100.0 and first.nets.critic.support[-1].item() == 0.0
+    assert [stage.name for stage in first.stages()] == ["bc", "online"], "BC pretraining, no SARSA critic stage"
+    batch = random_batch(first.spec, 32, seed=2)
+    metrics = first.update(batch)
+    second.update(dataclasses.replace(batch, reward=batch.reward - 50.0))
+    changed = [not torch.equal(a, b) for a, b in zip(first.nets.critic.parameters(), second.nets.critic.parameters())]
+    assert any(changed), "the stored reward must reach the critic"
+    assert "reward_loss" not in metrics and "jacobian_penalty" not in metrics  # CSIL's parts are off
+
+
+def test_xqc_od_tunes_its_temperature_toward_the_target_entropy_and_csil_keeps_its_kl_weight():
+    algorithm = csil("xqc_od", policy_delay=1)
+    start = algorithm.alpha.item()
+    for seed in range(20):  # a fresh HetStat policy is broad: its entropy is above -|A|, so alpha falls
+        metrics = algorithm.update(random_batch(algorithm.spec, 32, seed=seed))
+    assert metrics["alpha"] < start
+    kl_weighted = csil("csil_pp", policy_delay=1)
+    kl_weighted.update(random_batch(kl_weighted.spec, 32, seed=0))
+    assert kl_weighted.alpha.item() == pytest.approx(0.3) and not kl_weighted.log_alpha.grad
