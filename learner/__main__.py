@@ -204,12 +204,17 @@ def format_summary(summary: dict) -> str:
 
 def main(args: list[str] | None = None) -> None:
     """`learner keys ...` creates CURVE keys; `learner export-lerobot RUN_DIR OUT` exports a run's episodes as a
-    LeRobot dataset; anything else trains (see `learner --help`)."""
+    LeRobot dataset; `learner pretrain --algo A --demo D --out F` saves a policy after A's offline stages;
+    anything else trains (see `learner --help`)."""
     argv = sys.argv[1:] if args is None else list(args)
     if argv[:1] == ["keys"]:
         from learner.keys import keys_main
 
         sys.exit(keys_main(argv[1:]))
+    if argv[:1] == ["pretrain"]:
+        from learner.pretrain import pretrain_command
+
+        pretrain_command.main(args=argv[1:], prog_name="learner pretrain")
     if argv[:1] == ["export-lerobot"]:
         from learner.export_lerobot import export_command
 

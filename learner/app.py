@@ -145,14 +145,7 @@ class Learner:
         )
         self.stages = StageRunner(self.loop, self.checkpoint, cfg.algo)
         if cfg.demo:
-            columns = load_demo_columns(cfg.demo, spec)
-            if cfg.reward == "aloe":
-                self.failure_cost = mean_episode_length(columns)
-                log.info("aloe reward: a failed termination costs C_fail = %.1f (mean demo episode length)",
-                         self.failure_cost)  # fmt: skip
-            columns = apply_reward(cfg.reward, columns, self.failure_cost)
-            self.replay.add_demo(columns)
-            log.info("loaded %d demonstration transitions from %s", len(columns["reward"]), cfg.demo)
+            self.failure_cost = load_demo(self.replay, cfg.demo, spec, cfg.reward)
         metrics.LEARNER_REPLAY_SIZE.labels("demo").set(self.replay.demo_size)
         write_spec(self.run_dir / "replay", spec)
         self.best_policy.spec = spec  # best_policy.npz names the spec it fits (actor --policy lists differences)
@@ -397,6 +390,19 @@ class Learner:
 
 
 _BAR = "{elapsed}<{remaining} {bar:20} {postfix}"
+
+
+def load_demo(replay: ReplayBuffer, demo: str, spec: RobotSpec, reward: str) -> float | None:
+    """Put the demonstrations into `replay`'s demo buffer with the training reward `reward` applied; returns
+    C_fail of the aloe reward (the demos' mean episode length), None for the other rewards."""
+    columns = load_demo_columns(demo, spec)
+    failure_cost = None
+    if reward == "aloe":
+        failure_cost = mean_episode_length(columns)
+        log.info("aloe reward: a failed termination costs C_fail = %.1f (mean demo episode length)", failure_cost)
+    replay.add_demo(apply_reward(reward, columns, failure_cost))
+    log.info("loaded %d demonstration transitions from %s", len(columns["reward"]), demo)
+    return failure_cost
 
 
 def config_as_dict(config: LearnerConfig) -> dict:

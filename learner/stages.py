@@ -125,6 +125,15 @@ class StageRunner:
             self._complete(stage)
         self._show()
 
+    def run_offline(self, stop: threading.Event, on_progress: Callable[[], None] = lambda: None) -> None:
+        """Run stages from where the progress stands while they are offline (`learner pretrain`: no robot)."""
+        check_stages(self.stages, self._algorithm_name)
+        while (stage := self.current) is not None and stage.kind == "offline" and not stop.is_set():
+            self._show()
+            if not self._offline(stage, stop, lambda: self._tick(on_progress)):
+                return
+            self._complete(stage)
+
     def _complete(self, stage: Stage) -> None:
         self.loop.algorithm.end_stage(stage.name)
         log.info("stage %d/%d %s %r completed", self.progress.index + 1, len(self.stages), stage.kind, stage.name)
