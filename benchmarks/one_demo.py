@@ -104,8 +104,9 @@ COMPARISON_EVAL_EVERY = COMPARISON_UPDATES // 20
 # 50/50 sampling kept). At its UTD 20 and matched env steps a run would cost ~6 h on this 2-core box.
 # Q2RL's update is likewise a block of `utd` (its code's 4) critic steps and one actor step.
 # CSIL++ takes one actor step per environment step (Table II: UTD 4, policy_delay 4); at R = 2 that ratio is
-# kept by one actor step per 2 updates.
-COMPARISON_OVERRIDES = {"rlpd": ("utd=1",), "q2rl": ("utd=1",), "csil_pp": ("policy_delay=2",)}
+# kept by one actor step per 2 updates. Its XQC+OD baseline shares those constants.
+COMPARISON_OVERRIDES = {"rlpd": ("utd=1",), "q2rl": ("utd=1",), "csil_pp": ("policy_delay=2",),
+                        "xqc_od": ("policy_delay=2",)}
 
 
 @dataclass
