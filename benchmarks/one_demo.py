@@ -165,8 +165,14 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        extra = "".join(f"_{o.replace('=', '')}" for o in self.overrides if o not in FAST)
+        extra = "".join(_name_part(o) for o in self.overrides if o not in FAST)
         return f"{self.task}_{self.algo}_{self.variant}_s{self.seed}{extra}".replace(",", "-")
+
+
+def _name_part(override: str) -> str:
+    """An override as part of a run's directory name; a file path (base_policy=...) by its file's stem."""
+    key, _, value = override.partition("=")
+    return f"_{key}{Path(value).stem if '/' in value else value}"
 
 
 def plan(profile: Profile, extra: tuple[str, ...] = ()) -> list[RunSpec]:

@@ -41,6 +41,11 @@ def test_every_profile_plans_runs_of_registered_algorithms_on_known_tasks():
         assert len({r.name for r in runs}) == len(runs), "two runs would share a directory"
 
 
+def test_a_file_valued_override_names_its_run_by_the_files_stem_not_its_path():
+    run = one_demo.RunSpec("ball_to_goal", "csil_pp", 0, "original", ("base_policy=/some/dir/aloe_bc.npz", "x=1,2"))
+    assert run.name == "ball_to_goal_csil_pp_original_s0_base_policyaloe_bc_x1-2"
+
+
 def test_parallel_runs_never_get_the_same_ports():
     ports = [one_demo.free_port() for _ in range(50)]  # each run binds P and P + 1
     taken = ports + [p + 1 for p in ports]
