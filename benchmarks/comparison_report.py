@@ -91,6 +91,7 @@ def comparison_rows(results: list[RunResult]) -> list[dict]:
             "start_success_mean": _mean(start_success(r) for r in runs),
             "early_low_success_mean": _mean(early_low_success(r) for r in runs),
             "best_success_mean": _mean(r.best_success for r in runs),
+            "operator_share_mean": _mean(r.operator_share for r in runs),
             "second_proposal_by_quarter": " ".join(f"{q:.2f}" for q in second_proposal_by_quarter(runs)),
             "seeds_at_100": len(reached),
             "env_steps_to_100_median": _median(r.steps_to_100 for r in reached),
@@ -169,13 +170,15 @@ def markdown(rows: list[dict]) -> str:
 def markdown_start(rows: list[dict]) -> str:
     """Where each configuration starts, whether it dips, its best and final block, and a gate's RL share."""
     lines = [f"| task | algorithm | first block (the starting policy) | lowest block in the first "
-             f"{EARLY_SHARE:.0%} of updates | best block | final | RL share of gated steps by quarter |",
-             "|---|---|---|---|---|---|---|"]
+             f"{EARLY_SHARE:.0%} of updates | best block | final | RL share of gated steps by quarter | "
+             "operator share of training steps |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         low = "–" if math.isnan(r["early_low_success_mean"]) else f"{r['early_low_success_mean']:.0%}"
+        operator = r["operator_share_mean"]
         lines.append(f"| {r['task']} | {r['configuration']} | {r['start_success_mean']:.0%} | {low} | "
                      f"{r['best_success_mean']:.0%} | {r['final_success_mean']:.0%} | "
-                     f"{r['second_proposal_by_quarter'] or '–'} |")  # fmt: skip
+                     f"{r['second_proposal_by_quarter'] or '–'} | "
+                     f"{'–' if math.isnan(operator) or not operator else f'{operator:.1%}'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -47,6 +47,9 @@ class RunResult:
     parallel: int = 0  # runs the harness ran at a time (0: not recorded)
     second_proposal_curve: list[tuple[int, float]] = field(default_factory=list, repr=False)
     """(updates, share of a block's steps run by a gated program's second, RL, proposal); empty elsewhere."""
+    operator_share: float = math.nan
+    """Share of training steps the operator chose (a twin's scripted corrector: the "corrected" variant); NaN
+    where episodes.csv has no `interventions` column (runs made before it existed)."""
 
     def one_line(self) -> str:
         reached = "never" if math.isnan(self.steps_to_100) else \
@@ -103,6 +106,15 @@ def block_second_proposal_share(rows: list[dict]) -> float:
     steps = np.array([int(r["steps"]) for r in rows], dtype=float)
     share = np.array([float(r["rl_action_fraction"]) for r in rows])
     return float((share * steps).sum() / steps.sum()) if steps.sum() else math.nan
+
+
+def training_operator_share(rows: list[dict]) -> float:
+    """Intervention steps over all steps of the training episodes (NaN without an `interventions` column)."""
+    training = [r for r in rows if r["evaluation"] != "1"]
+    if not training or training[0].get("interventions") in (None, ""):
+        return math.nan
+    steps = sum(int(r["steps"]) for r in training)
+    return sum(int(r["interventions"]) for r in training) / steps if steps else math.nan
 
 
 def column_mean(train_csv: Path, name: str) -> float:
@@ -179,7 +191,7 @@ def read_run(run, run_dir: Path, demo: Path, wall_s: float, block_episodes: int 
         ood_action_ratio=column_mean(train_csv, "ood_action_ratio"),
         curve=curve, curve_updates=curve_updates,
         updates_to_100=block_updates[first] if first is not None else math.nan, **read_run_info(run_dir),
-        second_proposal_curve=second_proposal_curve,
+        second_proposal_curve=second_proposal_curve, operator_share=training_operator_share(rows),
     )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ import pytest
 from benchmarks import one_demo
 from benchmarks.comparison_report import (comparison_rows, curve_band, early_low_success, second_proposal_by_quarter,
                                           start_success, t_interval, write_comparison)
-from benchmarks.one_demo_report import RunResult, block_second_proposal_share, read_run
+from benchmarks.one_demo_report import RunResult, block_second_proposal_share, read_run, training_operator_share
 from learner.algorithms import ALGORITHMS
 
 pytestmark = pytest.mark.timeout(120)
@@ -113,6 +113,17 @@ def test_a_blocks_rl_share_is_weighted_by_episode_steps():
     rows = [{"steps": "30", "rl_action_fraction": "1.0"}, {"steps": "90", "rl_action_fraction": "0.0"}]
     assert block_second_proposal_share(rows) == pytest.approx(0.25)
     assert math.isnan(block_second_proposal_share([{"steps": "30"}])), "no gate, no share"
+
+
+def test_the_operator_share_counts_training_steps_only_and_shows_in_the_start_table(tmp_path):
+    rows = [{"evaluation": "0", "steps": "60", "interventions": "20"}, {"evaluation": "0", "steps": "40",
+            "interventions": "0"}, {"evaluation": "1", "steps": "50", "interventions": "50"}]  # fmt: skip
+    assert training_operator_share(rows) == pytest.approx(0.2)
+    assert math.isnan(training_operator_share([{"evaluation": "0", "steps": "10"}])), "older episodes files"
+    corrected = RunResult("ball_to_goal", "aloe", 0, "corrected", "", 100, 200, 60.0, math.nan, math.nan, 100, 0.5,
+                          0.5, 30.0, 39.0, 1.0, 0.1, curve_updates=[(0, 0.4)], operator_share=0.2)  # fmt: skip
+    table = write_comparison([corrected], tmp_path)[1]
+    assert "| aloe [corrected] | 40% | – | 50% | 50% | – | 20.0% |" in table
 
 
 def test_a_run_is_read_with_its_updates_curve_and_run_info(tmp_path):
