@@ -42,6 +42,17 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 10.0, what: s
         time.sleep(0.01)  # poll interval, not synchronisation: the deadline decides
 
 
+def transitions_by_episode(recorded: list) -> list[list]:
+    """What a control loop submitted (transitions and episode summaries), as each episode's transitions."""
+    from common.types import Transition
+
+    by_episode: dict[int, list] = {}
+    for item in recorded:
+        if isinstance(item, Transition):
+            by_episode.setdefault(item.episode, []).append(item)
+    return list(by_episode.values())
+
+
 def metric(name: str, **labels: str) -> float:
     """Current value of a Prometheus sample (0.0 if it was never set)."""
     return REGISTRY.get_sample_value(name, labels) or 0.0

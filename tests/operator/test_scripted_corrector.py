@@ -8,12 +8,11 @@ import pytest
 from actor.app import ActorOptions, make_corrector
 from actor.loop import ActorLoop, LoopConfig
 from actor.operator import Operator, OperatorConfig
-from common.types import Transition
 from learner.server import LearnerServer
 from robots.fake import FakeRobot
 from robots.sim.corrector import CorrectorConfig, ScriptedCorrector
 from robots.sim.limo import LimoSim
-from tests.conftest import wait_until
+from tests.conftest import transitions_by_episode, wait_until
 from tests.integration.test_policy_programs_actor import Store, run_actor
 from tests.operator.conftest import SpinPolicy
 
@@ -32,11 +31,7 @@ def run(corrector_config: CorrectorConfig | None, episodes: int, max_steps: int,
     with robot:
         robot.enable()
         summaries = loop.run()
-    by_episode: dict[int, list[Transition]] = {}
-    for item in recorded:
-        if isinstance(item, Transition):
-            by_episode.setdefault(item.episode, []).append(item)
-    return list(by_episode.values()), summaries
+    return transitions_by_episode(recorded), summaries
 
 
 def test_it_takes_over_after_n_policy_steps_hands_back_after_m_and_each_episode_starts_with_the_policy():

@@ -20,7 +20,7 @@ from actor.programs import PROGRAMS, make_program
 from common.protocol import Weights
 from common.types import PROPOSAL_FIRST, PROPOSAL_NONE, PROPOSAL_SECOND, Transition
 from robots.fake import FakeRobot
-from tests.conftest import metric
+from tests.conftest import metric, transitions_by_episode
 
 pytestmark = pytest.mark.timeout(60)
 SPEC = FakeRobot().spec
@@ -118,11 +118,7 @@ def run(program_or_offer, actor_id: str, episodes: int = 2, max_steps: int = 7, 
     with robot:
         robot.enable()
         summaries = loop.run()
-    by_episode: dict[int, list[Transition]] = {}
-    for item in recorded:
-        if isinstance(item, Transition):
-            by_episode.setdefault(item.episode, []).append(item)
-    return list(by_episode.values()), summaries, robot
+    return transitions_by_episode(recorded), summaries, robot
 
 
 def positions(transitions: list[Transition]) -> list[int]:
