@@ -13,6 +13,7 @@ There is no pickle anywhere.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -59,15 +60,15 @@ def encode(message: Any) -> list:
     scalars: dict[str, Any] = {}
     descriptors: list[list] = []
     buffers: list = []
-    for f in dataclasses.fields(message):
-        value = getattr(message, f.name)
-        if f.name in ARRAY_FIELDS:
+    for name in _fields(type(message)):
+        value = getattr(message, name)
+        if name in ARRAY_FIELDS:
             for name, array in value.items():
                 array = np.ascontiguousarray(array)
                 descriptors.append([name, _DTYPE_NAMES.get(array.dtype, array.dtype.name), list(array.shape)])
                 buffers.append(memoryview(array).cast("B") if array.size else b"")
         else:
-            scalars[f.name] = value
+            scalars[name] = value
     header = msgpack.packb({"kind": kind, "v": PROTOCOL_VERSION, "f": scalars, "a": descriptors}, use_bin_type=True)
     return [header, *buffers]
 
@@ -81,15 +82,27 @@ def decode(frames: Sequence, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise DecodeError("too_large", "message exceeds the size limit")
     header = _unpack_header(buffers[0], limits)
     cls = MESSAGE_TYPES[header["kind"]]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = _fields(cls)
     kwargs = _check_scalars(header["f"], fields, limits)
-    array_field = next((name for name in ARRAY_FIELDS if name in fields), None)
+    array_field = _array_field(cls)
     arrays = _decode_arrays(header["a"], buffers[1:], limits)
     if arrays and array_field is None:
         raise DecodeError("bad_fields", f"{header['kind']} carries no arrays")
     if array_field is not None:
         kwargs[array_field] = arrays
     return cls(**kwargs)
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    """A message class's fields by name (dataclasses.fields() on every message costs more than the rest)."""
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+@functools.cache
+def _array_field(cls: type) -> str | None:
+    """The message class's one field of named arrays, if it has one."""
+    return next((name for name in ARRAY_FIELDS if name in _fields(cls)), None)
 
 
 def _buffer_of(frame: Any) -> memoryview:
@@ -136,8 +149,8 @@ def _refuse_ext(code: int, data: bytes) -> None:
 
 
 def _check_scalars(values: dict, fields: dict, limits: Limits) -> dict:
-    expected = {name for name in fields if name not in ARRAY_FIELDS}
-    if set(values) != expected:
+    expected = _scalar_names(tuple(fields))
+    if values.keys() != expected:
         raise DecodeError("bad_fields", f"got {sorted(values)[:16]}, want {sorted(expected)}")
     for name, value in values.items():
         allowed = _SCALAR_TYPES[fields[name].type]
@@ -148,6 +161,11 @@ def _check_scalars(values: dict, fields: dict, limits: Limits) -> dict:
         if isinstance(value, float) and not np.isfinite(value):
             raise DecodeError("bad_fields", f"{name} is not finite")
     return dict(values)
+
+
+@functools.cache
+def _scalar_names(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(name for name in names if name not in ARRAY_FIELDS)
 
 
 def _decode_arrays(descriptors: list, buffers: list, limits: Limits) -> dict[str, np.ndarray]:

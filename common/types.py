@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from common.specs import ArraySpec, RobotSpec, SpecError
+from common.specs import ArraySpec, RobotSpec, SpecError, check_array
 
 Observation = dict[str, np.ndarray]
 
@@ -147,15 +147,15 @@ def unpack_transitions(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dic
     if count == 0:
         raise SpecError("empty batch")
     arrays = with_added_columns(arrays, count)
-    ArraySpec("action", (count,) + spec.action.shape, "float32").validate(arrays["action"])
-    if np.any(np.abs(arrays["action"]) > 1.0 + 1e-6):
+    check_array("action", arrays["action"], (count,) + spec.action.shape, "float32")
+    if np.abs(arrays["action"]).max() > 1.0 + 1e-6:
         raise SpecError("normalised actions must lie in [-1, 1]")
     for name, dtype in SCALAR_COLUMNS.items():
-        ArraySpec(name, (count,), dtype).validate(arrays[name])
+        check_array(name, arrays[name], (count,), dtype)
     num_rows = _validate_rows(arrays, spec)
     for name in ("obs_index", "next_obs_index"):
         index = arrays[name]
-        ArraySpec(name, (count,), "int32").validate(index)
+        check_array(name, index, (count,), "int32")
         if index.min() < 0 or index.max() >= num_rows:
             raise SpecError(f"{name} out of range [0, {num_rows})")
     columns = {name: arrays[name] for name in ("action", *SCALAR_COLUMNS)}
@@ -172,5 +172,5 @@ def _validate_rows(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> int:
         rows = arrays[ROW_PREFIX + key]
         if num_rows is None:
             num_rows = rows.shape[0] if rows.ndim else 0
-        ArraySpec(key, (max(num_rows, 1),) + obs_spec.shape, obs_spec.dtype).validate(rows)
+        check_array(key, rows, (max(num_rows, 1),) + obs_spec.shape, obs_spec.dtype)
     return int(num_rows or 0)

@@ -117,6 +117,25 @@ def test_a_resent_batch_is_acked_but_stored_once(server, port):
     sock.close()
 
 
+def test_acks_are_cumulative_one_per_actor_per_round_for_its_highest_batch(server, port):
+    """200 one-transition batches sent in a burst arrive faster than the learner handles them, so it handles
+    several per round; it then acks each round's highest seq only (the actor releases everything up to it)."""
+    sock = raw_dealer(port)
+    sock.send_multipart(encode(hello("burst")))
+    assert decode(sock.recv_multipart()).accepted
+    for seq in range(1, 201):
+        sock.send_multipart(encode(TransitionBatch(seq, pack_transitions(transitions(seq, 1)))))
+    acked = []
+    while not acked or acked[-1] < 200:
+        message = decode(sock.recv_multipart())
+        if isinstance(message, Ack):
+            acked.append(message.seq)
+    assert acked == sorted(set(acked)), "acks only move forward"
+    assert len(acked) < 200, "one ack per batch: the learner did not coalesce its acks"
+    assert server.store_log.markers("burst") == list(range(1, 201))
+    sock.close()
+
+
 def test_a_different_spec_is_refused_naming_both_hashes(server, port):
     other = FakeRobot(max_steps=20).spec
     other = type(other)(other.name, other.observation, other.action, other.control_hz * 2)
