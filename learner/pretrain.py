@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from common.episodes import demo_spec
+from common.registry import UnknownNameError
 from learner.algorithms import config_from_overrides, config_to_dict, make_algorithm
 from learner.app import load_demo
 from learner.best_policy import Tally, save_weights
@@ -40,6 +41,7 @@ def pretrain(algo: str, demo: str, out: Path, overrides: dict[str, str] | None =
         raise ValueError(f"{demo} names no robot spec; record demos with `actor --record-demo` or make_demo")
     torch.manual_seed(seed)
     algorithm = make_algorithm(algo, spec, overrides, select_device(device), seed)
+    algorithm.policy_program(policy)  # an unknown policy name fails now, not after the training
     replay = ReplayBuffer(spec, capacity=1, gamma=algorithm.sampling.gamma)  # demo only: no online rows
     load_demo(replay, demo, spec, reward)
     published = []
@@ -60,7 +62,7 @@ def pretrain(algo: str, demo: str, out: Path, overrides: dict[str, str] | None =
 
 @click.command(help="Run an algorithm's offline stages on a demonstration (no robot) and save its policy.")
 @click.option("--algo", required=True, help="Registered algorithm with offline stages (aloe, q2rl, csil, ...).")
-@click.option("--demo", required=True, help="Demonstration file or LeRobot dataset directory.")
+@click.option("--demo", required=True, type=click.Path(exists=True), help="Demo file or LeRobot dataset directory.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Policy file to write.")
 @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Algorithm config field (repeatable).")
 @click.option("--seed", default=0, help="Seed of the algorithm and of sampling.")
@@ -72,6 +74,6 @@ def pretrain_command(algo, demo, out, overrides, seed, policy, reward, device) -
 
     try:
         path = pretrain(algo, demo, out, _parse_overrides(overrides), seed, policy, reward, device)
-    except ValueError as error:
+    except (ValueError, UnknownNameError) as error:
         raise click.UsageError(str(error)) from None
     click.echo(f"wrote {path}: {algo}'s {policy!r} policy after its offline stages")

@@ -51,7 +51,13 @@ def test_aloes_bc_chunk_policy_becomes_csil_pp_s_frozen_base(tmp_path):
     assert program == "ensembled" and csil_pp.base.chunk_length == 10 and settings["every"] == 10
 
 
-def test_an_algorithm_without_an_offline_stage_is_refused_in_one_line(tmp_path):
-    result = CliRunner().invoke(pretrain_command, ["--demo", str(DEMO), "--algo", "sac", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "sac has no offline stage" in result.output
+@pytest.mark.parametrize("args, says", [
+    (["--algo", "sac"], "sac has no offline stage"),
+    (["--algo", "nope"], "unknown algorithm 'nope'"),
+    (["--algo", "q2rl", "--policy", "nope"], "Q2RL has no policy 'nope'"),
+    (["--algo", "aloe", "--set", "bogus=1"], "unknown aloe config field"),
+])  # fmt: skip
+def test_a_request_that_cannot_be_pretrained_is_refused_in_one_line(tmp_path, args, says):
+    result = CliRunner().invoke(pretrain_command, ["--demo", str(DEMO), "--out", str(tmp_path / "x"), *args])
+    assert result.exit_code == 2 and says in result.output, result.output
     assert not (tmp_path / "x").exists()
