@@ -81,6 +81,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def algo_entries(text: str) -> list[str]:
+    """`--algos` entries: comma-separated, except that a tuple value keeps its commas
+    ("sac,sigent_sac:image_strides=2,2,1,1" is two entries)."""
+    entries: list[str] = []
+    for token in filter(None, text.split(",")):
+        if entries and ":" in entries[-1] and token.lstrip("-").replace(".", "", 1).isdigit():
+            entries[-1] += "," + token
+        else:
+            entries.append(token)
+    return entries
+
+
 def build(entry: str, spec: RobotSpec, batch_size: int, device: torch.device):
     """An algorithm from `name` or `name:KEY=VALUE[:KEY=VALUE...]` (a variant of its default config)."""
     name, *pairs = entry.split(":")
@@ -145,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     device = select_device(args.device)
     if device.type == "cpu" and args.threads > 0:
         torch.set_num_threads(args.threads)
-    names = [n for n in args.algos.split(",") if n]
+    names = algo_entries(args.algos)
     if "sac" not in names:
         names.insert(0, "sac")
     rounds, per_round = (5, 4) if args.quick else (9, 10)

@@ -44,7 +44,7 @@ from common.specs import RobotSpec
 from common.types import Batch
 from learner.algorithms.actor_critic import ActorCritic
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
-from learner.networks.encoders import ObservationEncoder
+from learner.networks.encoders import encoder_for
 from learner.networks.flow import FlowChunkPolicy
 
 SCHEDULES = ("continuous", "rounds")
@@ -76,6 +76,8 @@ class ALOEConfig:
     """Clip the critic's and the actor's gradient norms to this (the paper's 1.0); 0 = no clipping."""
     image_feature_dim: int = 50
     """Features per camera from the conv encoder."""
+    image_strides: tuple[int, ...] = (2, 1, 1, 1)
+    """The image encoder's conv layers, one stride each (DrQ's 2,1,1,1; 2,2,1,1 is cheaper: update_cost)."""
     image_shift_pad: int = 4
     """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
     chunk_seconds: float = 1.0
@@ -119,7 +121,8 @@ class ALOEConfig:
             "num_critics must be >= 1": self.num_critics >= 1,
             "clip, max_grad_norm, image_shift_pad must be >= 0": min(self.clip, self.max_grad_norm,
                                                                     self.image_shift_pad) >= 0,
-            "image_feature_dim must be positive": self.image_feature_dim > 0,
+            "image_feature_dim must be positive, image_strides 1 to 8 strides of 1 or 2": self.image_feature_dim > 0
+                and 1 <= len(self.image_strides) <= 8 and set(self.image_strides) <= {1, 2},
             "q_aggregate must be 'min' or 'mean'": self.q_aggregate in ("min", "mean"),
             f"schedule must be one of {SCHEDULES}": self.schedule in SCHEDULES,
             "offline_updates and the round counts must be >= 0": min(self.offline_updates, self.rounds,
@@ -202,7 +205,7 @@ class ALOE(Algorithm):
 
     @staticmethod
     def make_policy(config: ALOEConfig, spec: RobotSpec) -> FlowChunkPolicy:
-        encoder = ObservationEncoder(spec.observation, config.image_feature_dim)
+        encoder = encoder_for(spec.observation, config)
         chunk, _ = chunk_lengths(config, spec)
         return FlowChunkPolicy(encoder, spec.action_dim, chunk, config.flow_steps, config.hidden_dims)
 

@@ -125,6 +125,8 @@ class CSILConfig:
     """How base and learned actions combine: "mean" (Eq. 3, the paper's ensemble) or "residual" (Eq. 2)."""
     image_feature_dim: int = 50
     """Features per camera from the shared conv encoder."""
+    image_strides: tuple[int, ...] = (2, 1, 1, 1)
+    """The image encoder's conv layers, one stride each (DrQ's 2,1,1,1; 2,2,1,1 is cheaper: update_cost)."""
     image_shift_pad: int = 4
     """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
     reward_source: str = "coherent"
@@ -154,7 +156,8 @@ class CSILConfig:
             "hidden dims must be non-empty and positive": bool(self.hidden_dims) and bool(self.critic_hidden_dims)
                 and min(*self.hidden_dims, *self.critic_hidden_dims) > 0,
             "v_min must be below v_max": self.v_min < self.v_max,
-            "image_feature_dim must be positive": self.image_feature_dim > 0,
+            "image_feature_dim must be positive, image_strides 1 to 8 strides of 1 or 2": self.image_feature_dim > 0
+                and 1 <= len(self.image_strides) <= 8 and set(self.image_strides) <= {1, 2},
         }  # fmt: skip
         failed = [message for message, ok in conditions.items() if not ok]
         if failed:

@@ -16,7 +16,7 @@ from torch import nn
 
 from common.specs import RobotSpec
 from learner.networks.distributions import TanhGaussian
-from learner.networks.encoders import ObservationEncoder, random_shift
+from learner.networks.encoders import encoder_for, random_shift
 from learner.networks.ensemble import CriticEnsemble
 from learner.networks.hetstat import HetStatPolicy
 from learner.networks.normalized_critic import NormalizedCategoricalCritic, categorical_loss
@@ -61,7 +61,7 @@ class CSILNets:
     @staticmethod
     def make_policy(config: Any, spec: RobotSpec) -> HetStatPolicy:
         """The HetStat actor with its own observation encoder (what the actor process rebuilds)."""
-        encoder = ObservationEncoder(spec.observation, config.image_feature_dim)
+        encoder = encoder_for(spec.observation, config)
         return HetStatPolicy(encoder, spec.action_dim, config.hidden_dims, config.bottleneck, config.stationary_width,
                              config.log_lengthscale, config.policy_layer_norm)  # fmt: skip
 

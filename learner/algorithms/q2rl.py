@@ -34,7 +34,7 @@ from learner.algorithms.actor_critic import ActorCritic, ActorCriticConfig, mc_r
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
 from learner.algorithms.rlpd import symmetric_minibatches
 from learner.algorithms.sac import critic_loss
-from learner.networks.encoders import ObservationEncoder
+from learner.networks.encoders import encoder_for
 from learner.networks.ensemble import CriticEnsemble
 from learner.networks.policies import TanhGaussianPolicy
 from learner.networks.q2rl import FrozenQBC, Q2RLPolicies, ValueNetwork, estimated_q_bc, tanh_gaussian_entropy
@@ -155,14 +155,14 @@ def acted_by_weights(batch: Batch) -> torch.Tensor:
 
 
 def make_bc_policy(config: Q2RLConfig, spec: RobotSpec) -> TanhGaussianPolicy:
-    encoder = ObservationEncoder(spec.observation, config.image_feature_dim)
+    encoder = encoder_for(spec.observation, config)
     return TanhGaussianPolicy(encoder, spec.action_dim, config.bc_hidden_dims, config.log_std_min, config.log_std_max)
 
 
 def make_gated_policies(config: Q2RLConfig, spec: RobotSpec) -> Q2RLPolicies:
     """The module the actor runs online (fresh weights; the learner's weights load into it strictly)."""
-    value = ValueNetwork(spec.observation, config.hidden_dims, config.image_feature_dim)
-    rl = TanhGaussianPolicy(ObservationEncoder(spec.observation, config.image_feature_dim), spec.action_dim,
+    value = ValueNetwork(encoder_for(spec.observation, config), config.hidden_dims)
+    rl = TanhGaussianPolicy(encoder_for(spec.observation, config), spec.action_dim,
                             config.hidden_dims, config.log_std_min, config.log_std_max)  # fmt: skip
     critic = CriticEnsemble(config.num_critics, rl.encoder.out_dim, spec.action_dim, config.hidden_dims,
                             config.critic_layer_norm)  # fmt: skip
@@ -179,7 +179,7 @@ class Q2RL(Algorithm):
         with torch.random.fork_rng(devices=[]):  # seeded weights without disturbing the global RNG
             torch.manual_seed(seed + 1)
             self.bc_policy = make_bc_policy(config, spec).to(self.device)
-            self.value = ValueNetwork(spec.observation, config.hidden_dims, config.image_feature_dim).to(self.device)
+            self.value = ValueNetwork(encoder_for(spec.observation, config), config.hidden_dims).to(self.device)
         value_group = {"params": list(self.value.parameters()), "lr": config.critic_lr}
         self.nets = ActorCritic(config, spec, self.device, seed, extra_groups=(value_group,))
         self.bc_optimizer = torch.optim.Adam(self.bc_policy.parameters(), lr=config.bc_lr)

@@ -14,21 +14,29 @@ from torch import nn
 
 from common.specs import ArraySpec, ImageSpec
 
+DRQ_STRIDES = (2, 1, 1, 1)  # DrQ's and SAC-AE's encoder: stride 2 first, then 1
+
+
+def encoder_for(observation_specs: Mapping[str, ArraySpec], config) -> "ObservationEncoder":
+    """The observation encoder an algorithm config asks for (its image_feature_dim and image_strides)."""
+    return ObservationEncoder(observation_specs, config.image_feature_dim, tuple(config.image_strides))
+
 
 class ConvEncoder(nn.Module):
-    """4 conv 3x3 layers of 32 channels (stride 2 first, then 1), then Linear -> LayerNorm -> tanh.
+    """Conv 3x3 layers of 32 channels, one per stride (DrQ's 2, 1, 1, 1), then Linear -> LayerNorm -> tanh.
 
     Takes uint8 images batch-first as HxWxC; the permute to NCHW leaves the memory channels-last,
     which is the layout CPU convolutions prefer, so no copy is made.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], feature_dim: int = 50, channels: int = 32) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], feature_dim: int = 50, channels: int = 32,
+                 strides: tuple[int, ...] = DRQ_STRIDES) -> None:  # fmt: skip
         super().__init__()
         height, width, in_channels = image_shape
         layers: list[nn.Module] = []
-        for i in range(4):
+        for i, stride in enumerate(strides):
             conv_in = in_channels if i == 0 else channels
-            layers += [nn.Conv2d(conv_in, channels, 3, stride=2 if i == 0 else 1), nn.ReLU()]
+            layers += [nn.Conv2d(conv_in, channels, 3, stride=stride), nn.ReLU()]
         self.convs = nn.Sequential(*layers)
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, in_channels, height, width)).numel()
@@ -46,12 +54,14 @@ class ObservationEncoder(nn.Module):
     With no image keys the encoder has no parameters and is exactly a concatenation.
     """
 
-    def __init__(self, observation_specs: Mapping[str, ArraySpec], image_feature_dim: int = 50) -> None:
+    def __init__(self, observation_specs: Mapping[str, ArraySpec], image_feature_dim: int = 50,
+                 image_strides: tuple[int, ...] = DRQ_STRIDES) -> None:  # fmt: skip
         super().__init__()
         self.state_keys = sorted(k for k, s in observation_specs.items() if not isinstance(s, ImageSpec))
         self.image_keys = sorted(k for k, s in observation_specs.items() if isinstance(s, ImageSpec))
         self.images = nn.ModuleDict(
-            {k: ConvEncoder(observation_specs[k].shape, image_feature_dim) for k in self.image_keys}
+            {k: ConvEncoder(observation_specs[k].shape, image_feature_dim, strides=image_strides)
+             for k in self.image_keys}
         )
         state_dim = sum(int(torch.Size(observation_specs[k].shape).numel()) for k in self.state_keys)
         self.out_dim = state_dim + image_feature_dim * len(self.image_keys)

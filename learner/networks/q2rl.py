@@ -20,7 +20,6 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from common.specs import ArraySpec
 from learner.networks.distributions import TanhGaussian, log_one_minus_tanh_sq
 from learner.networks.encoders import ObservationEncoder
 from learner.networks.ensemble import CriticEnsemble
@@ -68,10 +67,9 @@ def estimated_q_bc(value: torch.Tensor, log_prob: torch.Tensor, entropy: torch.T
 class ValueNetwork(nn.Module):
     """V(s): its own observation encoder, then Dense -> LayerNorm -> ReLU layers and one output."""
 
-    def __init__(self, observation_specs: Mapping[str, ArraySpec], hidden_dims: Sequence[int],
-                 image_feature_dim: int = 50) -> None:  # fmt: skip
+    def __init__(self, encoder: ObservationEncoder, hidden_dims: Sequence[int]) -> None:
         super().__init__()
-        self.encoder = ObservationEncoder(observation_specs, image_feature_dim)
+        self.encoder = encoder
         self.mlp = MLP(self.encoder.out_dim, hidden_dims, 1, layer_norm=True)
 
     def forward(self, observation: Observation) -> torch.Tensor:

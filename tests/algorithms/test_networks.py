@@ -66,6 +66,32 @@ def test_image_encoder_takes_uint8_hwc_and_emits_bounded_features():
     assert all(p.grad is not None for p in encoder.parameters())
 
 
+def test_image_strides_shrink_the_conv_output_and_every_algorithm_takes_them():
+    import pytest
+
+    from learner.algorithms import ALGORITHMS, make_algorithm
+
+    spec = image_spec()
+    drq, cheap = ObservationEncoder(spec.observation), ObservationEncoder(spec.observation, image_strides=(2, 2, 1, 1))
+    (key,) = drq.image_keys
+    assert cheap.images[key].head[0].in_features < drq.images[key].head[0].in_features / 4
+    for name in ALGORITHMS.names():
+        algorithm = make_algorithm(name, spec, {"image_strides": "2,2,1,1", "hidden_dims": "16,16"})
+        widths = {conv.head[0].in_features for conv in _conv_encoders(algorithm)}
+        assert widths == {cheap.images[key].head[0].in_features}, name
+    with pytest.raises(ValueError, match="image_strides"):
+        make_algorithm("sac", spec, {"image_strides": "3,1"})
+
+
+def _conv_encoders(algorithm) -> list:
+    """Every ConvEncoder in the algorithm's modules (held directly or by a plain object such as CSIL's nets)."""
+    from learner.networks.encoders import ConvEncoder
+
+    holders = [*vars(algorithm).values(), *(v for h in vars(algorithm).values() if hasattr(h, "__dict__")
+                                             and not isinstance(h, torch.nn.Module) for v in vars(h).values())]
+    return [m for h in holders if isinstance(h, torch.nn.Module) for m in h.modules() if isinstance(m, ConvEncoder)]
+
+
 def test_random_shift_keeps_dtype_and_moves_content_by_at_most_pad():
     # Pixel value = 10 * row + column, so a shifted pixel tells where it came from.
     grid = torch.arange(10)[:, None] * 10 + torch.arange(10)[None, :]

@@ -33,6 +33,11 @@ def test_update_cost_times_a_config_variant_beside_the_default_and_refuses_a_mal
         update_cost.main(["--rounds", "1", "--settings", "state", "--algos", "sigent_sac:no_such_field=1"])
 
 
+def test_update_cost_keeps_a_tuple_values_commas_inside_its_entry():
+    assert update_cost.algo_entries("sac,sigent_sac:image_strides=2,2,1,1,rlpd") == [
+        "sac", "sigent_sac:image_strides=2,2,1,1", "rlpd"]  # fmt: skip
+
+
 def test_every_profile_plans_runs_of_registered_algorithms_on_known_tasks():
     for profile in one_demo.PROFILES.values():
         runs = one_demo.plan(profile)
