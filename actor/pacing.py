@@ -19,7 +19,9 @@ With too small a slack, or a learner whose own `--utd` is below R, or one that h
 waits: a warning names the causes every `WARN_AFTER_S`, and Ctrl-C or a stop always ends the wait.
 The run itself never hangs for good: the learner ends it (`--max-updates`, or `--max-minutes` when it
 stops updating) and stops its local actors, whose stop ends the wait.
-A restarted actor counts from 0 again, so it runs ahead until its own count catches up with the learner.
+A restarted actor (or one joining a learner that has trained, e.g. after `learner --resume`) starts its
+count where a lockstep actor would stand: the first ack's update count / R, so it does not run unpaced
+until its own count catches up with the learner.
 
 Evaluation on the same grid (`--eval-every-updates N`): an open-ended evaluator beside a paced actor
 starts a block only at the learner's next multiple of N updates after its previous block began, so a
@@ -35,6 +37,7 @@ simulated robots (`spec.metadata["simulated"] == "true"`: twins and the fake rob
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import Callable
 
@@ -74,6 +77,7 @@ class Pacer:
         self._changed = threading.Condition()
         self._released = False  # stopping: never wait again
         self._nudged = False  # an operator key: end this wait so the loop can look at it
+        self._synced = False  # the first ack has set where this actor's count starts
 
     def count_sent(self, item: object) -> None:
         """Called for every item submitted to the sender; transitions are counted."""
@@ -84,6 +88,9 @@ class Pacer:
     def on_learner_updates(self, updates: int) -> None:
         """Sender thread: an ack carried the learner's update count."""
         with self._changed:
+            if not self._synced and self.ratio > 0:
+                self._synced = True
+                self.sent = max(self.sent, math.ceil(updates / self.ratio))  # a restart resumes lockstep
             if updates != self.learner_updates:
                 self.learner_updates = updates
                 self._changed.notify_all()

@@ -91,6 +91,24 @@ def test_the_actor_never_runs_ahead_of_the_learner_and_resumes_when_its_update_c
     assert not actor.runner.is_alive(), "a stop ends the wait"
 
 
+def test_an_actor_joining_a_learner_that_has_trained_resumes_lockstep_instead_of_running_ahead(port):
+    """A resumed learner at 400 updates: a fresh paced actor counts from 400 / R, so it sends only the slack's
+    worth before waiting (a count from 0 would send ~200 transitions unpaced)."""
+    learner_updates = [400]
+    actor = PacedActor(port, learner_updates)
+    actor.runner.start()
+    try:
+        wait_until(lambda: actor.pacer.waiting and actor.pacer.ahead(), what="the actor waiting for the learner")
+        assert actor.stored() <= SLACK / RATIO + 2 + 4, "more than the slack (+ a 4-transition first batch) went out"
+        start = 400 // RATIO  # where its count began
+        learner_updates[0] = 440
+        wait_until(lambda: actor.pacer.learner_updates == 440 and actor.pacer.waiting and actor.pacer.ahead()
+                   and actor.stored() == actor.pacer.sent - start, what="the actor waiting at 440 updates")  # fmt: skip
+        assert (440 + SLACK) / RATIO - start <= actor.stored() <= allowed(440) - start, "20 more steps, no further"
+    finally:
+        actor.close()
+
+
 def test_an_e_stop_ends_the_wait_and_the_episode_while_the_learner_never_updates(port):
     actor = PacedActor(port, [0])
     actor.runner.start()
