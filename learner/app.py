@@ -250,6 +250,7 @@ class Learner:
         """Serve, train until a stop condition, evaluate locally if asked, write results. Returns the summary."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(config_as_dict(self.config), indent=2))
+        self.stats.open_log(self.run_dir / "episodes.csv", resume=self.config.resume)
         metrics.serve(self.config.metrics_port)
         metrics.init_learner()
         self.start_server()

@@ -32,6 +32,23 @@ class CurvePoint:
     interventions: int = 0  # steps the operator (or a twin's scripted corrector) chose the action
 
 
+EPISODE_COLUMNS = ("wall_s", "env_steps", "actor_id", "evaluation", "success", "steps", "policy_version",
+                   "rl_action_fraction", "episode", "interventions")  # episodes.csv
+
+
+def _row(p: CurvePoint) -> list:
+    return [f"{p.wall_s:.2f}", p.env_steps, p.actor_id, int(p.evaluation), int(p.success), p.steps,
+            p.policy_version, f"{p.rl_action_fraction:.4f}", p.episode, p.interventions]  # fmt: skip
+
+
+def _point(row: dict) -> CurvePoint:
+    """An episodes.csv row back as a CurvePoint (columns added later default as CurvePoint does)."""
+    return CurvePoint(float(row["wall_s"]), int(row["env_steps"]), row["actor_id"], row["evaluation"] == "1",
+                      row["success"] == "1", int(row["steps"]), int(row["policy_version"]),
+                      float(row.get("rl_action_fraction") or 0.0), int(row.get("episode") or -1),
+                      int(row.get("interventions") or 0))  # fmt: skip
+
+
 class EpisodeStats:
     """Thread-safe record of every finished episode (the receive thread adds, the main thread reads)."""
 
@@ -42,6 +59,30 @@ class EpisodeStats:
         self._recent: dict[tuple[str, bool], deque] = {}
         self.env_steps = 0  # filled in by the caller from the replay counter
         self._episode_added = threading.Condition(self._lock)
+        self._log = None  # episodes.csv, appended as episodes arrive (open_log)
+
+    def open_log(self, path: Path, resume: bool = False) -> None:
+        """Append every episode to `path` (episodes.csv) as it arrives, so a learner killed at any moment keeps
+        its learning curve; with `resume` the episodes already there are read back first and wall time goes on
+        from the last one (the time the learner was down is not counted)."""
+        with self._lock:
+            if resume and path.exists():
+                with path.open(newline="") as handle:
+                    self.points = [_point(row) for row in csv.DictReader(handle)] + self.points
+                for p in self.points:
+                    self._recent.setdefault((p.actor_id, p.evaluation), deque(maxlen=WINDOW)).append(p.success)
+                self._start = time.monotonic() - (self.points[-1].wall_s if self.points else 0.0)
+            self._log = path.open("w", newline="")
+            self._writer = csv.writer(self._log)
+            self._writer.writerow(EPISODE_COLUMNS)
+            self._writer.writerows(_row(p) for p in self.points)
+            self._log.flush()
+
+    def close_log(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def add(self, actor_id: str, summary: EpisodeSummary, robot: str = "") -> None:
         with self._lock:
@@ -51,6 +92,9 @@ class EpisodeStats:
                 summary.interventions,
             )  # fmt: skip
             self.points.append(point)
+            if self._log is not None:
+                self._writer.writerow(_row(point))
+                self._log.flush()
             recent = self._recent.setdefault((actor_id, summary.evaluation), deque(maxlen=WINDOW))
             recent.append(summary.success)
             mode = "eval" if summary.evaluation else "train"
@@ -102,15 +146,12 @@ def write_curve(stats: EpisodeStats, run_dir: Path, title: str) -> tuple[Path, P
     """Write every episode to episodes.csv and the success curves to learning_curve.png."""
     run_dir.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = run_dir / "episodes.csv", run_dir / "learning_curve.png"
+    stats.close_log()
     points = stats.episodes()
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["wall_s", "env_steps", "actor_id", "evaluation", "success", "steps", "policy_version",
-                         "rl_action_fraction", "episode", "interventions"])  # fmt: skip
-        for p in points:
-            writer.writerow([f"{p.wall_s:.2f}", p.env_steps, p.actor_id, int(p.evaluation), int(p.success),
-                             p.steps, p.policy_version, f"{p.rl_action_fraction:.4f}", p.episode,
-                             p.interventions])  # fmt: skip
+        writer.writerow(EPISODE_COLUMNS)
+        writer.writerows(_row(p) for p in points)
     _plot(points, png_path, title)
     return csv_path, png_path
 

@@ -3,11 +3,13 @@ duplicated."""
 
 from __future__ import annotations
 
+import csv
 import signal
 
 import pytest
 
 from actor.sender import Sender, SenderConfig
+from common.protocol import EpisodeSummary
 from tests.conftest import wait_until
 from tests.faults.processes import Feeder, LearnerProcess, journal_markers
 from tests.integration.test_transport import hello
@@ -63,3 +65,40 @@ def test_a_stopped_learner_stalls_nothing_and_loses_nothing(tmp_path, port):
     assert sender.close(flush_timeout_s=20.0), f"{sender.outstanding()} never acked"
     assert learner.terminate() == 0
     assert journal_markers(run_dir, "stall") == list(range(total))
+
+
+def test_the_learning_curve_survives_kill_9_and_resume_continues_it(tmp_path, port):
+    """episodes.csv is appended as episodes arrive: a kill -9 keeps every row, and `learner --resume` reads
+    them back and goes on writing after them, its wall time continuing from the last one."""
+    run_dir = tmp_path / "run"
+    learner = LearnerProcess(port, run_dir)
+    learner.wait_listening()
+    sender = Sender("127.0.0.1", port, hello("curve"), SenderConfig(batch_size=4, flush_interval_s=0.05)).start()
+
+    def finish_episodes(numbers: range) -> None:
+        wait_until(sender.connected.is_set, 30, what="the actor connected")
+        for n in numbers:
+            sender.submit(EpisodeSummary(n, 10 + n, 0.0, n % 2 == 0, False, "task", -1, interventions=n))
+        wait_until(lambda: len(curve_rows(run_dir)) == numbers.stop, 20, what=f"{numbers.stop} episodes written")
+
+    finish_episodes(range(0, 3))
+    learner.kill()
+    assert [r["episode"] for r in curve_rows(run_dir)] == ["0", "1", "2"], "the rows written before the kill"
+    learner = LearnerProcess(port, run_dir, resume=True)
+    learner.wait_listening()
+    finish_episodes(range(3, 5))
+    assert sender.close(flush_timeout_s=10.0)
+    assert learner.terminate() == 0, learner.text()[-2000:]
+    rows = curve_rows(run_dir)
+    assert [(r["episode"], r["steps"], r["interventions"]) for r in rows] == [
+        (str(n), str(10 + n), str(n)) for n in range(5)]  # fmt: skip
+    walls = [float(r["wall_s"]) for r in rows]
+    assert walls == sorted(walls), "wall time goes on from the last episode"
+
+
+def curve_rows(run_dir) -> list[dict]:
+    path = run_dir / "episodes.csv"
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
