@@ -307,6 +307,18 @@ def run_info(started: datetime, load_start: tuple[float, ...], parallel: int, ar
     }  # fmt: skip
 
 
+def interrupted_checkpoint(run_dir: Path) -> str:
+    """The checkpoint a run that never finished (its harness or learner killed, e.g. at a session's end) resumes
+    from with `learner --resume`: its episodes, replay and updates go on ("" when there is none). Its wall
+    time in run_info.json is then the last part's only."""
+    from learner.checkpoint import latest_checkpoint
+
+    if run_finished(run_dir) or not (run_dir / "config.json").exists():
+        return ""
+    checkpoint = latest_checkpoint(run_dir)
+    return checkpoint.name if checkpoint is not None else ""
+
+
 def run_finished(run_dir: Path) -> bool:
     """A run that ended by its own rules: a summary not marked interrupted (a learner stopped by a signal, e.g.
     a session's end, also writes one) and the harness's run_info.json (written once its learner exited)."""
@@ -352,13 +364,18 @@ def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1,
     run_dir.mkdir(parents=True, exist_ok=True)
     demo = demo_for(run, run_dir, profile.images)
     args = command(run, demo, run_dir, profile.minutes, profile.images, profile, learner_args)
+    resumed = interrupted_checkpoint(run_dir)
+    if resumed:
+        print(f"{run.name}: resuming from its checkpoint {resumed}", flush=True)
+        args += ["--resume", str(run_dir)]
     started, load_start, clock = datetime.now(timezone.utc), os.getloadavg(), time.monotonic()
-    with (run_dir / "learner.log").open("w") as log:
+    with (run_dir / "learner.log").open("a" if resumed else "w") as log:
         finished = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, timeout=profile.minutes * 60 + 300)
     if finished.returncode != 0:
         print(f"{run.name}: learner exited {finished.returncode}; see {run_dir / 'learner.log'}", flush=True)
     wall_s = time.monotonic() - clock
-    (run_dir / "run_info.json").write_text(json.dumps(run_info(started, load_start, parallel, args, wall_s), indent=2))
+    info = run_info(started, load_start, parallel, args, wall_s) | ({"resumed_from": resumed} if resumed else {})
+    (run_dir / "run_info.json").write_text(json.dumps(info, indent=2))
     # Completion is compared with the clean demo: a drop50 copy's episodes are half as long.
     result = read_run(run, run_dir, clean_demo, wall_s, EVAL_EPISODES)
     print(result.one_line(), flush=True)

@@ -153,3 +153,21 @@ def test_a_tiny_paced_comparison_run_through_the_harness(tmp_path, capsys):
     info = json.loads((run_dir / "run_info.json").read_text())
     assert info["parallel"] == 1 and len(info["load_start"]) == 3 and "--max-updates" in info["command"]
     assert (tmp_path / "comparison.md").exists() and "ball_to_goal | sac | 1 |" in capsys.readouterr().out
+
+
+def test_a_run_the_harness_never_finished_resumes_from_its_checkpoint_and_keeps_its_episodes(tmp_path, capsys):
+    """A killed harness leaves a run without run_info.json: --keep-finished resumes it (learner --resume from
+    its last checkpoint), and the episodes it had come first in the resumed run's episodes.csv."""
+    argv = ["--profile", "comparison", "--tasks", "ball_to_goal", "--algos", "sac", "--seeds", "1",
+            "--final-eval", "0", "--minutes", "1", "--out", str(tmp_path), "--keep-finished"]  # fmt: skip
+    assert one_demo.main([*argv, "--max-updates", "40"]) == 0
+    run_dir = tmp_path / "ball_to_goal_sac_original_s0"
+    before = (run_dir / "episodes.csv").read_text().splitlines()
+    (run_dir / "run_info.json").unlink()  # what a harness killed while its learner ran leaves behind
+    assert one_demo.main([*argv, "--max-updates", "80"]) == 0
+    assert "resuming from its checkpoint" in capsys.readouterr().out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["updates"] == 80, "the cap counts the updates made before the interruption"
+    info = json.loads((run_dir / "run_info.json").read_text())
+    assert info["resumed_from"] and "--resume" in info["command"]
+    assert (run_dir / "episodes.csv").read_text().splitlines()[: len(before)] == before
