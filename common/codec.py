@@ -63,9 +63,9 @@ def encode(message: Any) -> list:
     for name in _fields(type(message)):
         value = getattr(message, name)
         if name in ARRAY_FIELDS:
-            for name, array in value.items():
+            for key, array in value.items():
                 array = np.ascontiguousarray(array)
-                descriptors.append([name, _DTYPE_NAMES.get(array.dtype, array.dtype.name), list(array.shape)])
+                descriptors.append([key, _DTYPE_NAMES.get(array.dtype, array.dtype.name), list(array.shape)])
                 buffers.append(memoryview(array).cast("B") if array.size else b"")
         else:
             scalars[name] = value
