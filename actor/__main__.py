@@ -91,7 +91,7 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("--move", is_flag=True, help="With --check: also a small, bounded motion and back.")
 @click.option("--correct-after", default=0, metavar="STEPS",
               help="Twins: a scripted operator takes over by teleop after STEPS policy steps of a training episode, "
-                   "as ALOE's humans correct failures (robots/sim/corrector.py; 0: never).")
+                   "as ALOE's humans correct failures (actor/corrector.py; 0: never).")
 @click.option("--correct-for", default=20, metavar="STEPS",
               help="With --correct-after: steps of each correction before the policy drives again (0: to the end).")
 @click.option("--parent-pid", default=0, hidden=True, help="Exit with this process (learner --local-actor).")

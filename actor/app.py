@@ -196,12 +196,12 @@ def make_pacer(options: ActorOptions, spec, max_episode_steps: int) -> Pacer | N
 
 
 def make_corrector(options: ActorOptions, robot: Robot, operator: Operator):
-    """The twins' scripted corrector `--correct-after` asks for (robots/sim/corrector.py), or None."""
+    """The twins' scripted corrector `--correct-after` asks for (actor/corrector.py), or None."""
     if not options.correct_after:
         return None
     if options.operator.record_demo or options.policy_file:
         raise ValueError("--correct-after corrects a policy that trains with a learner, not --record-demo or --policy")
-    from robots.sim.corrector import CorrectorConfig, ScriptedCorrector
+    from actor.corrector import CorrectorConfig, ScriptedCorrector
 
     return ScriptedCorrector(robot, operator, CorrectorConfig(options.correct_after, options.correct_for))
 

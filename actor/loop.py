@@ -76,7 +76,7 @@ class ActorLoop:
     films episodes (`actor.videos.EpisodeVideos`). `hold` sees each transition as it is recorded, before
     `submit` gets it (`Sender.hold`: the spool logs it at once). `before_step` (optional) is called with
     (step in the episode, evaluation?) right before each action is chosen: a simulated operator presses its
-    keys there (`robots/sim/corrector.py`).
+    keys there (`actor/corrector.py`).
     """
 
     def __init__(

@@ -9,7 +9,7 @@ it is on, nothing but `release` changes the state.
 Teleop produces a normalised action in [-1, 1]. Terminals send no key-up events, only auto-repeat,
 so a pressed direction stays active for `hold_s` after its last repeat and then falls back to zero:
 letting go of the key stops the robot. A continuous teleop device (a VR controller, a SpaceMouse, or the
-twins' scripted corrector, `robots/sim/corrector.py`) sets a whole action with `set_device_action`; it
+twins' scripted corrector, `actor/corrector.py`) sets a whole action with `set_device_action`; it
 drives under the same rule, and while it is fresh it wins over the keys.
 """
 

@@ -77,7 +77,7 @@ TASKS = {
     "slalom_g1": ("g1_sim", "g1_slalom.npz"),
 }
 # The paper's demo degradations (§5.4), and "corrected": the original demo, with the twins' scripted corrector
-# taking over a training episode the way ALOE's humans do (robots/sim/corrector.py; CORRECTION below).
+# taking over a training episode the way ALOE's humans do (actor/corrector.py; CORRECTION below).
 VARIANTS = ("original", "drop50", "action_noise", "state_noise", "corrected")
 DEMO_VARIANTS = VARIANTS[:4]
 # The corrector takes over once an episode has run 1.5x the demo's length (the policy "timed out" against the

@@ -1,4 +1,4 @@
-"""The twins' scripted corrector (robots/sim/corrector.py) in the real control loop on the LIMO MuJoCo twin."""
+"""The twins' scripted corrector (actor/corrector.py) in the real control loop on the LIMO MuJoCo twin."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from actor.loop import ActorLoop, LoopConfig
 from actor.operator import Operator, OperatorConfig
 from learner.server import LearnerServer
 from robots.fake import FakeRobot
-from robots.sim.corrector import CorrectorConfig, ScriptedCorrector
+from actor.corrector import CorrectorConfig, ScriptedCorrector
 from robots.sim.limo import LimoSim
 from tests.conftest import transitions_by_episode, wait_until
 from tests.integration.test_policy_programs_actor import Store, run_actor
