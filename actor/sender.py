@@ -15,6 +15,11 @@ What a killed actor process loses: with a spool, nothing it recorded. `submit` (
 step the recorder still holds back) append each transition to the spool's transition log before they
 return, and a restarted actor seals the logged transitions no batch holds yet (`actor.spool_log`).
 Without a spool: every transition not yet acked (queued, pending, and in flight).
+
+Episode summaries (the operator's success labels, the rollouts a stage counts) are not numbered batches, but
+a learner restart must not lose them either: each is kept until an ack arrives for a batch sent after it on
+the same connection (which proves it arrived, the link being ordered), and every one still kept is sent again
+after each Welcome. The learner drops the copies it already has, by (actor, episode).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,6 +49,8 @@ from common.transport import (
 from common.types import Transition, pack_transitions
 
 log = logging.getLogger(__name__)
+
+MAX_UNCONFIRMED_SUMMARIES = 10_000  # episodes kept for resending; far beyond any outage a run survives
 
 
 @dataclass
@@ -112,6 +119,8 @@ class Sender:
         self._sent_upto = 0  # every unacked batch up to this seq was sent in this session
         self._pending: list[tuple[int, Transition]] = []  # (tid in the spool's log, or 0; transition)
         self._pending_since = 0.0
+        # [first seq sent after it, summary]: episode summaries not yet proven received, oldest first
+        self._summaries: deque[list] = deque(maxlen=MAX_UNCONFIRMED_SUMMARIES)
         self._next_seq = 1
         self._seq_known = False  # numbering is safe once the learner (or our own spool) said where to start
         self.room = threading.Event()  # set while submit() has room (PauseWhenFull waits on it)
@@ -326,6 +335,7 @@ class Sender:
         self._m["resent"].inc(sum(1 for seq, *_ in self._unacked.after(welcome.acked_seq) if seq <= sent_before))
         self._send(WeightsRequest(have_version=self._have_version()))
         self.connected.set()
+        self._resend_summaries()
         self._send_unsent()
         self._m["connected"].set(1)
         log.info("connected to learner (acked up to batch %d)", welcome.acked_seq)
@@ -335,6 +345,8 @@ class Sender:
         released = self._unacked.ack(seq)
         while self._sent_at and next(iter(self._sent_at)) <= seq:
             self._sent_at.popitem(last=False)
+        while self._summaries and self._summaries[0][0] <= seq:
+            self._summaries.popleft()  # a batch sent after it was received, so it was too
         if self._spool is not None:
             self._spool.ack(seq)
             self._m["spool_depth"].set(self._unacked.transitions)
@@ -359,8 +371,7 @@ class Sender:
             if isinstance(item, EpisodeSummary):
                 self._seal()  # the episode's transitions go first when they can
                 self._send_unsent()
-                if self.connected.is_set():
-                    self._send(item)
+                self._keep_summary(item)
                 continue
             if not self._pending:
                 self._pending_since = time.monotonic()
@@ -403,6 +414,20 @@ class Sender:
         self._unacked.add(seq, keep, len(batch))
         self._m["unacked"].set(self._unacked.transitions)
         return True
+
+    def _keep_summary(self, summary: EpisodeSummary) -> None:
+        """Send an episode's summary now if connected, and keep it until it is proven received."""
+        if len(self._summaries) == self._summaries.maxlen:
+            log.warning("%d episode summaries unconfirmed; the oldest is dropped", len(self._summaries))
+        self._summaries.append([self._sent_upto + 1, summary])
+        if self.connected.is_set():
+            self._send(summary)
+
+    def _resend_summaries(self) -> None:
+        """At a Welcome: send every summary not yet proven received, before any batch of this session."""
+        for kept in self._summaries:
+            kept[0] = self._sent_upto + 1  # batches are sent in order from here on
+            self._send(kept[1])
 
     def _send_unsent(self) -> None:
         """Send sealed batches not yet sent in this session, in order, within the in-flight window."""

@@ -179,8 +179,8 @@ class Learner:
             metrics.LEARNER_REPLAY_SIZE.labels("demo").set(self.replay.demo_size)
 
     def on_episode(self, actor_id: str, summary: EpisodeSummary) -> None:
-        self.stats.add(actor_id, summary, robot=self.server.spec.name)  # every actor shares the spec
-        self.best_policy.observe(summary)
+        if self.stats.add(actor_id, summary, robot=self.server.spec.name):  # every actor shares the spec
+            self.best_policy.observe(summary)
 
     def start_server(self) -> None:
         cfg = self.config

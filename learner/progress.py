@@ -60,6 +60,7 @@ class EpisodeStats:
         self.env_steps = 0  # filled in by the caller from the replay counter
         self._episode_added = threading.Condition(self._lock)
         self._log = None  # episodes.csv, appended as episodes arrive (open_log)
+        self._seen: set[tuple[str, int]] = set()  # (actor, episode): an actor resends what it is unsure of
 
     def open_log(self, path: Path, resume: bool = False) -> None:
         """Append every episode to `path` (episodes.csv) as it arrives, so a learner killed at any moment keeps
@@ -69,6 +70,7 @@ class EpisodeStats:
             if resume and path.exists():
                 with path.open(newline="") as handle:
                     self.points = [_point(row) for row in csv.DictReader(handle)] + self.points
+                self._seen.update((p.actor_id, p.episode) for p in self.points)
                 for p in self.points:
                     self._recent.setdefault((p.actor_id, p.evaluation), deque(maxlen=WINDOW)).append(p.success)
                 self._start = time.monotonic() - (self.points[-1].wall_s if self.points else 0.0)
@@ -84,8 +86,12 @@ class EpisodeStats:
                 self._log.close()
                 self._log = None
 
-    def add(self, actor_id: str, summary: EpisodeSummary, robot: str = "") -> None:
+    def add(self, actor_id: str, summary: EpisodeSummary, robot: str = "") -> bool:
+        """Record a finished episode; False (and nothing recorded) if this actor's episode is already here."""
         with self._lock:
+            if (actor_id, summary.episode) in self._seen:
+                return False
+            self._seen.add((actor_id, summary.episode))
             point = CurvePoint(
                 time.monotonic() - self._start, self.env_steps, actor_id, summary.evaluation,
                 summary.success, summary.steps, summary.policy_version, summary.rl_action_fraction, summary.episode,
@@ -100,6 +106,7 @@ class EpisodeStats:
             mode = "eval" if summary.evaluation else "train"
             metrics.LEARNER_EPISODE_SUCCESS.labels(actor_id, robot, mode).set(sum(recent) / len(recent))
             self._episode_added.notify_all()
+            return True
 
     def success_rate(self, evaluation: bool, last: int = WINDOW, actor_id: str | None = None) -> float | None:
         """Success over the last `last` episodes of that mode (None before the first one)."""

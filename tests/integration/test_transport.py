@@ -11,7 +11,16 @@ import zmq
 from actor.sender import Sender, SenderConfig
 from actor.weights import WeightClient
 from common.codec import decode, encode
-from common.protocol import PROTOCOL_VERSION, Ack, Hello, TransitionBatch, Weights, WeightsRequest, Welcome
+from common.protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    EpisodeSummary,
+    Hello,
+    TransitionBatch,
+    Weights,
+    WeightsRequest,
+    Welcome,
+)
 from common.transport import transitions_endpoint
 from common.types import Transition, pack_transitions
 from learner.algorithms import ALGORITHMS, config_from_overrides, config_to_dict
@@ -303,10 +312,34 @@ def test_a_learner_restarted_without_its_state_gets_the_rest_without_a_gap(port)
         second.close()
 
 
-def bind_when_free(port: int, store: Store) -> LearnerServer | None:
+def test_after_a_learner_restart_only_the_episodes_no_ack_confirmed_are_sent_again(port):
+    """An episode summary is kept until a batch sent after it is acked; a restarted learner gets the ones
+    still kept (and only those: an actor must not resend a whole run's episodes at each reconnect)."""
+    first_episodes, second_episodes = [], []
+    first = LearnerServer("127.0.0.1", port, SPEC, Store(), lambda _a, s: first_episodes.append(s.episode)).start()
+    sender = Sender("127.0.0.1", port, hello("eps"), SenderConfig(batch_size=10, heartbeat_interval_s=0.3)).start()
+    sender.submit(EpisodeSummary(1, 10, 0.0, True, False, "task", -1))
+    for item in transitions(0, 10):
+        sender.submit(item)
+    wait_until(lambda: sender.acked_transitions == 10, what="the batch after episode 1 acked")
+    sender.submit(EpisodeSummary(2, 10, 0.0, True, False, "task", -1))
+    wait_until(lambda: first_episodes == [1, 2], what="both episodes at the first learner")
+    first.close()
+    second = wait_until(lambda: bind_when_free(port, Store(), lambda _a, s: second_episodes.append(s.episode)),
+                        what="the port to be released")  # fmt: skip
+    try:
+        for item in transitions(10, 10):
+            sender.submit(item)
+        assert sender.close(flush_timeout_s=8.0), f"{sender.outstanding()} never acked"
+        assert second_episodes == [2], "episode 1 was proven received; episode 2 was not"
+    finally:
+        second.close()
+
+
+def bind_when_free(port: int, store: Store, on_episode=lambda *_: None) -> LearnerServer | None:
     """A new server on `port`, or None while libzmq is still releasing the previous one's socket."""
     try:
-        return LearnerServer("127.0.0.1", port, SPEC, store).start()
+        return LearnerServer("127.0.0.1", port, SPEC, store, on_episode).start()
     except zmq.ZMQError:
         return None
 

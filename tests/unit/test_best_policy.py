@@ -109,9 +109,10 @@ def test_the_final_evaluation_runs_the_best_version_republished_as_the_newest(tm
         for parameter in learner.loop.algorithm.policy_state_dict().values():
             parameter.add_(1.0)
     learner.loop.publish()  # v2: different weights, and it evaluates worse
+    episode = iter(range(100))
     for version, outcomes in ((1, [True] * 5), (2, [True, False, False, True, False])):
         for success in outcomes:
-            learner.on_episode("a1", EpisodeSummary(0, 10, 0.0, success, True, "task", version))
+            learner.on_episode("a1", EpisodeSummary(next(episode), 10, 0.0, success, True, "task", version))
     chosen = learner._publish_final_policy()
     final = learner.server.published[-1]
     assert final.version == 3, "actors take only newer versions"
