@@ -1,4 +1,4 @@
-"""Fixtures for the fault-injection suite: CURVE key directories."""
+"""Fixtures for the fault-injection suite: CURVE key directories, and no process outliving its test."""
 
 from __future__ import annotations
 
@@ -9,6 +9,15 @@ from zmq.auth import create_certificates
 
 from common.transport import ACTOR_ID_FILE, ACTOR_KEY, LEARNER_KEY, load_actor_security, load_learner_security
 from learner.keys import create_actor_keys, create_learner_keys
+from tests.faults.processes import kill_leftovers
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """A test that fails mid-way leaves its learner running (holding a port and a core for the rest of the
+    suite); kill whatever it started."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture

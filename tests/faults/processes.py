@@ -46,6 +46,18 @@ def learner_command(port: int, run_dir: Path, resume: bool) -> list[str]:
             "--final-eval", "0"]  # fmt: skip
 
 
+STARTED: list[subprocess.Popen] = []  # every process started here (conftest kills what a failed test left)
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every process started here that still runs (a test that failed before stopping its own)."""
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
 class LearnerProcess:
     """A learner subprocess (the real CLI, `learner_command`, unless told otherwise) logging to a file."""
 
@@ -56,6 +68,7 @@ class LearnerProcess:
         self._log = self.log_path.open("w")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        STARTED.append(self.process)
         self.started = time.monotonic()
 
     def wait_listening(self, timeout_s: float = 90.0) -> float:  # torch's import alone takes ~10 s on a busy box
@@ -132,6 +145,7 @@ class ActorProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+        STARTED.append(self.process)
 
     def recorded(self) -> int:
         """Steps the control loop has recorded, from /metrics (0 until it serves). Counted after `record()`
