@@ -105,6 +105,9 @@ def _cli_value(value: object) -> str:
               help="Stop once one policy version's evaluation success reaches this (0: never).")
 @click.option("--stop-window", default=20,
               help="Evaluation episodes of that one version the stop rule needs (at most --eval-episodes).")
+@click.option("--stop-confirm/--no-stop-confirm", default=True,
+              help="Before stopping, evaluate that version again on a fresh block, which must reach the target too "
+                   "(the first of many versions to reach it on one block is partly luck).")
 @click.option("--final-eval", default=20, help="With --local-actor: deterministic episodes evaluated at the end.")
 @click.option("--final-policy", type=click.Choice(["best", "latest"]), default="best",
               help="Which policy the final evaluation runs: the best-evaluated version (best_policy.npz) or the last.")
@@ -126,8 +129,9 @@ def _cli_value(value: object) -> str:
 @click.pass_context
 def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, eval_actor, stop_at_success,
-         stop_window, final_eval, final_policy, video_every, keys, insecure, resume, no_fsync, interventions_to_demo,
-         reward, fleet, launcher, ray_address, max_restarts, actor_cpus, parent_pid, verbose) -> None:  # fmt: skip
+         stop_window, stop_confirm, final_eval, final_policy, video_every, keys, insecure, resume, no_fsync,
+         interventions_to_demo, reward, fleet, launcher, ray_address, max_restarts, actor_cpus, parent_pid,
+         verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
 
     One-machine example:  learner --demo robots/sim/demos/limo_ball_to_goal.npz --local-actor limo_sim
@@ -154,7 +158,7 @@ def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed
             device=device, threads=threads, seed=seed, max_minutes=max_minutes, metrics_port=metrics_port,
             train=TrainConfig(utd, learning_starts, publish_every, checkpoint_every, max_updates),
             local=LocalRunConfig(local_actor, list(actor_args), list(fleet), eval_actor, stop_at_success, stop_window,
-                                 final_eval, final_policy, video_every),
+                                 stop_confirm, final_eval, final_policy, video_every),
             keys=keys, insecure=insecure, resume=bool(resume), replay_fsync=not no_fsync,
             interventions_to_demo=interventions_to_demo, reward=reward,
         )  # fmt: skip

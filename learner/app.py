@@ -34,6 +34,7 @@ from learner.replay.demos import load_demo_columns
 from learner.replay.durable import SegmentJournal, read_spec, restore, set_aside, write_spec
 from learner.server import LearnerServer
 from learner.stages import StageRunner
+from learner.stop_rule import StopRule
 from learner.train_loop import TrainConfig, TrainLoop, select_device
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class LocalRunConfig:
     eval_actor: bool = False  # evaluate in a second local actor beside the training one (which then only trains)
     stop_at_success: float = 0.0  # end training once one policy version's evaluation success reaches this (0: never)
     stop_window: int = 20  # over at least this many evaluation episodes of that version
+    stop_confirm: bool = True  # ... and again on a fresh block of that version before stopping (learner/stop_rule.py)
     final_eval_episodes: int = 20  # deterministic episodes run by a fresh actor after training
     final_policy: str = "best"  # the final evaluation runs the best-evaluated version ("best") or the last ("latest")
     video_every: int = 10  # the evaluator renders the first episode of every Nth evaluation block to video (0: none)
@@ -129,6 +131,8 @@ class Learner:
         self.stages: StageRunner | None = None
         self.server: LearnerServer | None = None
         self.best_policy = BestPolicy(self.run_dir / BEST_POLICY_FILE)
+        local = config.local
+        self.stop_rule = StopRule(self.best_policy, local.stop_at_success, local.stop_window, local.stop_confirm)
         self.launcher = launcher or LocalLauncher(self.run_dir / "logs")
 
     # ---- construction --------------------------------------------------------------------------
@@ -326,7 +330,7 @@ class Learner:
         # One version's own episodes, not the last N across versions: 20 straight successes spread over four
         # versions stopped a run whose chosen policy then scored 70 % (run G, session 3).
         target = cfg.local.stop_at_success
-        reached = target and self.best_policy.reached(target, cfg.local.stop_window)
+        reached = target and self.loop is not None and self.stop_rule.check(self.loop)
         if reached:
             log.info("policy %s reached %.0f%% evaluation success: stopping", reached.describe(), 100 * target)
             self.stop.set()

@@ -16,7 +16,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -138,16 +138,28 @@ class BestPolicy:
             tally.successes += int(summary.success)
             self._choose_best(tally)
 
-    def reached(self, target: float, min_episodes: int) -> Tally | None:
-        """A version still held whose success rate over at least `min_episodes` evaluation episodes is >= target.
+    def reached(self, target: float, min_episodes: int, exclude: set[int] | frozenset = frozenset()) -> Tally | None:
+        """A version still held, not in `exclude`, whose success rate over at least `min_episodes` evaluation
+        episodes is >= target.
 
         A resumed run's saved best does not count: resuming means training on, not stopping at once."""
         with self._lock:
             for tally in self._tallies.values():
                 enough = tally is not self._loaded and tally.episodes >= min_episodes
-                if enough and tally.successes >= target * tally.episodes:
+                if enough and tally.version not in exclude and tally.successes >= target * tally.episodes:
                     return tally
         return None
+
+    def tally_of(self, version: int) -> Tally | None:
+        """A copy of `version`'s evaluation tally (None before its first evaluation episode)."""
+        with self._lock:
+            tally = self._tallies.get(version)
+            return None if tally is None else replace(tally)
+
+    def weights_of(self, version: int) -> Weights | None:
+        """`version`'s weights while they are still held."""
+        with self._lock:
+            return self._recent.get(version)
 
     def _choose_best(self, changed: Tally) -> None:
         # Only versions whose weights we still hold can become the best.

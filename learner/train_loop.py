@@ -74,6 +74,7 @@ class TrainLoop:
         self.updates = 0  # online updates (what the update-to-data cap and --max-updates count)
         self.offline_updates = 0  # updates of offline stages
         self.policy_version = 0
+        self.hold_publication = False  # the stop rule holds the periodic publications while it confirms a version
         self.last_metrics: dict[str, float] = {}
         self.received = 0  # online transitions received (not capped by the replay capacity)
         self.data_arrived = threading.Event()
@@ -107,7 +108,7 @@ class TrainLoop:
         self.last_metrics.update(self.diagnostics.measure(self.algorithm, batch, self.last_metrics))
         metrics.LEARNER_UPDATES.inc()
         self.updates += 1
-        if self.updates == 1 or self.updates % self.config.publish_every == 0:
+        if (self.updates == 1 or self.updates % self.config.publish_every == 0) and not self.hold_publication:
             self.publish()
         if self.config.checkpoint_every and self.updates % self.config.checkpoint_every == 0:
             self._checkpoint(self)

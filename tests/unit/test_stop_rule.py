@@ -1,0 +1,77 @@
+"""The local run's stop rule confirms a version at the target on a fresh block before it stops the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from replay_world import SPEC, Row, to_columns
+
+from common.protocol import EpisodeSummary
+from learner.algorithms import make_algorithm
+from learner.best_policy import BestPolicy
+from learner.replay import ReplayBuffer
+from learner.stop_rule import StopRule
+from learner.train_loop import TrainConfig, TrainLoop
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def training(tmp_path) -> tuple[TrainLoop, BestPolicy, list]:
+    """A SAC loop publishing after every update to `published` and to the best-policy record, as the learner does."""
+    best, published = BestPolicy(tmp_path / "best.npz"), []
+
+    def on_publish(weights) -> None:
+        published.append(weights)
+        best.remember(weights)
+
+    algorithm = make_algorithm("sac", SPEC, {"batch_size": "8", "hidden_dims": "16,16"}, seed=0)
+    replay = ReplayBuffer(SPEC, 100, gamma=0.99)
+    loop = TrainLoop(algorithm, "sac", {}, replay, on_publish, TrainConfig(learning_starts=4, publish_every=1))
+    replay.add_online(to_columns([Row("a", 0, step, 0.0, step == 49, False, False) for step in range(50)], 0), "a")
+    loop.note_received(50)
+    return loop, best, published
+
+
+def evaluate(best: BestPolicy, version: int, successes: int, failures: int = 0) -> None:
+    for index, success in enumerate([True] * successes + [False] * failures):
+        best.observe(EpisodeSummary(index, 10, 0.0, success, True, "task", version))
+
+
+def test_a_version_at_the_target_stops_the_run_only_after_a_fresh_block_of_it_reaches_it_too(tmp_path):
+    loop, best, published = training(tmp_path)
+    rule = StopRule(best, target=1.0, window=20)
+    assert loop.step() and published[-1].version == 1
+    evaluate(best, 1, 20)
+    assert rule.check(loop) is None, "one lucky block does not stop the run"
+    confirmation = published[-1]
+    assert confirmation.version == 2 and confirmation.tensors.keys() == published[0].tensors.keys()
+    assert all(np.array_equal(confirmation.tensors[k], published[0].tensors[k]) for k in confirmation.tensors)
+    assert loop.step() and loop.step() and published[-1] is confirmation, "nothing newer while v2 is evaluated"
+    evaluate(best, 2, 19)
+    assert rule.check(loop) is None, "the fresh block is not complete"
+    evaluate(best, 2, 1)
+    stopped = rule.check(loop)
+    assert (stopped.version, stopped.successes, stopped.episodes) == (2, 20, 20)
+    assert loop.step() and published[-1].version == 3, "publication goes on"
+
+
+def test_a_version_that_does_not_hold_up_never_stops_the_run_and_training_publishes_again(tmp_path):
+    loop, best, published = training(tmp_path)
+    rule = StopRule(best, target=1.0, window=20)
+    loop.step()
+    evaluate(best, 1, 20)
+    rule.check(loop)
+    evaluate(best, 2, 16, failures=4)  # a stopped-on 20/20 scored so on its final evaluation
+    assert rule.check(loop) is None and not loop.hold_publication
+    assert rule.check(loop) is None and published[-1].version == 2, "v1's lucky block is not confirmed again"
+    assert loop.step() and published[-1].version == 3
+    evaluate(best, 3, 20)
+    assert rule.check(loop) is None and published[-1].version == 4, "a later version is confirmed in its turn"
+
+
+def test_without_confirmation_the_first_version_at_the_target_stops_the_run(tmp_path):
+    loop, best, published = training(tmp_path)
+    loop.step()
+    evaluate(best, 1, 20)
+    assert StopRule(best, target=1.0, window=20, confirm=False).check(loop).version == 1
+    assert len(published) == 1 and not loop.hold_publication
