@@ -16,7 +16,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ class Tally:
     version: int
     successes: int = 0
     episodes: int = 0
+    outcomes: list[bool] = field(default_factory=list, repr=False)  # in arrival order (the stop rule's first block)
 
     @property
     def lower_bound(self) -> float:
@@ -136,6 +137,7 @@ class BestPolicy:
             tally = self._tallies.setdefault(version, Tally(version))
             tally.episodes += 1
             tally.successes += int(summary.success)
+            tally.outcomes.append(summary.success)
             self._choose_best(tally)
 
     def reached(self, target: float, min_episodes: int, exclude: set[int] | frozenset = frozenset()) -> Tally | None:
@@ -150,11 +152,11 @@ class BestPolicy:
                     return tally
         return None
 
-    def tally_of(self, version: int) -> Tally | None:
-        """A copy of `version`'s evaluation tally (None before its first evaluation episode)."""
+    def outcomes_of(self, version: int) -> list[bool]:
+        """`version`'s evaluation successes in the order they arrived (empty before the first)."""
         with self._lock:
             tally = self._tallies.get(version)
-            return None if tally is None else replace(tally)
+            return list(tally.outcomes) if tally is not None else []
 
     def weights_of(self, version: int) -> Weights | None:
         """`version`'s weights while they are still held."""

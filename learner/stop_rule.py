@@ -61,9 +61,11 @@ class StopRule:
 
     def _confirmation(self, loop: Publisher) -> Tally | None:
         candidate, confirmation = self.confirming
-        tally = self.best_policy.tally_of(confirmation)
-        if tally is None or tally.episodes < self.window:
+        # Its first block only: the evaluator may start another one on it before this check runs.
+        block = self.best_policy.outcomes_of(confirmation)[: self.window]
+        if len(block) < self.window:
             return None
+        tally = Tally(confirmation, sum(block), len(block))
         loop.hold_publication = False
         self.confirming = None
         if tally.successes >= self.target * tally.episodes:

@@ -55,6 +55,16 @@ def test_a_version_at_the_target_stops_the_run_only_after_a_fresh_block_of_it_re
     assert loop.step() and published[-1].version == 3, "publication goes on"
 
 
+def test_only_the_first_fresh_block_decides_though_the_evaluator_may_start_another_on_the_held_version(tmp_path):
+    loop, best, _ = training(tmp_path)
+    rule = StopRule(best, target=1.0, window=20)
+    loop.step()
+    evaluate(best, 1, 20)
+    rule.check(loop)
+    evaluate(best, 2, 20, failures=1)  # the next block's first episode arrived before the once-a-second check
+    assert rule.check(loop).version == 2
+
+
 def test_a_version_that_does_not_hold_up_never_stops_the_run_and_training_publishes_again(tmp_path):
     loop, best, published = training(tmp_path)
     rule = StopRule(best, target=1.0, window=20)
