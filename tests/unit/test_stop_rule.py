@@ -37,6 +37,16 @@ def evaluate(best: BestPolicy, version: int, successes: int, failures: int = 0) 
         best.observe(EpisodeSummary(index, 10, 0.0, success, True, "task", version))
 
 
+def confirming_v1(tmp_path) -> tuple[TrainLoop, BestPolicy, list, StopRule]:
+    """Training where v1 has scored 20/20 and the rule has republished it as v2 to confirm it."""
+    loop, best, published = training(tmp_path)
+    rule = StopRule(best, target=1.0, window=20)
+    loop.step()
+    evaluate(best, 1, 20)
+    assert rule.check(loop) is None and rule.confirming == (1, 2)
+    return loop, best, published, rule
+
+
 def test_a_version_at_the_target_stops_the_run_only_after_a_fresh_block_of_it_reaches_it_too(tmp_path):
     loop, best, published = training(tmp_path)
     rule = StopRule(best, target=1.0, window=20)
@@ -56,21 +66,13 @@ def test_a_version_at_the_target_stops_the_run_only_after_a_fresh_block_of_it_re
 
 
 def test_only_the_first_fresh_block_decides_though_the_evaluator_may_start_another_on_the_held_version(tmp_path):
-    loop, best, _ = training(tmp_path)
-    rule = StopRule(best, target=1.0, window=20)
-    loop.step()
-    evaluate(best, 1, 20)
-    rule.check(loop)
+    loop, best, _, rule = confirming_v1(tmp_path)
     evaluate(best, 2, 20, failures=1)  # the next block's first episode arrived before the once-a-second check
     assert rule.check(loop).version == 2
 
 
 def test_a_version_that_does_not_hold_up_never_stops_the_run_and_training_publishes_again(tmp_path):
-    loop, best, published = training(tmp_path)
-    rule = StopRule(best, target=1.0, window=20)
-    loop.step()
-    evaluate(best, 1, 20)
-    rule.check(loop)
+    loop, best, published, rule = confirming_v1(tmp_path)
     evaluate(best, 2, 16, failures=4)  # a stopped-on 20/20 scored so on its final evaluation
     assert rule.check(loop) is None and not loop.hold_publication
     assert rule.check(loop) is None and published[-1].version == 2, "v1's lucky block is not confirmed again"
