@@ -330,7 +330,9 @@ class Learner:
         # One version's own episodes, not the last N across versions: 20 straight successes spread over four
         # versions stopped a run whose chosen policy then scored 70 % (run G, session 3).
         target = cfg.local.stop_at_success
-        reached = target and self.loop is not None and self.stop_rule.check(self.loop)
+        # Only once online training runs: a version republished for confirmation in a rollouts stage would never
+        # count as that stage's rollouts, and the stage would wait for them forever.
+        reached = target and self.loop is not None and self.stages.online_started() and self.stop_rule.check(self.loop)
         if reached:
             log.info("policy %s reached %.0f%% evaluation success: stopping", reached.describe(), 100 * target)
             self.stop.set()

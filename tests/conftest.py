@@ -74,3 +74,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)
+
+
+class RecordingServer:
+    """The learner's server reduced to what `Learner.build` and publishing need: it keeps what is published."""
+
+    def __init__(self) -> None:
+        from robots.fake import FakeRobot  # here, so importing conftest stays light
+
+        self.spec = FakeRobot().spec
+        self.published: list = []
+
+    def publish(self, weights) -> None:
+        self.published.append(weights)

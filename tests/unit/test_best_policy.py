@@ -14,6 +14,7 @@ from common.protocol import EpisodeSummary, Weights
 from learner.app import Learner, LearnerConfig, LocalRunConfig
 from learner.best_policy import BestPolicy, Tally, load_weights, save_weights, saved_spec
 from robots.fake import FakeRobot
+from tests.conftest import RecordingServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,23 +88,13 @@ def test_a_resumed_run_keeps_its_saved_best_against_a_worse_newcomer(tmp_path):
     assert load_weights(tmp_path / "best.npz")[0].version == 3
 
 
-class _Server:
-    spec = FakeRobot().spec
-
-    def __init__(self) -> None:
-        self.published: list[Weights] = []
-
-    def publish(self, published: Weights) -> None:
-        self.published.append(published)
-
-
 @pytest.mark.parametrize("final_policy", ["best", "latest"])
 def test_the_final_evaluation_runs_the_best_version_republished_as_the_newest(tmp_path, final_policy):
     config = LearnerConfig(algo="sac", overrides={"hidden_dims": "16,16"}, run_dir=str(tmp_path), device="cpu",
                            metrics_port=0, local=LocalRunConfig(final_policy=final_policy))  # fmt: skip
     learner = Learner(config)
-    learner.server = _Server()
-    learner.build(_Server.spec)
+    learner.server = RecordingServer()
+    learner.build(learner.server.spec)
     learner.loop.publish()  # v1
     with torch.no_grad():
         for parameter in learner.loop.algorithm.policy_state_dict().values():

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from replay_world import SPEC, Row, to_columns
 
 from common.protocol import EpisodeSummary
 from learner.algorithms import make_algorithm
+from learner.app import Learner, LearnerConfig, LocalRunConfig
 from learner.best_policy import BestPolicy
 from learner.replay import ReplayBuffer
 from learner.stop_rule import StopRule
 from learner.train_loop import TrainConfig, TrainLoop
+from tests.conftest import RecordingServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,3 +91,21 @@ def test_without_confirmation_the_first_version_at_the_target_stops_the_run(tmp_
     evaluate(best, 1, 20)
     assert StopRule(best, target=1.0, window=20, confirm=False).check(loop).version == 1
     assert len(published) == 1 and not loop.hold_publication
+
+
+@pytest.mark.parametrize("algo, confirms", [("sac", True), ("q2rl", False)])
+def test_the_learner_confirms_only_once_online_training_runs(tmp_path, algo, confirms):
+    """Q2RL starts with a BC stage and a rollouts stage: a version republished there would never count as the
+    stage's rollouts (they must act with the stage's own version), so the rule waits for the online stage."""
+    config = LearnerConfig(algo=algo, overrides={"hidden_dims": "16,16"}, run_dir=str(tmp_path), device="cpu",
+                           metrics_port=0, local=LocalRunConfig(stop_at_success=1.0))  # fmt: skip
+    learner = Learner(config)
+    learner.server = RecordingServer()
+    learner.build(learner.server.spec)
+    learner.loop.publish()
+    for index in range(20):
+        learner.on_episode("eval", EpisodeSummary(index, 10, 0.0, True, True, "task", 1))
+    learner._check_stop(time.monotonic(), [])
+    assert not learner.stop.is_set()
+    assert len(learner.server.published) == (2 if confirms else 1)
+
