@@ -77,7 +77,8 @@ class Q2RLConfig(ActorCriticConfig):
     bc_updates: int = 25000
     """BC likelihood updates on the demo (stage "bc"): Table I trains Can-State's BC for 250 robomimic epochs of
     100 steps (Lift 350, Square 1000). At 2000, the offline baselines' count, the Go2 slalom BC mode succeeded in
-    0, 65 and 15 % of 20 episodes by seed; at 10k 85/80/60 %; at 25k 80/90 % (2026-12-06, README)."""
+    0, 65 and 15 % of 20 episodes by seed; at 10k in 85/80/60 %, at 25k in 80/90/60 %
+    (benchmarks/results/2026-12-06/seed_systems/README.md)."""
     bc_lr: float = 1e-4
     """Adam learning rate of the BC policy: robomimic's BC default (the paper trains BC with robomimic)."""
     bc_rollouts: int = 50
