@@ -98,6 +98,10 @@ COMPARISON_UTD = 2.0  # updates per training env step: the learner's --utd and t
 # slow one would otherwise be evaluated ~8x as often per update: a finer curve and more chances at a lucky
 # 20/20). 20 points over the budget; a LIMO block lasts 12-50 s, i.e. 1-4k updates of a data-bound learner.
 COMPARISON_EVAL_EVERY = COMPARISON_UPDATES // 20
+# A capped run a session's end kills resumes from its last checkpoint; its replay keeps every env step, so the
+# updates since that checkpoint are made again on extra env steps (at the learner's 5000: runs ended with
+# 22.1-22.6k env steps instead of 20.3k). Every 1000 keeps the excess to a few hundred.
+COMPARISON_CHECKPOINT_EVERY = 1000
 # RLPD's own UTD is 20 critic steps per env step (one `update` = one block of `utd` critic steps and one actor
 # step). Matched on updates AND env steps, every algorithm gets the same R critic steps per env step, so RLPD
 # runs here with one critic step per block (its ensemble of 10, target subset of 2, LayerNorm critics and
@@ -271,7 +275,7 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
     ]  # fmt: skip
     if profile.max_updates:  # lockstep: R updates per training env step; evaluation measures, it does not feed
         args += ["--max-updates", str(profile.max_updates), f"--actor-arg=--pace-utd={profile.utd:g}",
-                 "--actor-arg=--no-eval-data"]  # fmt: skip
+                 "--actor-arg=--no-eval-data", "--checkpoint-every", str(COMPARISON_CHECKPOINT_EVERY)]  # fmt: skip
     if profile.eval_every_updates:
         args.append(f"--actor-arg=--eval-every-updates={profile.eval_every_updates}")
     if images:

@@ -38,10 +38,11 @@ def test_an_algorithm_registered_later_joins_the_comparison(monkeypatch):
 def test_a_comparison_run_is_capped_by_updates_paced_and_not_stopped_at_100_percent(tmp_path):
     run = one_demo.plan(COMPARISON)[0]
     args = one_demo.command(run, Path("demo.npz"), tmp_path, COMPARISON.minutes, False, COMPARISON)
-    flags = ("--max-updates", "--utd", "--stop-at-success", "--final-eval", "--final-policy")
+    flags = ("--max-updates", "--utd", "--stop-at-success", "--final-eval", "--final-policy", "--checkpoint-every")
     value = {flag: args[args.index(flag) + 1] for flag in flags}
     assert value == {"--max-updates": str(one_demo.COMPARISON_UPDATES), "--utd": "2", "--stop-at-success": "0",
-                     "--final-eval": "20", "--final-policy": "latest"}  # the final success is the last policy's
+                     "--final-eval": "20", "--final-policy": "latest",  # the final success is the last policy's
+                     "--checkpoint-every": "1000"}  # a resumed run repeats at most 1000 updates on new env steps
     assert "--actor-arg=--pace-utd=2" in args and "--actor-arg=--no-eval-data" in args
     assert "--actor-arg=--eval-every-updates=2000" in args, "every algorithm evaluated on the same update grid"
     quick = one_demo.command(run, Path("demo.npz"), tmp_path, 8, False, one_demo.PROFILES["quick"])
