@@ -74,11 +74,10 @@ class Q2RLConfig(ActorCriticConfig):
     """A saved one-step tanh-Gaussian policy file (e.g. best_policy.npz) used as pi_BC; empty: train one on --demo."""
     bc_hidden_dims: tuple[int, ...] = (256, 256)
     """BC policy widths; 256x256 is every other algorithm's actor here, so their saved policies load as pi_BC."""
+    # At 2000, the offline baselines' count, the Go2 slalom BC mode succeeded in 0, 65 and 15 % of 20 episodes by
+    # seed; at 10k in 85/80/60 %, at 25k in 80/90/60 % (benchmarks/results/2026-12-06/seed_systems/README.md).
     bc_updates: int = 25000
-    """BC likelihood updates on the demo (stage "bc"): Table I trains Can-State's BC for 250 robomimic epochs of
-    100 steps (Lift 350, Square 1000). At 2000, the offline baselines' count, the Go2 slalom BC mode succeeded in
-    0, 65 and 15 % of 20 episodes by seed; at 10k in 85/80/60 %, at 25k in 80/90/60 %
-    (benchmarks/results/2026-12-06/seed_systems/README.md)."""
+    """BC likelihood updates on the demo (stage "bc"): Table I, Can-State's 250 robomimic epochs of 100 steps."""
     bc_lr: float = 1e-4
     """Adam learning rate of the BC policy: robomimic's BC default (the paper trains BC with robomimic)."""
     bc_rollouts: int = 50
