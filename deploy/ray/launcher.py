@@ -91,7 +91,6 @@ class RayLauncher:
         """Place the learner host; returns its info (node, IP, pids) once the learner process started."""
         self.learner = ray.remote(LearnerHost).options(
             name=f"{self.run_id}/learner", num_cpus=1, num_gpus=placement.num_gpus, max_restarts=self.max_restarts,
-            max_task_retries=self.max_restarts,
             scheduling_strategy=NodeAffinitySchedulingStrategy(placement.node_id, soft=False),
         ).remote(argv, run_dir, port, actor_ids, resume)  # fmt: skip
         return ray.get(self.learner.info.remote(), timeout=CALL_TIMEOUT_S * 5)
@@ -101,7 +100,7 @@ class RayLauncher:
         keys = ray.get(self.learner.actor_keys.remote(process.actor_id), timeout=CALL_TIMEOUT_S)
         host = ray.remote(ActorHost).options(
             name=f"{self.run_id}/{process.actor_id}", num_cpus=self.actor_cpus, max_restarts=self.max_restarts,
-            max_task_retries=self.max_restarts, scheduling_strategy="SPREAD",
+            scheduling_strategy="SPREAD",
         ).remote(process, learner_address, keys, self.node_dir)  # fmt: skip
         return RayActorHandle(process.actor_id, host)
 
@@ -126,11 +125,7 @@ class RayLauncher:
 
 
 def _info(host) -> dict | None:
-    """A host's info, None while it is being restarted (or too busy to answer in time).
-
-    Hosts are created with `max_task_retries`: a call in flight when the host's node dies is retried on the
-    restarted host instead of failing with ActorDiedError, which only a host Ray gave up on raises (CI saw an
-    info() call sent just before a worker node stopped fail although Ray restarted the host on the head)."""
+    """A host's info, None while it is being restarted (or too busy to answer in time)."""
     try:
         return ray.get(host.info.remote(), timeout=CALL_TIMEOUT_S)
     except (ActorUnavailableError, GetTimeoutError):
