@@ -103,7 +103,7 @@ def test_an_actor_joining_a_learner_that_has_trained_resumes_lockstep_instead_of
         start = 400 // RATIO  # where its count began
         learner_updates[0] = 440
         wait_until(lambda: actor.pacer.learner_updates == 440 and actor.pacer.waiting and actor.pacer.ahead()
-                   and actor.stored() == actor.pacer.sent - start, 30, what="the actor waiting at 440 updates")  # fmt: skip
+                   and actor.stored() == actor.pacer.sent - start, 30, what="the actor at 440 updates")  # fmt: skip
         assert (440 + SLACK) / RATIO - start <= actor.stored() <= allowed(440) - start, "20 more steps, no further"
     finally:
         actor.close()
