@@ -39,7 +39,7 @@ class StopRule:
     window: int
     confirm: bool = True  # False: stop at the first version that reaches the target (selection-biased)
     confirming: tuple[int, int] | None = None  # (candidate version, the version it is confirmed as)
-    refuted: set[int] = field(default_factory=set)  # versions that reached the target and then failed to confirm
+    refuted: set[int] = field(default_factory=set)  # versions that no longer count: failed to confirm, or weights gone
 
     def check(self, loop: Publisher) -> Tally | None:
         """Called between updates; the tally to stop on, or None to train on."""
