@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import free_port_pair
+from common.ports import free_port_pair
 from tests.faults.processes import LearnerProcess, audit_episodes, journal_columns, kill_actor_repeatedly, life_ranges
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from actor.sender import Sender, SenderConfig
 from common.timing import RateLimiter
-from tests.conftest import free_port_pair
+from common.ports import free_port_pair
 from tests.faults.processes import (
     LearnerProcess,
     audit_episodes,

@@ -49,7 +49,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -57,6 +56,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.comparison_report import write_comparison
+from common.ports import free_port_pair
 
 from benchmarks.one_demo_report import (  # noqa: F401  (re-exported)
     RunResult,
@@ -213,33 +213,6 @@ def check_overrides(runs: list[RunSpec]) -> None:
             raise SystemExit(f"{run.name}: {error}") from None
 
 
-_handed_out: set[int] = set()  # ports given to runs of this process (parallel runs must not share one)
-_port_lock = threading.Lock()
-
-
-def free_port() -> int:
-    """A loopback port P with P + 1 (the weights port) free as well, not yet given to another run."""
-    with _port_lock:
-        port = _free_port_pair(exclude=_handed_out)
-        _handed_out.update((port, port + 1))
-        return port
-
-
-def _free_port_pair(exclude: set[int]) -> int:
-    for _ in range(200):
-        with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            if port in exclude or port + 1 in exclude:
-                continue
-            try:
-                second.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port pair found")
-
-
 def bundled_demo(task: str, images: bool) -> Path:
     """The task's bundled demonstration; image runs use its 64x64 camera recording."""
     name = TASKS[task][1]
@@ -265,7 +238,7 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
     robot = TASKS[run.task][0]
     args = [
         sys.executable, "-m", "learner", "--algo", run.algo, "--demo", str(demo), "--run-dir", str(run_dir),
-        "--seed", str(run.seed), "--port", str(free_port()), "--metrics-port", "0", "--threads", "1",
+        "--seed", str(run.seed), "--port", str(free_port_pair()), "--metrics-port", "0", "--threads", "1",
         "--utd", f"{profile.utd:g}", "--max-minutes", str(minutes),
         "--stop-at-success", "1.0" if profile.stop_at_success else "0",
         "--stop-window", str(EVAL_EPISODES), "--final-eval", str(profile.final_eval), "--final-policy", "latest",

@@ -28,6 +28,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.ports import free_port_pair
 HEAD, WORKER = "tandem_head", "tandem_worker"  # each node's own custom resource
 RECEIVED = "tandem_learner_transitions_received_total"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -140,23 +141,6 @@ def kill_strays(marker: str) -> list[str]:
 
 
 # ---- ports and metrics --------------------------------------------------------------------------
-def free_port_pair() -> int:
-    """A port P with P and P+1 free on every interface right now (a learner binds both)."""
-    for _ in range(200):
-        with socket.socket() as first:
-            first.bind(("", 0))
-            port = first.getsockname()[1]
-            if port >= 65534:
-                continue
-            with socket.socket() as second:
-                try:
-                    second.bind(("", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free port pair found")
-
-
 def node_ip() -> str:
     """This machine's non-loopback address, as Ray finds it (where a Ray-placed learner is reached)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:

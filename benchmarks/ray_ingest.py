@@ -43,12 +43,12 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common.ports import free_port_pair
 from benchmarks.ray_common import (
     BenchCluster,
     Progress,
     cpu_seconds,
     descendants,
-    free_port_pair,
     header_lines,
     machine_busy,
     make_scratch,

@@ -37,13 +37,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common.ports import free_port_pair
 from benchmarks.ray_common import (
     BenchCluster,
     Progress,
     command_of,
     cpu_seconds,
     descendants,
-    free_port_pair,
     header_lines,
     machine_busy,
     make_scratch,

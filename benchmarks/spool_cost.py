@@ -30,7 +30,7 @@ from common.protocol import Hello
 from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec
 from common.timing import RateLimiter
 from learner.server import LearnerServer
-from tests.conftest import free_port_pair
+from common.ports import free_port_pair
 
 
 def robot_spec(image: bool) -> RobotSpec:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import numpy as np
 import zmq
 
+from common.ports import free_port_pair
 from benchmarks.transport_payload import (
     ACK,
     ACTION_DIM,
@@ -23,22 +23,6 @@ from benchmarks.transport_payload import (
     make_transition,
     weight_tensors,
 )
-
-def free_port_pair() -> int:
-    """A port P such that P and P+1 are both free on loopback right now (LearnerServer binds both)."""
-    for _ in range(200):
-        with socket.socket() as first:
-            first.bind((HOST, 0))
-            port = first.getsockname()[1]
-            if port >= 65534:
-                continue
-            with socket.socket() as second:
-                try:
-                    second.bind((HOST, port + 1))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free port pair found")
 
 
 def start_learner_server(spec, store):

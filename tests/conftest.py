@@ -1,33 +1,17 @@
-"""Shared fixtures: free ports, polling with a deadline (never sleeping to synchronise), metric reads."""
+"""Shared fixtures: a free port pair, polling with a deadline (never sleeping to synchronise), metric reads."""
 
 from __future__ import annotations
 
 import os
-import socket
 import time
 from typing import Callable
 
 import pytest
 from prometheus_client import REGISTRY
 
+from common.ports import free_port_pair
+
 os.environ.setdefault("MUJOCO_GL", "egl")
-
-
-def free_port_pair() -> int:
-    """A port P such that P and P+1 are both free on loopback right now."""
-    for _ in range(200):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            if port >= 65534:
-                continue
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free port pair found")
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float = 10.0, what: str = "condition") -> object:

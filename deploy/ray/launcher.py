@@ -22,6 +22,7 @@ from learner.launch import ActorProcess
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 60.0  # a host's answer to a small call (a restarting host answers once it is back)
+INFO_RETRIES = 3  # info() calls lost to a host's restart that are sent again (each restart loses at most one)
 
 
 @dataclass
@@ -126,7 +127,10 @@ class RayLauncher:
 
 def _info(host) -> dict | None:
     """A host's info, None while it is being restarted (or too busy to answer in time)."""
+    # info() is idempotent, so it may be retried across a restart: a call in flight when the host's process or
+    # node died is then answered by the restarted host instead of failing with ActorDiedError (seen in CI when a
+    # worker node stopped). A host Ray gave up on fails every call at once, retries or not.
     try:
-        return ray.get(host.info.remote(), timeout=CALL_TIMEOUT_S)
+        return ray.get(host.info.options(max_task_retries=INFO_RETRIES).remote(), timeout=CALL_TIMEOUT_S)
     except (ActorUnavailableError, GetTimeoutError):
         return None

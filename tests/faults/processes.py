@@ -21,7 +21,8 @@ from common.protocol import Hello
 from common.types import Transition
 from learner.replay.durable import read_journal
 from robots.fake import FakeRobot
-from tests.conftest import free_port_pair, wait_until
+from common.ports import free_port_pair
+from tests.conftest import wait_until
 
 SPEC = FakeRobot().spec  # the same spec as tests/integration/test_transport.py, without importing torch
 

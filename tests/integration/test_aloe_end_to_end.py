@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port_pair
+from common.ports import free_port_pair
 from tests.faults.processes import ROOT
 from tests.stage_fixture import write_fake_demo
 

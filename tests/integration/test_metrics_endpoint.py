@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actor.sender import Sender
 from common import metrics
 from learner.server import LearnerServer
-from tests.conftest import free_port_pair
+from common.ports import free_port_pair
 from tests.integration.test_transport import SPEC, Store, hello, transitions
 
 pytestmark = pytest.mark.timeout(60)

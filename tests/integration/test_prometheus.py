@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.render_panels import KEY_PANELS, dashboard_panels, promql, query, render
-from tests.conftest import free_port_pair, wait_until
+from common.ports import free_port_pair
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.timeout(150)
 PROMETHEUS = shutil.which("prometheus")

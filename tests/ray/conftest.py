@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port_pair
+from common.ports import free_port_pair
 
 HEAD, WORKER = "tandem_head", "tandem_worker"  # each node's own custom resource
 

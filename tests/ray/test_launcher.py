@@ -19,7 +19,8 @@ import pytest
 
 from learner.launch import fleet_processes
 from learner.replay.durable import read_journal
-from tests.conftest import free_port_pair, wait_until
+from common.ports import free_port_pair
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 FLEET = 8
@@ -97,11 +98,13 @@ def test_an_actor_killed_on_the_worker_node_is_restarted_by_ray_and_continues(fl
 def test_a_killed_learner_comes_back_resumed_and_the_actors_reconnect(fleet):
     launcher = fleet["launcher"]
     before = wait_until(launcher.learner_info, timeout_s=120, what="the learner's host to answer")
-    seen = {handle.actor_id: acked(handle) for handle in fleet["handles"]}
     os.kill(before["pid"], signal.SIGKILL)
     info = wait_until(lambda: (i := launcher.learner_info()) and i["starts"] == before["starts"] + 1 and i,
                       timeout_s=120, what="Ray to restart the learner's host")  # fmt: skip
     assert info["node_id"] == before["node_id"], "the learner must come back on its run directory's node"
+    # Read only now: an ack the killed learner sent just before it died may reach an actor after the kill;
+    # the restarted host ended its predecessor first, so every ack from here on is the resumed learner's.
+    seen = {handle.actor_id: acked(handle) for handle in fleet["handles"]}
     for handle in fleet["handles"]:
         wait_until(lambda h=handle: acked(h) > seen[h.actor_id], timeout_s=120,
                    what=f"{handle.actor_id} to reconnect and get acks from the resumed learner")  # fmt: skip

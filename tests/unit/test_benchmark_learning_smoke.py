@@ -51,12 +51,6 @@ def test_a_file_valued_override_names_its_run_by_the_files_stem_not_its_path():
     assert run.name == "ball_to_goal_csil_pp_original_s0_base_policyaloe_bc_x1-2"
 
 
-def test_parallel_runs_never_get_the_same_ports():
-    ports = [one_demo.free_port() for _ in range(50)]  # each run binds P and P + 1
-    taken = ports + [p + 1 for p in ports]
-    assert len(set(taken)) == len(taken)
-
-
 def test_a_degraded_variant_run_trains_on_its_own_degraded_copy_of_the_demo(tmp_path):
     from common.episodes import load_episodes
 
