@@ -51,6 +51,7 @@ from common.types import Transition, pack_transitions
 log = logging.getLogger(__name__)
 
 MAX_UNCONFIRMED_SUMMARIES = 10_000  # episodes kept for resending; far beyond any outage a run survives
+SUMMARY_DROP_WARN_EVERY = 1000  # a long outage past that drops one summary per episode: warn, but not each time
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Sender:
         self._pending_since = 0.0
         # [first seq sent after it, summary]: episode summaries not yet proven received, oldest first
         self._summaries: deque[list] = deque(maxlen=MAX_UNCONFIRMED_SUMMARIES)
+        self._summaries_dropped = 0
         self._next_seq = 1
         self._seq_known = False  # numbering is safe once the learner (or our own spool) said where to start
         self.room = threading.Event()  # set while submit() has room (PauseWhenFull waits on it)
@@ -418,7 +420,10 @@ class Sender:
     def _keep_summary(self, summary: EpisodeSummary) -> None:
         """Send an episode's summary now if connected, and keep it until it is proven received."""
         if len(self._summaries) == self._summaries.maxlen:
-            log.warning("%d episode summaries unconfirmed; the oldest is dropped", len(self._summaries))
+            self._summaries_dropped += 1
+            if self._summaries_dropped % SUMMARY_DROP_WARN_EVERY == 1:  # the first, then one line per thousand
+                log.warning("%d episode summaries unconfirmed; the oldest is dropped (%d dropped so far)",
+                            len(self._summaries), self._summaries_dropped)  # fmt: skip
         self._summaries.append([self._sent_upto + 1, summary])
         if self.connected.is_set():
             self._send(summary)

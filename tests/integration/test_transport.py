@@ -336,6 +336,29 @@ def test_after_a_learner_restart_only_the_episodes_no_ack_confirmed_are_sent_aga
         second.close()
 
 
+def test_a_long_outage_warns_about_dropped_summaries_once_per_thousand_not_per_episode(port, monkeypatch, caplog):
+    """With no learner, summaries past the kept maximum drop the oldest: one warning line for the first drop and
+    one per thousand after, each with the running count (not a line per episode for the rest of the outage)."""
+    import actor.sender
+
+    monkeypatch.setattr(actor.sender, "MAX_UNCONFIRMED_SUMMARIES", 5)
+    sender = Sender("127.0.0.1", port, hello("outage"), SenderConfig(batch_size=10)).start()  # nobody listens
+    try:
+        with caplog.at_level("WARNING", logger="actor.sender"):
+            for episode in range(5 + 1001):  # 1001 drops: the 1st and the 1001st are warned
+                while not sender.submit(EpisodeSummary(episode, 10, 0.0, True, False, "task", -1)):
+                    sender.room.wait(1.0)
+            wait_until(lambda: any("(1001 dropped so far)" in m for m in drop_warnings(caplog)),
+                       what="the last summary's drop warned")  # fmt: skip
+        assert len(drop_warnings(caplog)) == 2, drop_warnings(caplog)[:5]
+    finally:
+        sender.close(flush_timeout_s=0.1)
+
+
+def drop_warnings(caplog) -> list[str]:
+    return [m for r in caplog.records if "dropped so far" in (m := r.getMessage())]
+
+
 def bind_when_free(port: int, store: Store, on_episode=lambda *_: None) -> LearnerServer | None:
     """A new server on `port`, or None while libzmq is still releasing the previous one's socket."""
     try:
