@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 
 MAX_UNCONFIRMED_SUMMARIES = 10_000  # episodes kept for resending; far beyond any outage a run survives
 SUMMARY_DROP_WARN_EVERY = 1000  # a long outage past that drops one summary per episode: warn, but not each time
+# The longest one pass of the sender thread spends batching queued items before it reads replies, sends and
+# beats again. Without it a producer faster than sealing (a twin at --time-scale 20, or a backlog spooled with
+# an fsync per batch) kept the thread batching for tens of seconds: the learner's Welcome and acks went unread
+# and the learner closed the silent session, over and over (seen in CI after a learner restart).
+COLLECT_BUDGET_S = 0.02
 
 
 @dataclass
@@ -361,9 +366,11 @@ class Sender:
         """Move queued items into batches of exactly `batch_size`, sealing each as soon as there is room.
 
         While nothing can be sealed (memory window or spool full, or numbering not yet known) at most
-        one batch is held here; the rest stays in the bounded queue, whose overflow is counted.
+        one batch is held here; the rest stays in the bounded queue, whose overflow is counted. One call
+        takes at most about COLLECT_BUDGET_S; what is left waits for the thread's next pass.
         """
-        while True:
+        deadline = time.monotonic() + COLLECT_BUDGET_S
+        while time.monotonic() < deadline:
             if len(self._pending) >= self.config.batch_size and not self._seal():
                 break
             try:

@@ -336,6 +336,31 @@ def test_after_a_learner_restart_only_the_episodes_no_ack_confirmed_are_sent_aga
         second.close()
 
 
+def test_a_producer_faster_than_batching_does_not_cut_the_sender_off_from_its_learner(server, port, tmp_path):
+    """A control loop that keeps the queue from ever emptying (a twin at --time-scale 20 against a spool that
+    fsyncs each batch) must not keep the sender thread batching forever: it still reads the learner's acks and
+    sends, so acks flow while the flood goes on."""
+    config = SenderConfig(batch_size=8, spool_dir=str(tmp_path / "spool"))
+    sender = Sender("127.0.0.1", port, hello("flood"), config).start()
+    flooding = threading.Event()
+    flooding.set()
+    item = transitions(0, 1)[0]
+
+    def flood() -> None:
+        while flooding.is_set():
+            sender.submit(item)  # False (counted as dropped) once the queue is full: the queue never empties
+
+    producer = threading.Thread(target=flood, daemon=True)
+    producer.start()
+    try:
+        wait_until(lambda: sender.acked_transitions >= 800, timeout_s=15, what="acks while the producer floods")
+        assert producer.is_alive() and flooding.is_set(), "the flood must still be going on"
+    finally:
+        flooding.clear()
+        producer.join(timeout=5)
+        sender.close(flush_timeout_s=0.5)
+
+
 def test_a_long_outage_warns_about_dropped_summaries_once_per_thousand_not_per_episode(port, monkeypatch, caplog):
     """With no learner, summaries past the kept maximum drop the oldest: one warning line for the first drop and
     one per thousand after, each with the running count (not a line per episode for the rest of the outage)."""
