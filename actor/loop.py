@@ -280,7 +280,8 @@ class ActorLoop:
         summary = self._recorder.finish_episode(success, source, final)
         if self._videos is not None:
             self._videos.end(summary, outcome)
-        self._count_episode(summary)
+        if summary.steps:  # an episode stopped before its first step is not one (the recorder did not send it)
+            self._count_episode(summary)
         self._on_episode(self._recorder.current, summary)
         return summary
 

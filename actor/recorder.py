@@ -127,5 +127,6 @@ class Recorder:
             interventions=episode.interventions,
             rl_action_fraction=episode.second_proposals / episode.steps if episode.steps else 0.0,
         )
-        self._sink(summary)
+        if episode.steps:  # stopped before its first step: nothing happened, and it must not count as a failure
+            self._sink(summary)
         return summary
