@@ -364,9 +364,7 @@ def test_a_producer_faster_than_batching_does_not_cut_the_sender_off_from_its_le
 def test_a_long_outage_warns_about_dropped_summaries_once_per_thousand_not_per_episode(port, monkeypatch, caplog):
     """With no learner, summaries past the kept maximum drop the oldest: one warning line for the first drop and
     one per thousand after, each with the running count (not a line per episode for the rest of the outage)."""
-    import actor.sender
-
-    monkeypatch.setattr(actor.sender, "MAX_UNCONFIRMED_SUMMARIES", 5)
+    monkeypatch.setattr("actor.sender.MAX_UNCONFIRMED_SUMMARIES", 5)
     sender = Sender("127.0.0.1", port, hello("outage"), SenderConfig(batch_size=10)).start()  # nobody listens
     try:
         with caplog.at_level("WARNING", logger="actor.sender"):
