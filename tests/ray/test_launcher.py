@@ -29,6 +29,10 @@ LEARNER_ARGS = ["--algo", "sac", "--set", "hidden_dims=16,16", "--learning-start
 ACTOR_ARGS = ["--time-scale", "20", "--batch-size", "8"]
 
 
+def tail(path: Path, lines: int) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no file)"
+
+
 def host_info(handle) -> dict:
     """The host's info, waiting out a restart in progress."""
     return wait_until(handle.info, timeout_s=120, what=f"{handle.actor_id}'s host to answer")
@@ -106,8 +110,13 @@ def test_a_killed_learner_comes_back_resumed_and_the_actors_reconnect(fleet):
     # the restarted host ended its predecessor first, so every ack from here on is the resumed learner's.
     seen = {handle.actor_id: acked(handle) for handle in fleet["handles"]}
     for handle in fleet["handles"]:
-        wait_until(lambda h=handle: acked(h) > seen[h.actor_id], timeout_s=120,
-                   what=f"{handle.actor_id} to reconnect and get acks from the resumed learner")  # fmt: skip
+        try:
+            wait_until(lambda h=handle: acked(h) > seen[h.actor_id], timeout_s=120,
+                       what=f"{handle.actor_id} to reconnect and get acks from the resumed learner")  # fmt: skip
+        except pytest.fail.Exception:  # the two logs that say why, in the report's captured output
+            print(f"--- learner.log (last 60 lines)\n{tail(fleet['run_dir'] / 'learner.log', 60)}")
+            print(f"--- {handle.actor_id}'s actor.log (last 60 lines)\n{handle.tail(60)}")
+            raise
     log = (fleet["run_dir"] / "learner.log").read_text()
     assert "--resume" in log.split(f"--- start {info['starts']}:")[1].splitlines()[0]
     assert "resumed" in log
