@@ -18,8 +18,12 @@ Without a spool: every transition not yet acked (queued, pending, and in flight)
 
 Episode summaries (the operator's success labels, the rollouts a stage counts) are not numbered batches, but
 a learner restart must not lose them either: each is kept until an ack arrives for a batch sent after it on
-the same connection (which proves it arrived, the link being ordered), and every one still kept is sent again
-after each Welcome. The learner drops the copies it already has, by (actor, episode).
+the same connection (which proves it arrived, the link being ordered), and after each Welcome every one still
+kept is sent again in its place in the stream: right after the last batch sealed before its episode ended,
+within the in-flight window like the batches. (Sending them all ahead of the batches put thousands of
+summaries before the first batch after a long outage; on a loaded learner the first ack then came after the
+actor's liveness window, so it reconnected and sent them all again: a livelock.) The learner drops the copies
+it already has, by (actor, episode).
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class SenderConfig:
     queue_size: int = 50_000  # transitions waiting for the sender thread before drops begin
     max_unacked_batches: int = 512  # in-flight window and batches kept in memory; beyond it the sender waits or spools
     heartbeat_interval_s: float = 1.0  # silence for 3 intervals means the learner is gone
-    ack_timeout_s: float = 10.0  # an unacked batch this old means the session is broken: reconnect
+    ack_timeout_s: float = 10.0  # an unacked batch this old, with no ack progress this long: reconnect
     reconnect_backoff_max_s: float = 1.0  # cap of the exponential backoff between Hello attempts
     spool_dir: str = ""  # unacked batches on disk here ("": memory only; a restart then loses them)
     spool_max_bytes: int = 1 << 30  # spool limit; when full the robot is paused (see actor.spool)
@@ -89,6 +93,15 @@ def link_security(host: str, keys_dir: str, insecure: bool) -> LinkSecurity | No
 def key_actor_id(keys_dir: str) -> str:
     """The actor name bound to the key in `keys_dir` ("" without keys): the learner knows the actor by it."""
     return load_actor_security(keys_dir).actor_id if keys_dir else ""
+
+
+@dataclass
+class KeptSummary:
+    """An episode summary not yet proven received, and where it goes in the stream of batches."""
+
+    after_seq: int  # the last batch sealed before the episode ended: the summary is sent right after it
+    summary: EpisodeSummary
+    proof_seq: float = float("inf")  # in this session, the first batch sent after it: its ack proves receipt
 
 
 class LearnerRefused(RuntimeError):
@@ -123,10 +136,11 @@ class Sender:
         self._unacked = UnackedBatches()
         self._sent_at: OrderedDict[int, float] = OrderedDict()  # seq -> send time, oldest first
         self._sent_upto = 0  # every unacked batch up to this seq was sent in this session
+        self._acks_progressed_at = 0.0  # when an ack last released a batch
         self._pending: list[tuple[int, Transition]] = []  # (tid in the spool's log, or 0; transition)
         self._pending_since = 0.0
-        # [first seq sent after it, summary]: episode summaries not yet proven received, oldest first
-        self._summaries: deque[list] = deque(maxlen=MAX_UNCONFIRMED_SUMMARIES)
+        self._summaries: deque[KeptSummary] = deque()  # not yet proven received, oldest first
+        self._summaries_sent = 0  # how many of them (from the left) were sent in this session
         self._summaries_dropped = 0
         self._next_seq = 1
         self._seq_known = False  # numbering is safe once the learner (or our own spool) said where to start
@@ -342,7 +356,9 @@ class Sender:
         self._m["resent"].inc(sum(1 for seq, *_ in self._unacked.after(welcome.acked_seq) if seq <= sent_before))
         self._send(WeightsRequest(have_version=self._have_version()))
         self.connected.set()
-        self._resend_summaries()
+        self._summaries_sent = 0  # each goes again, in its place among the batches
+        for kept in self._summaries:
+            kept.proof_seq = float("inf")
         self._send_unsent()
         self._m["connected"].set(1)
         log.info("connected to learner (acked up to batch %d)", welcome.acked_seq)
@@ -350,10 +366,13 @@ class Sender:
     def _release(self, seq: int) -> None:
         """Everything up to `seq` is in the learner's replay: forget it in memory and on disk."""
         released = self._unacked.ack(seq)
+        if released:
+            self._acks_progressed_at = time.monotonic()
         while self._sent_at and next(iter(self._sent_at)) <= seq:
             self._sent_at.popitem(last=False)
-        while self._summaries and self._summaries[0][0] <= seq:
+        while self._summaries and self._summaries[0].proof_seq <= seq:
             self._summaries.popleft()  # a batch sent after it was received, so it was too
+            self._summaries_sent -= 1
         if self._spool is not None:
             self._spool.ack(seq)
             self._m["spool_depth"].set(self._unacked.transitions)
@@ -425,35 +444,45 @@ class Sender:
         return True
 
     def _keep_summary(self, summary: EpisodeSummary) -> None:
-        """Send an episode's summary now if connected, and keep it until it is proven received."""
-        if len(self._summaries) == self._summaries.maxlen:
+        """Keep an episode's summary until it is proven received; send it now if its place has come."""
+        if len(self._summaries) >= MAX_UNCONFIRMED_SUMMARIES:
             self._summaries_dropped += 1
             if self._summaries_dropped % SUMMARY_DROP_WARN_EVERY == 1:  # the first, then one line per thousand
                 log.warning("%d episode summaries unconfirmed; the oldest is dropped (%d dropped so far)",
                             len(self._summaries), self._summaries_dropped)  # fmt: skip
-        self._summaries.append([self._sent_upto + 1, summary])
-        if self.connected.is_set():
-            self._send(summary)
+            self._summaries.popleft()
+            self._summaries_sent = max(self._summaries_sent - 1, 0)
+        self._summaries.append(KeptSummary(self._next_seq - 1, summary))
+        self._send_summaries(before_seq=self._sent_upto + 1)
 
-    def _resend_summaries(self) -> None:
-        """At a Welcome: send every summary not yet proven received, before any batch of this session."""
-        for kept in self._summaries:
-            kept[0] = self._sent_upto + 1  # batches are sent in order from here on
-            self._send(kept[1])
+    def _send_summaries(self, before_seq: int) -> None:
+        """Send, in order, the kept summaries not sent in this session whose place is before batch `before_seq`."""
+        if not self.connected.is_set():
+            return
+        while self._summaries_sent < len(self._summaries):
+            kept = self._summaries[self._summaries_sent]
+            if kept.after_seq >= before_seq:
+                return
+            kept.proof_seq = self._sent_upto + 1  # batches go out in order from here on
+            self._send(kept.summary)
+            self._summaries_sent += 1
 
     def _send_unsent(self) -> None:
-        """Send sealed batches not yet sent in this session, in order, within the in-flight window."""
+        """Send sealed batches not yet sent in this session, in order, within the in-flight window, each kept
+        summary in its place among them."""
         if not self.connected.is_set():
             return
         for seq, frames, count in self._unacked.after(self._sent_upto):
             if len(self._sent_at) >= self.config.max_unacked_batches:
                 return
+            self._send_summaries(before_seq=seq)
             if frames is None:
                 frames = self._spool.get(seq)
             self._sent_at[seq] = time.monotonic()
             self._sent_upto = seq
             self._m["bytes"].inc(self._send(None, frames))
             self._m["sent"].inc(count)
+        self._send_summaries(before_seq=self._sent_upto + 1)
 
     def _send_ready_batches(self) -> None:
         stale = self._pending and time.monotonic() - self._pending_since >= self.config.flush_interval_s
@@ -463,8 +492,11 @@ class Sender:
     def _keep_alive(self, now: float) -> None:
         if self._liveness.is_gone(now) and self._sock.poll(timeout=0):
             self._receive_all()  # a busy sender thread must not mistake unread replies for silence
+        # Broken: the oldest batch in flight and the last ack that released anything are both older than the
+        # timeout. A learner that acks steadily but is more than the timeout behind (8 twins at --time-scale
+        # 20 on 2 cores) is slow, not broken: reconnecting then only sent the window again, every 10 s.
         oldest_sent = next(iter(self._sent_at.values()), now)
-        broken = now - oldest_sent > self.config.ack_timeout_s
+        broken = now - max(oldest_sent, self._acks_progressed_at) > self.config.ack_timeout_s
         if self._liveness.is_gone(now) or broken:
             if self.connected.is_set() or now - self._hello_sent_at >= self._backoff_s:
                 self._reconnect(now)
