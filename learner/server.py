@@ -50,6 +50,10 @@ from common.transport import MAX_MESSAGE_BYTES, LinkSecurity, Liveness, Sequence
 from common.types import unpack_transitions
 
 log = logging.getLogger(__name__)
+# Acks of a receive round go out when it ends; an actor hearing nothing for its liveness window (3 s)
+# reconnects and resends its window. A round bounded only by message count (1000) could outlast that window
+# on a loaded 2-core box; bounded in time too, a busy learner still answers every few hundred milliseconds.
+RECEIVE_ROUND_S = 0.1
 _INBOX_NUMBERS = itertools.count()
 
 
@@ -240,8 +244,11 @@ class LearnerServer:
             metrics.LEARNER_POLICY_VERSION.set(header.version)
             metrics.LEARNER_WEIGHTS_BYTES.set(sum(len(f.buffer) for f in frames))
 
-    def _receive_all(self, budget: int = 1000) -> None:
-        for _ in range(budget):  # bounded, so publishing and expiry still get their turn
+    def _receive_all(self, budget: int = 1000, seconds: float = RECEIVE_ROUND_S) -> None:
+        """One receive round: at most `budget` messages and `seconds`, so acks, publishing and expiry get
+        their turn however long the queue is."""
+        deadline = time.monotonic() + seconds
+        for _ in range(budget):
             try:
                 identity, *frames = self._router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -249,6 +256,8 @@ class LearnerServer:
             except ValueError:
                 continue
             self._handle_frames(identity.bytes, frames)
+            if time.monotonic() > deadline:
+                return
 
     def _handle_frames(self, identity: bytes, frames: list) -> None:
         try:

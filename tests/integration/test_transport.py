@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -143,6 +144,31 @@ def test_acks_are_cumulative_one_per_actor_per_round_for_its_highest_batch(serve
     assert len(acked) < 200, "one ack per batch: the learner did not coalesce its acks"
     assert server.store_log.markers("burst") == list(range(1, 201))
     sock.close()
+
+
+def test_a_learner_slower_than_its_queue_still_acks_within_a_fraction_of_a_second(port):
+    """A receive round ends after RECEIVE_ROUND_S as well as after 1000 messages, so a learner whose replay is
+    slow (5 ms a batch here, a loaded box in the field) acks the first batches of a 1000-batch burst long
+    before the last is stored: bounded by count alone, the first ack came after all 1000 (5 s, past an
+    actor's 3 s liveness window)."""
+
+    def slow_store(actor_id: str, columns: dict) -> None:
+        time.sleep(0.005)  # the cost of storing one batch on a loaded learner, not a wait for anything
+
+    server = LearnerServer("127.0.0.1", port, SPEC, slow_store).start()
+    sock = raw_dealer(port)
+    sock.setsockopt(zmq.RCVTIMEO, 20_000)  # so the old behaviour fails on its ack, not on the wait
+    try:
+        sock.send_multipart(encode(hello("slow")))
+        assert decode(sock.recv_multipart()).accepted
+        for seq in range(1, 1001):
+            sock.send_multipart(encode(TransitionBatch(seq, pack_transitions(transitions(seq, 1)))))
+        while not isinstance(first := decode(sock.recv_multipart()), Ack):
+            pass
+        assert first.seq < 500, f"the first ack came after {first.seq} batches were stored"
+    finally:
+        sock.close()
+        server.close()
 
 
 def test_a_different_spec_is_refused_naming_both_hashes(server, port):
@@ -390,34 +416,40 @@ def bind_when_free(port: int, store: Store, on_episode=lambda *_: None) -> Learn
         return None
 
 
+def fake_learner(port: int) -> zmq.Socket:
+    """A bare ROUTER on the learner's port: the test plays the learner message by message."""
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.bind(transitions_endpoint("127.0.0.1", port))
+    return router
+
+
+def receive(router: zmq.Socket) -> tuple[bytes, object]:
+    """The next message an actor sent to `fake_learner`, with its identity."""
+    assert router.poll(20_000), "the actor went quiet"
+    identity, *frames = router.recv_multipart(copy=False)
+    return identity.bytes, decode(frames)
+
+
 def test_a_restarted_learners_rehellos_get_one_hello_not_one_each(port):
     """A restarted learner on the same port answers every batch of the lost session with Welcome(rehello).
     The actor must say Hello once: each extra Hello would be accepted and resend the whole window again."""
-    context = zmq.Context.instance()
-    router = context.socket(zmq.ROUTER)
-    router.bind(transitions_endpoint("127.0.0.1", port))
+    router = fake_learner(port)
     sender = Sender("127.0.0.1", port, hello("storm"), SenderConfig(batch_size=8)).start()
-
-    def receive() -> tuple[bytes, object]:
-        assert router.poll(20_000), "the actor went quiet"
-        identity, *frames = router.recv_multipart(copy=False)
-        return identity.bytes, decode(frames)
-
     try:
-        identity, first = receive()
+        identity, first = receive(router)
         assert isinstance(first, Hello)
         router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
         for item in transitions(0, 80):
             assert sender.submit(item)
         batches = []
         while len(batches) < 10:  # the lost session's batches: answered as a restarted learner answers them
-            identity, message = receive()
+            identity, message = receive(router)
             if isinstance(message, TransitionBatch):
                 batches.append(message.seq)
                 router.send_multipart([identity, *encode(Welcome(False, "no session", rehello=True))])
         hellos, resent = 0, []
         while len(resent) < 10:  # after one Welcome, the window comes again; count the Hellos before it
-            identity, message = receive()
+            identity, message = receive(router)
             if isinstance(message, Hello):
                 hellos += 1
                 if hellos == 1:
@@ -426,6 +458,73 @@ def test_a_restarted_learners_rehellos_get_one_hello_not_one_each(port):
                 resent.append(message.seq)
         assert hellos == 1, f"{hellos} Hellos for 10 rehellos"
         assert resent == list(range(1, 11)) == batches
+    finally:
+        sender.close(flush_timeout_s=0.1)
+        router.close(linger=0)
+
+
+def test_after_a_reconnect_kept_summaries_go_in_their_place_among_the_batches_not_all_before_them(port):
+    """Each kept summary is sent again right after the last batch sealed before its episode ended. Sent all
+    ahead of the batches, a long outage's summaries held back the first ack past the actor's liveness window
+    on a loaded learner, and each reconnect sent them all again (a livelock seen after a learner restart)."""
+    router = fake_learner(port)
+    sender = Sender("127.0.0.1", port, hello("order"), SenderConfig(batch_size=8)).start()
+
+    def stream(count: int) -> tuple[bytes, list[tuple[str, int]]]:
+        """The next `count` batches and summaries, as ("b", seq) and ("s", episode)."""
+        seen: list[tuple[str, int]] = []
+        while len(seen) < count:
+            identity, message = receive(router)
+            if isinstance(message, TransitionBatch):
+                seen.append(("b", message.seq))
+            elif isinstance(message, EpisodeSummary):
+                seen.append(("s", message.episode))
+        return identity, seen
+
+    try:
+        identity, first = receive(router)
+        assert isinstance(first, Hello)
+        router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
+        for episode in range(30):  # each episode fills one batch, then its summary
+            for item in transitions(8 * episode, 8):
+                assert sender.submit(item)
+            assert sender.submit(EpisodeSummary(episode, 8, 0.0, True, False, "task", -1))
+        in_place = [kind for episode in range(30) for kind in (("b", episode + 1), ("s", episode))]
+        identity, seen = stream(60)
+        assert seen == in_place, "the first session's stream"
+        router.send_multipart([identity, *encode(Welcome(False, "no session", rehello=True))])  # nothing acked
+        while not isinstance((answer := receive(router))[1], Hello):
+            pass
+        router.send_multipart([answer[0], *encode(Welcome(True, "", 0, SPEC.spec_hash))])
+        _, resent = stream(60)
+        assert resent == in_place, f"resent as {resent[:8]}..."
+    finally:
+        sender.close(flush_timeout_s=0.1)
+        router.close(linger=0)
+
+
+def test_a_learner_acking_steadily_but_further_behind_than_the_ack_timeout_keeps_the_session(port):
+    """A loaded learner acks every batch, only late: the oldest batch in flight waits longer than the ack
+    timeout while acks keep coming. That is a slow learner, not a broken session: reconnecting would only send
+    the whole window again (seen every 10 s with 8 twins at --time-scale 20 on 2 cores)."""
+    router = fake_learner(port)
+    sender = Sender("127.0.0.1", port, hello("lag"), SenderConfig(batch_size=1, ack_timeout_s=1.0)).start()
+    try:
+        identity, first = receive(router)
+        assert isinstance(first, Hello)
+        router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
+        for item in transitions(0, 20):
+            assert sender.submit(item)
+        sent = []
+        while len(sent) < 20:
+            if isinstance(message := receive(router)[1], TransitionBatch):
+                sent.append(message.seq)
+        for seq in sent:  # one ack per 0.25 s: the last batch waits 5 s, five times the ack timeout
+            time.sleep(0.25)  # the pace of the slow learner this test plays, not a wait for the actor
+            router.send_multipart([identity, *encode(Ack(seq))])
+            while router.poll(0):
+                assert not isinstance(receive(router)[1], Hello), f"reconnected after the ack of batch {seq - 1}"
+        wait_until(lambda: sender.acked_transitions == 20, what="all 20 acked")
     finally:
         sender.close(flush_timeout_s=0.1)
         router.close(linger=0)
