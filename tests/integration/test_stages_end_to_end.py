@@ -14,6 +14,10 @@ import torch
 from tests.stage_fixture import NAME, PLUGIN_ENV, ended_episodes, write_fake_demo
 
 pytestmark = pytest.mark.timeout(240)
+# Online updates (utd 1: one per transition received). The transitions before the online stage (a few hundred)
+# allow that many at once; the rest wait for new ones, acted by the online policy (version 2 on), so the run
+# cannot end before episodes of it do. With 20 it often did: CI under load saw no version-2 episode.
+UPDATES = 1000
 
 
 def test_the_learner_runs_the_stages_in_order_with_a_real_actor(tmp_path, port):
@@ -21,7 +25,7 @@ def test_the_learner_runs_the_stages_in_order_with_a_real_actor(tmp_path, port):
     command = [
         sys.executable, "-m", "learner", "--algo", NAME, "--demo", str(write_fake_demo(tmp_path / "demo.npz")),
         "--port", str(port), "--run-dir", str(run_dir), "--metrics-port", "0", "--threads", "1",
-        "--max-updates", "20", "--learning-starts", "32", "--publish-every", "10", "--final-eval", "0",
+        "--max-updates", str(UPDATES), "--learning-starts", "32", "--publish-every", "10", "--final-eval", "0",
         "--set", "batch_size=32", "--set", "hidden_dims=32,32", "--set", "bc_updates=30", "--set", "bc_rollouts=3",
         "--local-actor", "fake", "--actor-arg=--time-scale", "--actor-arg=25",
     ]  # fmt: skip
@@ -35,7 +39,7 @@ def test_the_learner_runs_the_stages_in_order_with_a_real_actor(tmp_path, port):
     positions = [log.find(event) for event in events]
     assert -1 not in positions and positions == sorted(positions), log[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert (summary["offline_updates"], summary["updates"]) == (30, 20)
+    assert (summary["offline_updates"], summary["updates"]) == (30, UPDATES)
     # Version 1 is the BC policy the rollouts stage published: the actor ran it for at least 3 training
     # episodes, the learner stored them, and the online policy came after (version 2 on).
     assert ended_episodes(run_dir, 1) >= 3
