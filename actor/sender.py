@@ -17,13 +17,7 @@ return, and a restarted actor seals the logged transitions no batch holds yet (`
 Without a spool: every transition not yet acked (queued, pending, and in flight).
 
 Episode summaries (the operator's success labels, the rollouts a stage counts) are not numbered batches, but
-a learner restart must not lose them either: each is kept until an ack arrives for a batch sent after it on
-the same connection (which proves it arrived, the link being ordered), and after each Welcome every one still
-kept is sent again in its place in the stream: right after the last batch sealed before its episode ended,
-within the in-flight window like the batches. (Sending them all ahead of the batches put thousands of
-summaries before the first batch after a long outage; on a loaded learner the first ack then came after the
-actor's liveness window, so it reconnected and sent them all again: a livelock.) The learner drops the copies
-it already has, by (actor, episode).
+a learner restart must not lose them either: see `actor.summaries`.
 """
 
 from __future__ import annotations
@@ -32,12 +26,13 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 import zmq
 
+from actor.summaries import UnconfirmedSummaries
 from common import metrics
 from common.codec import DecodeError, decode, encode
 from common.protocol import Ack, EpisodeSummary, Heartbeat, Hello, TransitionBatch, Weights, WeightsRequest, Welcome
@@ -54,8 +49,6 @@ from common.types import Transition, pack_transitions
 
 log = logging.getLogger(__name__)
 
-MAX_UNCONFIRMED_SUMMARIES = 10_000  # episodes kept for resending; far beyond any outage a run survives
-SUMMARY_DROP_WARN_EVERY = 1000  # a long outage past that drops one summary per episode: warn, but not each time
 # The longest one pass of the sender thread spends batching queued items before it reads replies, sends and
 # beats again. Without it a producer faster than sealing (a twin at --time-scale 20, or a backlog spooled with
 # an fsync per batch) kept the thread batching for tens of seconds: the learner's Welcome and acks went unread
@@ -95,15 +88,6 @@ def key_actor_id(keys_dir: str) -> str:
     return load_actor_security(keys_dir).actor_id if keys_dir else ""
 
 
-@dataclass
-class KeptSummary:
-    """An episode summary not yet proven received, and where it goes in the stream of batches."""
-
-    after_seq: int  # the last batch sealed before the episode ended: the summary is sent right after it
-    summary: EpisodeSummary
-    proof_seq: float = float("inf")  # in this session, the first batch sent after it: its ack proves receipt
-
-
 class LearnerRefused(RuntimeError):
     """The learner refused the handshake; the message says why (e.g. both spec hashes)."""
 
@@ -139,9 +123,7 @@ class Sender:
         self._acks_progressed_at = 0.0  # when an ack last released a batch
         self._pending: list[tuple[int, Transition]] = []  # (tid in the spool's log, or 0; transition)
         self._pending_since = 0.0
-        self._summaries: deque[KeptSummary] = deque()  # not yet proven received, oldest first
-        self._summaries_sent = 0  # how many of them (from the left) were sent in this session
-        self._summaries_dropped = 0
+        self._summaries = UnconfirmedSummaries()
         self._next_seq = 1
         self._seq_known = False  # numbering is safe once the learner (or our own spool) said where to start
         self.room = threading.Event()  # set while submit() has room (PauseWhenFull waits on it)
@@ -356,9 +338,7 @@ class Sender:
         self._m["resent"].inc(sum(1 for seq, *_ in self._unacked.after(welcome.acked_seq) if seq <= sent_before))
         self._send(WeightsRequest(have_version=self._have_version()))
         self.connected.set()
-        self._summaries_sent = 0  # each goes again, in its place among the batches
-        for kept in self._summaries:
-            kept.proof_seq = float("inf")
+        self._summaries.new_session()
         self._send_unsent()
         self._m["connected"].set(1)
         log.info("connected to learner (acked up to batch %d)", welcome.acked_seq)
@@ -370,9 +350,7 @@ class Sender:
             self._acks_progressed_at = time.monotonic()
         while self._sent_at and next(iter(self._sent_at)) <= seq:
             self._sent_at.popitem(last=False)
-        while self._summaries and self._summaries[0].proof_seq <= seq:
-            self._summaries.popleft()  # a batch sent after it was received, so it was too
-            self._summaries_sent -= 1
+        self._summaries.confirm(seq)
         if self._spool is not None:
             self._spool.ack(seq)
             self._m["spool_depth"].set(self._unacked.transitions)
@@ -445,27 +423,12 @@ class Sender:
 
     def _keep_summary(self, summary: EpisodeSummary) -> None:
         """Keep an episode's summary until it is proven received; send it now if its place has come."""
-        if len(self._summaries) >= MAX_UNCONFIRMED_SUMMARIES:
-            self._summaries_dropped += 1
-            if self._summaries_dropped % SUMMARY_DROP_WARN_EVERY == 1:  # the first, then one line per thousand
-                log.warning("%d episode summaries unconfirmed; the oldest is dropped (%d dropped so far)",
-                            len(self._summaries), self._summaries_dropped)  # fmt: skip
-            self._summaries.popleft()
-            self._summaries_sent = max(self._summaries_sent - 1, 0)
-        self._summaries.append(KeptSummary(self._next_seq - 1, summary))
-        self._send_summaries(before_seq=self._sent_upto + 1)
+        self._summaries.keep(summary, after_seq=self._next_seq - 1)
+        self._send_summaries(next_seq=self._sent_upto + 1)
 
-    def _send_summaries(self, before_seq: int) -> None:
-        """Send, in order, the kept summaries not sent in this session whose place is before batch `before_seq`."""
-        if not self.connected.is_set():
-            return
-        while self._summaries_sent < len(self._summaries):
-            kept = self._summaries[self._summaries_sent]
-            if kept.after_seq >= before_seq:
-                return
-            kept.proof_seq = self._sent_upto + 1  # batches go out in order from here on
-            self._send(kept.summary)
-            self._summaries_sent += 1
+    def _send_summaries(self, next_seq: int) -> None:
+        if self.connected.is_set():
+            self._summaries.send_due(next_seq, self._send)
 
     def _send_unsent(self) -> None:
         """Send sealed batches not yet sent in this session, in order, within the in-flight window, each kept
@@ -475,14 +438,14 @@ class Sender:
         for seq, frames, count in self._unacked.after(self._sent_upto):
             if len(self._sent_at) >= self.config.max_unacked_batches:
                 return
-            self._send_summaries(before_seq=seq)
+            self._send_summaries(next_seq=seq)
             if frames is None:
                 frames = self._spool.get(seq)
             self._sent_at[seq] = time.monotonic()
             self._sent_upto = seq
             self._m["bytes"].inc(self._send(None, frames))
             self._m["sent"].inc(count)
-        self._send_summaries(before_seq=self._sent_upto + 1)
+        self._send_summaries(next_seq=self._sent_upto + 1)
 
     def _send_ready_batches(self) -> None:
         stale = self._pending and time.monotonic() - self._pending_since >= self.config.flush_interval_s

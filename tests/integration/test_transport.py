@@ -390,10 +390,10 @@ def test_a_producer_faster_than_batching_does_not_cut_the_sender_off_from_its_le
 def test_a_long_outage_warns_about_dropped_summaries_once_per_thousand_not_per_episode(port, monkeypatch, caplog):
     """With no learner, summaries past the kept maximum drop the oldest: one warning line for the first drop and
     one per thousand after, each with the running count (not a line per episode for the rest of the outage)."""
-    monkeypatch.setattr("actor.sender.MAX_UNCONFIRMED_SUMMARIES", 5)
+    monkeypatch.setattr("actor.summaries.MAX_UNCONFIRMED_SUMMARIES", 5)
     sender = Sender("127.0.0.1", port, hello("outage"), SenderConfig(batch_size=10)).start()  # nobody listens
     try:
-        with caplog.at_level("WARNING", logger="actor.sender"):
+        with caplog.at_level("WARNING", logger="actor.summaries"):
             for episode in range(5 + 1001):  # 1001 drops: the 1st and the 1001st are warned
                 while not sender.submit(EpisodeSummary(episode, 10, 0.0, True, False, "task", -1)):
                     sender.room.wait(1.0)
@@ -430,15 +430,21 @@ def receive(router: zmq.Socket) -> tuple[bytes, object]:
     return identity.bytes, decode(frames)
 
 
+def welcome_first_hello(router: zmq.Socket) -> bytes:
+    """Accept the actor's first message, which must be its Hello (nothing acked yet); its identity."""
+    identity, first = receive(router)
+    assert isinstance(first, Hello)
+    router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
+    return identity
+
+
 def test_a_restarted_learners_rehellos_get_one_hello_not_one_each(port):
     """A restarted learner on the same port answers every batch of the lost session with Welcome(rehello).
     The actor must say Hello once: each extra Hello would be accepted and resend the whole window again."""
     router = fake_learner(port)
     sender = Sender("127.0.0.1", port, hello("storm"), SenderConfig(batch_size=8)).start()
     try:
-        identity, first = receive(router)
-        assert isinstance(first, Hello)
-        router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
+        identity = welcome_first_hello(router)
         for item in transitions(0, 80):
             assert sender.submit(item)
         batches = []
@@ -482,9 +488,7 @@ def test_after_a_reconnect_kept_summaries_go_in_their_place_among_the_batches_no
         return identity, seen
 
     try:
-        identity, first = receive(router)
-        assert isinstance(first, Hello)
-        router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
+        identity = welcome_first_hello(router)
         for episode in range(30):  # each episode fills one batch, then its summary
             for item in transitions(8 * episode, 8):
                 assert sender.submit(item)
@@ -510,9 +514,7 @@ def test_a_learner_acking_steadily_but_further_behind_than_the_ack_timeout_keeps
     router = fake_learner(port)
     sender = Sender("127.0.0.1", port, hello("lag"), SenderConfig(batch_size=1, ack_timeout_s=1.0)).start()
     try:
-        identity, first = receive(router)
-        assert isinstance(first, Hello)
-        router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
+        identity = welcome_first_hello(router)
         for item in transitions(0, 20):
             assert sender.submit(item)
         sent = []
