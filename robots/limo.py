@@ -25,6 +25,7 @@ raises RobotError instead of returning stale data.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -98,6 +99,19 @@ class _BaseState:
                 return
             self.last_state_time = time.monotonic()
             self.received.notify_all()
+
+
+@functools.cache
+def _serial_without_input_flush() -> type:
+    """pyserial's Serial whose open() leaves the tty's input queue alone (pyserial 3.5's open ends with
+    `_reset_input_buffer()`, a TCIFLUSH; the stop path must not take bytes from another process's reader)."""
+    import serial
+
+    class SerialWithoutInputFlush(serial.Serial):
+        def _reset_input_buffer(self) -> None:
+            pass
+
+    return SerialWithoutInputFlush
 
 
 @ROBOTS.register("limo")
@@ -180,8 +194,12 @@ class LimoRobot(RealRobot):
         return {"port": self.port, "baudrate": self.baudrate}
 
     def open_stop_path(self) -> None:
-        """Our own open of the serial port (a tty may be open in several processes; we never read it)."""
-        self._serial = self._open_port()
+        """Our own open of the serial port (a tty may be open in several processes; we never read it).
+
+        Opened without pyserial's input flush: the tty's input queue is shared with the actor's reader, and
+        a flush between its select and its read makes that read return nothing, which pyserial reports as a
+        disconnected device (a spurious link loss in the actor, 12 in 1,000 opens measured on a pty)."""
+        self._serial = self._open_port(flush_input=False)
 
     def send_safe_stop(self) -> None:
         """The stop frame, twice: if the dead actor left a frame half-written, the base's receiver swallows
@@ -191,7 +209,7 @@ class LimoRobot(RealRobot):
             self._write(frames)
         except RobotError:  # the base was power-cycled since we opened the port: one reopen is worth it
             self.close_stop_path()
-            self._serial = self._open_port()
+            self._serial = self._open_port(flush_input=False)
             self._write(frames)
         self._serial.flush()  # tcdrain: out of our buffer before we report it sent
 
@@ -224,11 +242,12 @@ class LimoRobot(RealRobot):
         self.watchdog.feed()
         return action
 
-    def _open_port(self):
+    def _open_port(self, flush_input: bool = True):
         import serial  # pyserial, imported here so `import robots` needs no driver dependency
 
+        port_class = serial.Serial if flush_input else _serial_without_input_flush()
         try:
-            return serial.Serial(self.port, self.baudrate, timeout=0.05, write_timeout=0.1)
+            return port_class(self.port, self.baudrate, timeout=0.05, write_timeout=0.1)
         except (serial.SerialException, OSError) as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise unreachable("limo", f"cannot open serial port {self.port} ({reason})", PORT_CHECK) from None

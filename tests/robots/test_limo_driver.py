@@ -13,6 +13,7 @@ from robots import limo_protocol as lp
 from robots.base import RobotError
 from robots.limo import LimoRobot
 from robots.sim.limo import make_limo_spec
+from tests.conftest import wait_until
 from tests.robots.peers.limo_base import IMU_EULER, MOTION_COMMAND, FakeLimoBase, int16_be, vendor_frame
 from tests.robots.peers.video import write_test_video
 from tests.robots.test_robot_contract import (  # noqa: F401  (collected here, with this module's make_robot)
@@ -276,6 +277,24 @@ def test_a_stop_that_cannot_be_written_is_retried_until_the_link_is_back(base, l
 
     assert base.wait_for(lambda b: len(b.commands) > count and b.commands[-1][1][:2] == (0.0, 0.0), WAIT_S), seen()
     assert limo.watchdog.wait_for_trips(1, WAIT_S), seen()
+
+
+def test_the_supervisors_own_open_of_the_port_leaves_the_actors_unread_input_alone(base):
+    """The safe-stop supervisor opens the same tty (robots/deadman.py). pyserial's open flushes the tty's input
+    queue, which the actor's reader shares: between its select and its read that looks like an unplugged
+    device, a link loss (a CI failure of the test above: the loss came as the supervisor started)."""
+    base.silent = True  # only the frame below is on the wire
+    actor_port = LimoRobot(port=base.port)._open_port()  # the actor's reader, before it reads
+    supervisor = LimoRobot(port=base.port)
+    frame = vendor_frame(IMU_EULER, int16_be(45.0, 100) + bytes(6), count=3)
+    try:
+        base.inject(frame)
+        wait_until(lambda: actor_port.in_waiting >= len(frame), WAIT_S, "the frame in the actor's input queue")
+        supervisor.open_stop_path()
+        assert actor_port.read(len(frame)) == frame
+    finally:
+        supervisor.close_stop_path()
+        actor_port.close()
 
 
 def test_an_exception_in_the_control_code_stops_the_base(base):
