@@ -55,6 +55,9 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
               help="Record the camera images of every episode labelled success or failure to one MP4 each in DIR.")
 @click.option("--batch-size", default=32, help="Transitions per batch sent to the learner.")
 @click.option("--metrics-port", default=9401, help="Prometheus /metrics port (0: off).")
+@click.option("--period-log", default="", metavar="FILE",
+              help="Write every control tick's monotonic time, period and policy version to FILE (float64 triples) "
+                   "for jitter analysis (benchmarks/control_period.py reads it).")
 @click.option("--seed", default=0, help="Seed of the random policy used before the first weights.")
 @click.option("--explore-before-weights", is_flag=True,
               help="Real robots: act with random actions before the learner's first weights (default: hold still "
@@ -82,7 +85,7 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
                    "went (up to 512 batches plus 50,000 queued transitions).")
 @click.option("--spool-fsync/--no-spool-fsync", default=True,
               help="fsync each batch before sending it (off: a power cut can lose the unacked batches too).")
-@click.option("--spool-max-mb", default=1024, help="Spool limit; when full the robot is paused (see --when-full).")
+@click.option("--spool-max-mb", default=1024.0, help="Spool limit; when full the robot is paused (see --when-full).")
 @click.option("--when-full", type=click.Choice(["pause", "drop"]), default="pause",
               help="Spool/queue full: pause the episode (robot stopped) or keep acting and drop data.")
 @click.option("--check", is_flag=True,
@@ -98,8 +101,8 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, eval_episodes, eval_only,
          time_scale, pace_utd, pace_slack, no_eval_data, eval_every_updates, render_videos, render_every, record_video,
-         batch_size, metrics_port, seed, explore_before_weights, record_demo, policy_file, keep_failures, keys,
-         teleop_speed, no_console, keys_dir, insecure, spool_dir, spool_fsync, spool_max_mb, when_full,
+         batch_size, metrics_port, period_log, seed, explore_before_weights, record_demo, policy_file, keep_failures,
+         keys, teleop_speed, no_console, keys_dir, insecure, spool_dir, spool_fsync, spool_max_mb, when_full,
          correct_after, correct_for, parent_pid, verbose,
          check=False, check_observations=20, move=False) -> None:  # fmt: skip
     """Run the control loop on ROBOT, streaming transitions to the learner and acting with its weights.
@@ -135,8 +138,8 @@ def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, 
             learner=learner_address,
             actor_id=actor_id or key_actor_id(keys_dir) or robot,
             robot_options=_parse_pairs(robot_options, "--robot-option"),
-            loop=LoopConfig(episodes, eval_every, eval_episodes, eval_only, time_scale, seed),
-            sender=SenderConfig(batch_size=batch_size, spool_dir=spool_dir, spool_max_bytes=spool_max_mb << 20,
+            loop=LoopConfig(episodes, eval_every, eval_episodes, eval_only, time_scale, seed, period_log=period_log),
+            sender=SenderConfig(batch_size=batch_size, spool_dir=spool_dir, spool_max_bytes=int(spool_max_mb * 2**20),
                                 spool_fsync=spool_fsync),
             metrics_port=metrics_port,
             operator=OperatorConfig(console=not no_console, keymap=_parse_pairs(keys, "--key"), speed=teleop_speed,

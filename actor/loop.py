@@ -38,7 +38,7 @@ from actor.recorder import EpisodeRecord, Recorder
 from actor.status import Status
 from common import metrics
 from common.protocol import DEFAULT_EVAL_EPISODES, EpisodeSummary
-from common.timing import RateLimiter, Stopwatch
+from common.timing import PeriodLog, RateLimiter, Stopwatch
 from common.types import PROPOSAL_FIRST, PROPOSAL_NONE, PROPOSAL_SECOND, Transition
 from robots.base import Robot, Task
 
@@ -60,6 +60,7 @@ class LoopConfig:
     time_scale: float = 1.0  # >1 runs a simulator faster than real time; real robots must use 1
     seed: int = 0  # seed of the random policy used before the first weights
     hold_until_start: bool = False  # real robots: hold still until the first weights or the start key, not explore
+    period_log: str = ""  # write every tick's time, period and policy version here (common.timing.PeriodLog)
 
     def __post_init__(self) -> None:
         if self.episodes < 0 or self.eval_every < 0 or self.eval_episodes < 1 or self.time_scale <= 0:
@@ -125,6 +126,7 @@ class ActorLoop:
         self._m_policy_stops = metrics.ACTOR_SAFETY_STOPS.labels(*labels, "policy_output")
         self._m_interventions = metrics.ACTOR_INTERVENTIONS.labels(*labels)
         self._labels = labels
+        self._period_log = PeriodLog(config.period_log) if config.period_log else None
 
     def request_stop(self) -> None:
         """Ask the loop to end after the current step (safe from any thread)."""
@@ -150,6 +152,8 @@ class ActorLoop:
         finally:
             if self._videos is not None:
                 self._videos.close()  # an episode cut by an exception leaves no temporary file behind
+            if self._period_log is not None:
+                self._period_log.flush()
         return self.summaries
 
     def _run_evaluation_block(self) -> None:
@@ -320,6 +324,8 @@ class ActorLoop:
             self._m_overruns.inc()
             self.status.overruns += 1
         self._m_period.observe(rate.last_period_s)
+        if self._period_log is not None:
+            self._period_log.record(rate.last_period_s, self._policy.version)
 
     def _show(self, rate: RateLimiter) -> None:
         status, record = self.status, self._recorder.current

@@ -19,7 +19,9 @@ Figures (printed at the end):
   3. actor kill -9 (`actor --spool`) K_a times: lost (steps recorded but not stored, holes in episodes),
      duplicated, episodes whose end flag is wrong;
   4. a 10x flood with the learner stopped: actor RSS growth against the stated bound, every drop counted;
-  5. replay restore: transitions and content hash of the durable replay against the actor's truth.
+  5. replay restore: transitions and content hash of the durable replay against the actor's truth;
+  6. with `--phases ...,period`: the real actor's control period on every twin through weight swaps, a
+     reconnect storm, a learner outage and a full spool, beside a bare loop (benchmarks/control_period.py).
 Asserts nothing about time; it reports.
 """
 
@@ -37,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from actor.sender import Sender, SenderConfig
+from benchmarks import control_period
 from common.timing import RateLimiter
 from common.ports import free_port_pair
 from tests.faults.processes import (
@@ -219,7 +222,8 @@ def main() -> None:
     parser.add_argument("--learner", choices=["idle", "training"], default="idle",
                         help="the real learner CLI serving only, or training and checkpointing every 20 updates")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--phases", default="kills,stop,actor,flood", help="comma-separated subset to run")
+    parser.add_argument("--phases", default="kills,stop,actor,flood",
+                        help="comma-separated subset to run; 'period' adds benchmarks/control_period.py's windows")
     args = parser.parse_args()
     kills = args.kills or (5 if args.quick else 20)
     actor_kill_count = args.actor_kills if args.actor_kills is not None else (3 if args.quick else 5)
@@ -242,11 +246,16 @@ def main() -> None:
         if "flood" in phases:
             print("4. 10x flood with the learner stopped", flush=True)
             figures["flood"] = flood(work, 5.0 if args.quick else 10.0)
+        if "period" in phases:  # not in the default phases: ~4 minutes per twin
+            print("5. the real actor's control period on every twin (benchmarks/control_period.py)", flush=True)
+            period = control_period.measure(control_period.ROBOTS, 10.0 if args.quick else 30.0, work / "period")
     print("\n=== chaos figures ===")
     for name, values in figures.items():
         print(name)
         for key, value in values.items():
             print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
+    if "period" in phases:
+        print(control_period.table(period))
 
 
 def _training_learner(port: int, run_dir: Path, resume: bool) -> list[str]:

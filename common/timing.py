@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 
 class RateLimiter:
     """Paces a loop at `hz` ticks per second of wall time (divided by `time_scale` for simulators).
@@ -51,3 +53,37 @@ class Stopwatch:
 
     def __exit__(self, *exc_info: object) -> None:
         self.seconds = time.perf_counter() - self._start
+
+
+class PeriodLog:
+    """Every control tick's (monotonic time, period in s, acting policy version), appended to a file of
+    float64 triples for jitter analysis (`actor --period-log`, benchmarks/control_period.py).
+
+    Ticks are buffered and written `block` at a time, so the loop pays one small write every few seconds;
+    a process killed with -9 loses at most the last block. `time.monotonic()` is the system-wide
+    CLOCK_MONOTONIC on Linux, so another process can line its own events up with these ticks.
+    """
+
+    COLUMNS = 3
+
+    def __init__(self, path: str, block: int = 16) -> None:
+        self.path, self.block = path, int(block)
+        self._rows: list[tuple[float, float, float]] = []
+        open(path, "wb").close()  # a fresh log each run
+
+    def record(self, period_s: float, version: int) -> None:
+        self._rows.append((time.monotonic(), period_s, float(version)))
+        if len(self._rows) >= self.block:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            with open(self.path, "ab") as f:
+                f.write(np.asarray(self._rows, dtype="<f8").tobytes())
+            self._rows.clear()
+
+    @classmethod
+    def read(cls, path: str) -> np.ndarray:
+        """The ticks written so far as an (n, 3) array: time, period, version."""
+        raw = np.fromfile(path, dtype="<f8")
+        return raw[: len(raw) - len(raw) % cls.COLUMNS].reshape(-1, cls.COLUMNS)

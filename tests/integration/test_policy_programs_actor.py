@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from common.protocol import Weights
+from common.timing import PeriodLog
 from common.types import PROPOSAL_FIRST, PROPOSAL_NONE, PROPOSAL_SECOND, split_observations
 from learner.algorithms import config_from_overrides, config_to_dict
 from learner.best_policy import Tally, save_weights
@@ -152,6 +153,8 @@ def test_ensembled_means_the_base_chunk_replanned_every_n_steps_with_the_learned
 def test_a_saved_gated_policy_runs_with_its_program_and_no_learner(spec, tmp_path):
     _, weights = fixture_policy(spec, "gated")
     save_weights(weights, tmp_path / "best_policy.npz", Tally(VERSION, 2, 2))
-    result = run_actor("--policy", str(tmp_path / "best_policy.npz"))
+    result = run_actor("--policy", str(tmp_path / "best_policy.npz"), "--period-log", str(tmp_path / "ticks.f8"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 episodes" in result.stderr
+    ticks = PeriodLog.read(str(tmp_path / "ticks.f8"))  # --period-log: one row per control tick, all of them
+    assert len(ticks) >= 2 and np.all(ticks[:, 1] > 0) and np.all(ticks[:, 2] == VERSION)
