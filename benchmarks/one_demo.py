@@ -9,6 +9,7 @@
     python -m benchmarks.one_demo --profile learning_check --out DIR --keep-finished  # train only what is missing
     python -m benchmarks.one_demo --profile learning_check --algos sigent_sac --set ood_batch_fraction=0.5
     python -m benchmarks.one_demo --profile comparison --parallel 2 --keep-finished --out DIR   # matched on updates
+    python -m benchmarks.one_demo --profile comparison --algos aloe --config '' --config clip=0 --out DIR  # ablation
 
 Every run is `learner --local-actor ROBOT`: a real learner process that starts a real actor process
 of the robot's MuJoCo twin and trains over ZeroMQ, and a second actor (`--eval-actor`) that runs
@@ -199,6 +200,12 @@ def plan(profile: Profile, extra: tuple[str, ...] = ()) -> list[RunSpec]:
     return runs
 
 
+def plan_configs(profile: Profile, extra: tuple[str, ...], configs: list[str]) -> list[RunSpec]:
+    """`plan` once per configuration ("KEY=VALUE,KEY=VALUE"; "" is the profile as it is), in the order given;
+    no configurations: the profile's plan."""
+    return [run for config in configs or [""] for run in plan(profile, extra + tuple(filter(None, config.split(","))))]
+
+
 def check_overrides(runs: list[RunSpec]) -> None:
     """Refuse, before any run starts, an override that is not KEY=VALUE or not valid for a run's algorithm."""
     from learner.algorithms import config_from_overrides  # the package import registers every algorithm
@@ -385,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs at a time (each learner needs a core to itself to keep its update ratio)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run (repeatable); it becomes part of the run's name")
+    parser.add_argument("--config", dest="configs", action="append", default=[], metavar="KEY=VALUE,...",
+                        help="run the profile once per --config, with these overrides besides --set (repeatable; "
+                             "'' is the profile as it is): ablations side by side in one report")
     parser.add_argument("--out", default="runs/one_demo", help="results directory")
     parser.add_argument("--report-only", action="store_true", help="re-read the profile's runs already in --out")
     parser.add_argument("--keep-finished", action="store_true",
@@ -410,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     profile.max_updates = profile.max_updates if args.max_updates is None else args.max_updates
     profile.final_eval = profile.final_eval if args.final_eval is None else args.final_eval
     out = Path(args.out)
-    runs = plan(profile, tuple(args.overrides))
+    runs = plan_configs(profile, tuple(args.overrides), args.configs)
     check_overrides(runs)
     cap = f"{profile.max_updates} updates (paced, UTD {profile.utd:g}) and " if profile.max_updates else ""
     at_a_time = "on Ray" if args.ray else f"{args.parallel} at a time"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,15 @@ def test_the_operator_share_counts_training_steps_only_and_shows_in_the_start_ta
                           0.5, 30.0, 39.0, 1.0, 0.1, curve_updates=[(0, 0.4)], operator_share=0.2)  # fmt: skip
     table = write_comparison([corrected], tmp_path)[1]
     assert "| aloe [corrected] | 40% | – | 50% | 50% | – | 20.0% |" in table
+
+
+def test_configurations_side_by_side_plan_each_profile_run_once_per_configuration():
+    profile = replace(one_demo.PROFILES["comparison"], tasks=("ball_to_goal",), algos=("aloe",), seeds=2, task_seeds={})
+    runs = one_demo.plan_configs(profile, ("batch_size=64",), ["", "chunk_seconds=0.1,execute_seconds=0.1", "clip=0"])
+    assert len(runs) == 6 and len({run.name for run in runs}) == 6
+    assert [run.overrides[-2:] for run in runs[2:4]] == [("chunk_seconds=0.1", "execute_seconds=0.1")] * 2
+    assert all("batch_size=64" in run.overrides for run in runs) and runs[4].overrides[-1] == "clip=0"
+    assert one_demo.plan_configs(profile, (), []) == one_demo.plan(profile)
 
 
 def test_a_run_is_read_with_its_updates_curve_and_run_info(tmp_path):
