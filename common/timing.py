@@ -59,7 +59,7 @@ class PeriodLog:
     """Every control tick's (monotonic time, period in s, acting policy version), appended to a file of
     float64 triples for jitter analysis (`actor --period-log`, benchmarks/control_period.py).
 
-    Ticks are buffered and written `block` at a time, so the loop pays one small write every few seconds;
+    Ticks are buffered and written `block` at a time, so the loop pays one small write every `block` ticks;
     a process killed with -9 loses at most the last block. `time.monotonic()` is the system-wide
     CLOCK_MONOTONIC on Linux, so another process can line its own events up with these ticks.
     """
