@@ -155,6 +155,10 @@ class Actor:
     def read(self) -> np.ndarray:
         return PeriodLog.read(str(self.ticks)) if self.ticks.exists() else np.zeros((0, 3))
 
+    def connects(self) -> int:
+        """Sessions the sender opened with the learner so far (its "connected to learner" log lines)."""
+        return self.log.read_text(errors="replace").count("connected to learner")
+
     def wait_for(self, condition, timeout_s: float, what: str) -> float:
         """Poll until condition(self) holds; returns the monotonic time it did. Raises with the log's tail."""
         deadline = time.monotonic() + timeout_s
@@ -200,19 +204,21 @@ def measure_robot(robot: str, work: Path, seconds: float) -> dict:
         time.sleep(seconds)  # the window being measured
         windows["swaps"] = (start, time.monotonic())
 
-        start = time.monotonic()
+        start, connects = time.monotonic(), actor.connects()
         while time.monotonic() < start + seconds:
             link.cut()
             time.sleep(CUT_EVERY_S)  # the storm's rhythm, not a synchronisation
         windows["storm"] = (start, time.monotonic())
+        sessions = {"storm": actor.connects() - connects}
 
-        start = time.monotonic()
+        start, connects = time.monotonic(), actor.connects()
         learner.kill()
         time.sleep(OUTAGE_S)  # the learner stays dead this long
         learner = LearnerProcess(port, work / "run", resume=True, command=learner_command)
         learner.wait_listening(300)
         time.sleep(seconds / 2)  # reconnection and the resent backlog
         windows["outage"] = (start, time.monotonic())
+        sessions["outage"] = actor.connects() - connects
 
         learner.process.send_signal(signal.SIGSTOP)
         start = actor.wait_for(lambda a: "SPOOL FULL" in a.log.read_text(errors="replace"), 600, "a full spool")
@@ -231,6 +237,8 @@ def measure_robot(robot: str, work: Path, seconds: float) -> dict:
     for name, window in windows.items():
         figures[name] = _window(link_ticks, window, nominal, _window(bare_ticks, window, nominal))
     figures["swaps"].update(_swap_ticks(link_ticks, windows["swaps"]))
+    for name, count in sessions.items():
+        figures[name]["sessions"] = count  # the reconnects the window caused: the storm's should be ~1 per cut
     return figures
 
 
@@ -276,6 +284,7 @@ def table(results: dict) -> str:
             meets = w["p99_x_nominal"] <= TARGET_NOMINAL or (w["bare_p99_s"] / nominal > TARGET_NOMINAL
                                                               and w["p99_x_bare"] <= TARGET_BARE)  # fmt: skip
             extra = f" ({w['swap_ticks']} swaps, max {1e3 * w['swap_tick_max_s']:.0f} ms)" if name == "swaps" else ""
+            extra += f" ({w['sessions']} new sessions)" if "sessions" in w else ""
             rows.append(f"| {robot} ({1 / nominal:g} Hz) | {name}{extra} | {w['ticks']} | {1e3 * w['p50_s']:.1f} | "
                         f"{1e3 * w['p99_s']:.1f} | {1e3 * w['max_s']:.1f} | {1e3 * w['bare_p99_s']:.1f} | "
                         f"{1e3 * w['bare_max_s']:.1f} | {w['p99_x_nominal']:.3f} | {w['p99_x_bare']:.3f} | "
