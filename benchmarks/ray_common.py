@@ -6,7 +6,7 @@
 - `BenchCluster`: a two-node LocalCluster (head + worker, `ray start --block` each) started and always
   stopped, with a check that none of its processes, nor any Tandem process started under the scratch
   directory, is left behind.
-- /proc readers (memory, CPU), the learner's /metrics counter, free ports, and the results header (date,
+- /proc readers (memory, CPU), the learner's /metrics counters, free ports, and the results header (date,
   `uptime`, the exact command) every results file carries.
 """
 
@@ -31,6 +31,7 @@ from pathlib import Path
 from common.ports import free_port_pair
 HEAD, WORKER = "tandem_head", "tandem_worker"  # each node's own custom resource
 RECEIVED = "tandem_learner_transitions_received_total"
+UPDATES = "tandem_learner_updates_total"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -148,12 +149,19 @@ def node_ip() -> str:
         return probe.getsockname()[0]
 
 
-def received(metrics_port: int, timeout_s: float = 5.0) -> dict[str, float] | None:
-    """The learner's stored transitions per actor id from its /metrics, None while it does not answer."""
+def learner_metrics(metrics_port: int, timeout_s: float = 5.0) -> str | None:
+    """The learner's /metrics text, None while it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=timeout_s) as reply:
-            text = reply.read().decode()
+            return reply.read().decode()
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return None
+
+
+def received(metrics_port: int, timeout_s: float = 5.0) -> dict[str, float] | None:
+    """The learner's stored transitions per actor id from its /metrics, None while it does not answer."""
+    text = learner_metrics(metrics_port, timeout_s)
+    if text is None:
         return None
     counts = {}
     for line in text.splitlines():
@@ -162,6 +170,15 @@ def received(metrics_port: int, timeout_s: float = 5.0) -> dict[str, float] | No
             fields = dict(part.split("=", 1) for part in labels.split(","))
             counts[fields["actor_id"].strip('"')] = float(value)
     return counts
+
+
+def updates(metrics_port: int) -> float | None:
+    """The learner's gradient updates so far (its /metrics counter), None while it does not answer."""
+    text = learner_metrics(metrics_port)
+    if text is None:
+        return None
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(UPDATES + " ")]
+    return values[0] if values else 0.0
 
 
 # ---- /proc ---------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ from benchmarks.ray_common import (
     received,
     results_header,
     table,
+    updates,
     uptime,
     wait_for,
     write_csv,
@@ -76,6 +77,7 @@ class Measurement:
     slowest_actor: float = 0.0  # transitions/s of the slowest and fastest actor in the window
     fastest_actor: float = 0.0
     learner_cpu: float = 0.0  # fraction of one core
+    updates_per_s: float = 0.0  # the learner's gradient updates in the window (0 when it only stores)
     machine_busy: float = 0.0  # fraction of all cores
     others_busy: float = 0.0  # fraction of all cores used by processes outside this benchmark and its cluster
     connect_s: float = 0.0  # start of the fleet -> every actor delivered
@@ -188,18 +190,19 @@ def measure_fleet(fleet, result: Measurement, metrics_port: int, ours: list[int]
              f"warm-up {args.warm_s:g} s, window {args.window_s:g} s")  # fmt: skip
     time.sleep(args.warm_s)
     ours = [os.getpid(), *fleet.pids(), *(pid for root in ours for pid in [root, *descendants(root)])]
-    before, t0, busy0 = received(metrics_port), time.monotonic(), machine_busy()
+    before, updates0, t0, busy0 = received(metrics_port), updates(metrics_port), time.monotonic(), machine_busy()
     learner0, ours0 = cpu_seconds(fleet.learner_pid), sum(map(cpu_seconds, ours))
     time.sleep(args.window_s)
-    after, t1, busy1 = received(metrics_port), time.monotonic(), machine_busy()
+    after, updates1, t1, busy1 = received(metrics_port), updates(metrics_port), time.monotonic(), machine_busy()
     learner1, ours1 = cpu_seconds(fleet.learner_pid), sum(map(cpu_seconds, ours))
-    if before is None or after is None or not fleet.alive():
+    if None in (before, after, updates0, updates1) or not fleet.alive():
         raise RuntimeError("the learner stopped answering, or a process exited, during the window")
     result.window_s = t1 - t0
     per_actor = [(after[actor] - before.get(actor, 0.0)) / result.window_s for actor in after]
     result.rate = sum(per_actor)
     result.slowest_actor, result.fastest_actor = min(per_actor), max(per_actor)
     result.learner_cpu = (learner1 - learner0) / result.window_s
+    result.updates_per_s = (updates1 - updates0) / result.window_s
     all_cores = max(busy1[1] - busy0[1], 1e-9)
     result.machine_busy = (busy1[0] - busy0[0]) / all_cores
     result.others_busy = max(0.0, result.machine_busy - (ours1 - ours0) / all_cores)

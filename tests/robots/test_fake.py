@@ -67,3 +67,26 @@ def test_reset_jitter_depends_on_seed():
         starts.append(robot.reset()["state"])
     np.testing.assert_array_equal(starts[0], starts[1])
     assert not np.array_equal(starts[0], starts[2])
+
+
+def test_an_image_size_adds_a_camera_whose_image_follows_the_robot():
+    robot = FakeRobot(seed=3, image_size=32, start_jitter=0.0)
+    assert robot.spec.observation["image"].shape == (32, 32, 1)
+    robot.connect()
+    robot.enable()
+    first = robot.reset()["image"]
+    assert first.dtype == np.uint8 and first.shape == (32, 32, 1) and first.max() == 255
+    for _ in range(10):
+        robot.send_action(np.array([1.0, 1.0]))
+    moved = robot.get_observation()["image"]
+    # the bright square left the centre and went up and right (x to the right, y up the image)
+    rows, columns = np.nonzero(moved[..., 0] == 255)
+    assert rows.mean() < 15 and columns.mean() > 17
+    assert not np.shares_memory(first, moved)
+    robot.spec.validate_observation(robot.get_observation())  # the spec describes what the camera gives
+
+
+def test_a_camera_smaller_than_8_pixels_is_refused():
+    with pytest.raises(ValueError, match="image_size"):
+        FakeRobot(image_size=4)
+    assert "image" not in FakeRobot().spec.observation
