@@ -26,6 +26,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 # reconnects and resends its window. A round bounded only by message count (1000) could outlast that window
 # on a loaded 2-core box; bounded in time too, a busy learner still answers every few hundred milliseconds.
 RECEIVE_ROUND_S = 0.1
+MAX_SUPERSEDED = 4096  # superseded connections remembered (5-byte ids; a fleet restarting for days stays small)
 _INBOX_NUMBERS = itertools.count()
 
 
@@ -136,6 +138,8 @@ class LearnerServer:
         self.sequences = sequences or SequenceTracker()
         self._pending_acks: list[tuple[bytes, int]] = []
         self.sessions: dict[bytes, Session] = {}
+        # Connections whose actor id a newer Hello took over -> that id (the newest MAX_SUPERSEDED).
+        self._superseded: OrderedDict[bytes, str] = OrderedDict()
         self._latest_weights: list | None = None
         self.latest_version = -1
         self._last_reject_log: dict[str, float] = {}
@@ -265,6 +269,9 @@ class LearnerServer:
         except DecodeError as exc:
             self._reject(exc.reason, f"from {identity.hex()}: {exc}")
             return
+        if identity in self._superseded:
+            self._refuse_superseded(identity, type(message).__name__)
+            return
         if isinstance(message, Hello):
             self._on_hello(identity, message, self._key_name(frames[0]))
             return
@@ -285,6 +292,18 @@ class LearnerServer:
                 self._router.send_multipart([identity, *self._latest_weights], copy=False)
         else:
             self._reject("unexpected_kind", type(message).__name__)
+
+    def _refuse_superseded(self, identity: bytes, kind: str) -> None:
+        """A message on a connection whose actor id a newer connection took over: the old one is either a
+        dead process's last messages (the refusal goes nowhere) or a second live actor with the same id,
+        whose batches would carry the same sequence numbers as the first's and be dropped as duplicates
+        after being acked. Newest wins; the other is told why and stops, instead of the two taking the
+        id from each other by rehello and losing each other's data."""
+        actor_id = self._superseded[identity]
+        reason = (f"actor id {actor_id!r} was taken over by a newer connection: this actor restarted, or another "
+                  f"actor runs with the same id (give each robot its own --actor-id)")  # fmt: skip
+        self._reject("superseded", f"{kind} from a connection superseded as {actor_id!r}")
+        self._send(identity, Welcome(accepted=False, reason=reason))
 
     def _key_name(self, frame: zmq.Frame) -> str | None:
         """The allow-list name of the CURVE key this frame arrived with (None without CURVE)."""
@@ -312,6 +331,9 @@ class LearnerServer:
         for other, session in list(self.sessions.items()):
             if session.actor_id == hello.actor_id and other != identity:
                 del self.sessions[other]  # a restarted actor takes over its id
+                self._superseded[other] = hello.actor_id
+                while len(self._superseded) > MAX_SUPERSEDED:
+                    self._superseded.popitem(last=False)
         self.sessions[identity] = Session(hello.actor_id, hello.robot, Liveness())
         self.sessions[identity].liveness.heard()
         if hello.first_unacked_seq > 0:

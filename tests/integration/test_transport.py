@@ -530,3 +530,28 @@ def test_a_learner_acking_steadily_but_further_behind_than_the_ack_timeout_keeps
     finally:
         sender.close(flush_timeout_s=0.1)
         router.close(linger=0)
+
+
+def test_two_live_actors_with_one_id_lose_nothing_silently_the_older_is_refused(server, port):
+    """Two actors started with the same id (`actor --robot limo_sim` twice takes the robot's name) number
+    their batches independently: the learner used to accept both by turns and drop one's batches as
+    duplicates of the other's after acking them (100 of 400 transitions gone, both senders satisfied).
+    Newest wins; the older one is refused with the reason, and everything either sender was acked for is
+    in replay."""
+    first = Sender("127.0.0.1", port, hello("twin"), SenderConfig(batch_size=16)).start()
+    wait_until(first.connected.is_set, timeout_s=10, what="the first actor connected")
+    second = Sender("127.0.0.1", port, hello("twin"), SenderConfig(batch_size=16)).start()
+    wait_until(second.connected.is_set, timeout_s=10, what="the second actor connected")
+    for item in transitions(0, 100):
+        first.submit(item)
+    wait_until(first.refused.is_set, timeout_s=10, what="the older actor refused")
+    assert "taken over by a newer connection" in first.refused_reason and "--actor-id" in first.refused_reason
+    for item in transitions(1000, 100):
+        assert second.submit(item)
+    assert second.close(flush_timeout_s=20.0), f"{second.outstanding()} transitions never acked"
+    first.close(flush_timeout_s=0.5)
+    stored = server.store_log.markers("twin")
+    assert [m for m in stored if m >= 1000] == list(range(1000, 1100))
+    assert [m for m in stored if m < 1000] == []  # the older actor's batches after the takeover are refused
+    assert first.acked_transitions == 0
+    assert metric("tandem_learner_rejected_messages_total", reason="superseded") >= 1
