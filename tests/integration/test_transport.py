@@ -555,3 +555,27 @@ def test_two_live_actors_with_one_id_lose_nothing_silently_the_older_is_refused(
     assert [m for m in stored if m < 1000] == []  # the older actor's batches after the takeover are refused
     assert first.acked_transitions == 0
     assert metric("tandem_learner_rejected_messages_total", reason="superseded") >= 1
+
+
+def test_a_link_cut_again_and_again_delivers_everything_once_and_never_refuses_the_actor(server, port, caplog):
+    """Each cut makes ZeroMQ reconnect, and the learner sees a new connection that must Hello again and take
+    the actor's id over from the old one: a takeover by the same actor, never a refusal."""
+    from benchmarks.control_period import FlappingLink
+
+    caplog.set_level("INFO", logger="learner.server")
+    link = FlappingLink(port)
+    sender = Sender("127.0.0.1", link.port, hello("flaps"), SenderConfig(batch_size=8)).start()
+    try:
+        for chunk in range(5):
+            for item in transitions(100 * chunk, 100):
+                assert sender.submit(item)
+            wait_until(lambda: sender.acked_transitions >= 100 * chunk + 50, timeout_s=20,
+                       what=f"acks after cut {chunk}")  # fmt: skip
+            link.cut()
+        assert sender.close(flush_timeout_s=30.0), f"{sender.outstanding()} transitions never acked"
+    finally:
+        link.close()
+    assert not sender.refused.is_set(), sender.refused_reason
+    assert server.store_log.markers("flaps") == list(range(500))
+    sessions = [r for r in caplog.records if r.getMessage().startswith("actor flaps (fake) connected")]
+    assert len(sessions) >= 3, "the cuts did not make the actor reconnect"
