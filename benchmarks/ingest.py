@@ -40,7 +40,15 @@ from benchmarks.ray_common import (
     uptime,
     write_csv,
 )
-from benchmarks.ray_ingest import HandFleet, Measurement, ingest_limit, measure_fleet, median_rate
+from benchmarks.ray_ingest import (
+    HandFleet,
+    Measurement,
+    add_fleet_arguments,
+    ingest_limit,
+    measure_fleet,
+    median_rate,
+    settle_fleet_arguments,
+)
 from common.ports import free_port_pair
 
 IMAGE_SIZE = 128
@@ -147,25 +155,13 @@ def plot(results: list[Measurement], counts: list[int], args, header: dict, path
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke check: counts 1,2, 5 s windows")
-    p.add_argument("--counts", type=lambda s: [int(x) for x in s.split(",")], help="actor counts (1,2,4,8,16)")
-    p.add_argument("--window-s", type=float, help="measured window per run (20; quick 5)")
-    p.add_argument("--warm-s", type=float, help="after all actors delivered, before the window (5; quick 2)")
+    add_fleet_arguments(p, "runs/ingest", window_s=20.0)
     p.add_argument("--modes", type=lambda s: s.split(","), default=list(MODES), help="store,train (both)")
-    p.add_argument("--rounds", type=int, default=1, help="repeat every count; the median is reported")
-    p.add_argument("--time-scale", type=float, default=20.0, help="the fake actors' --time-scale")
-    p.add_argument("--batch-size", type=int, default=32, help="the fake actors' --batch-size")
-    p.add_argument("--connect-timeout-s", type=float, default=300.0)
-    p.add_argument("--out", default="runs/ingest", help="results directory")
     args = p.parse_args(argv)
     unknown = set(args.modes) - set(MODES)
     if unknown:
         p.error(f"unknown mode(s) {sorted(unknown)}; modes: {', '.join(MODES)}")
-    args.profile = "quick" if args.quick else "full"
-    args.counts = args.counts or ([1, 2] if args.quick else [1, 2, 4, 8, 16])
-    args.window_s = args.window_s or (5.0 if args.quick else 20.0)
-    args.warm_s = args.warm_s if args.warm_s is not None else (2.0 if args.quick else 5.0)
-    return args
+    return settle_fleet_arguments(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -347,24 +347,34 @@ def write_results(results: list[Measurement], counts: list[int], args, header: d
 
 
 # ---- main ---------------------------------------------------------------------------------------
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.ray_ingest", description=__doc__.split("\n\n")[0])
+def add_fleet_arguments(p: argparse.ArgumentParser, out: str, window_s: float) -> None:
+    """The options of a benchmark that measures fleets of 1..16 fake actors (this one, `benchmarks.ingest`)."""
     p.add_argument("--quick", action="store_true", help="smoke check: counts 1,2, 5 s windows")
     p.add_argument("--counts", type=lambda s: [int(x) for x in s.split(",")], help="actor counts (1,2,4,8,16)")
-    p.add_argument("--window-s", type=float, help="measured window per run (30; quick 5)")
+    p.add_argument("--window-s", type=float, help=f"measured window per run ({window_s:g}; quick 5)")
     p.add_argument("--warm-s", type=float, help="after all actors delivered, before the window (5; quick 2)")
     p.add_argument("--rounds", type=int, default=1, help="repeat every count; the median is reported")
     p.add_argument("--time-scale", type=float, default=20.0, help="the fake actors' --time-scale")
     p.add_argument("--batch-size", type=int, default=32, help="the fake actors' --batch-size")
-    p.add_argument("--actor-cpus", type=float, default=0.1, help="Ray CPUs each actor host reserves (nodes offer 2)")
     p.add_argument("--connect-timeout-s", type=float, default=300.0)
-    p.add_argument("--out", default="runs/ray_ingest", help="results directory")
-    args = p.parse_args(argv)
+    p.add_argument("--out", default=out, help="results directory")
+    p.set_defaults(full_window_s=window_s)
+
+
+def settle_fleet_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """The profile's counts and windows where the command line left them out."""
     args.profile = "quick" if args.quick else "full"
     args.counts = args.counts or ([1, 2] if args.quick else [1, 2, 4, 8, 16])
-    args.window_s = args.window_s or (5.0 if args.quick else 30.0)
+    args.window_s = args.window_s or (5.0 if args.quick else args.full_window_s)
     args.warm_s = args.warm_s if args.warm_s is not None else (2.0 if args.quick else 5.0)
     return args
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ray_ingest", description=__doc__.split("\n\n")[0])
+    add_fleet_arguments(p, "runs/ray_ingest", window_s=30.0)
+    p.add_argument("--actor-cpus", type=float, default=0.1, help="Ray CPUs each actor host reserves (nodes offer 2)")
+    return settle_fleet_arguments(p.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
