@@ -9,9 +9,13 @@ of observation and next observation; at 50 Hz x `--time-scale 20` an actor offer
 transitions/s. They are started by hand, exactly as `benchmarks.ray_ingest`'s baseline starts them
 (`HandFleet`), on one machine. Two modes per count, back to back in alternating order:
 
-- store: the learner only ingests (`--learning-starts 1000000000`: no gradient step);
+- store: the learner only ingests (`--learning-starts 1000000000`: no gradient step, no weights, so the
+  actors act at random);
 - train: it also trains SAC on the images flat out (DrQ conv encoder with random shifts, the image runs'
-  batch 128 and 128x128 networks, one torch thread), as it does during a run.
+  batch 128 and 128x128 networks, one torch thread) and publishes the policy, which the actors then run: a
+  conv-encoder forward pass on a 128x128 image every step, as on a robot. On one 2-core box this is what
+  bounds the training rows (py-spy of an actor: its main thread is in the policy's Conv2d and Linear
+  forward), so they measure a whole fleet sharing one machine, not the learner's own limit.
 
 Counted: transitions the learner stored (its /metrics counter, summed over actors) and its gradient updates
 over a fixed window that opens once every actor has delivered and a warm-up has passed; the learner's CPU
