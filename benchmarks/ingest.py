@@ -1,6 +1,6 @@
 """Learner ingest from 1..16 image actors, storing only and while it trains, in one run (issue 21, item 2).
 
-    python -m benchmarks.ingest --out DIR            # 1,2,4,8,16 actors, both modes, 20 s windows (~12 min)
+    python -m benchmarks.ingest --out DIR            # 1,2,4,8,16 actors, both modes, 20 s windows (~7 min)
     python -m benchmarks.ingest --quick --out DIR    # 1,2 actors, 5 s windows (smoke, ~2 min)
 
 Per count N: the real `learner` (CURVE keys, durable replay with fsync, as on a lab network) and N real
