@@ -43,7 +43,10 @@ class Checkpoints:
     def newest(self) -> dict | None:
         found = list_checkpoints(self.run_dir)  # only reads: a half-written save is not listed
         if found and found[-1] != self.path:
-            self.path, self.state = found[-1], torch.load(found[-1] / "state.pt", weights_only=True)
+            try:
+                self.path, self.state = found[-1], torch.load(found[-1] / "state.pt", weights_only=True)
+            except FileNotFoundError:  # replaced by a second save of the same count (a stage's end) or pruned
+                pass  # between listing and loading, as the learner writes on: the next poll reads it
         return self.state
 
     def inside(self, index: int) -> dict | None:
