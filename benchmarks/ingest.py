@@ -50,6 +50,7 @@ from benchmarks.ray_ingest import (
     add_fleet_arguments,
     ingest_limit,
     measure_fleet,
+    median_of,
     median_rate,
     settle_fleet_arguments,
 )
@@ -92,11 +93,6 @@ def run_one(mode: str, count: int, round_: int, args, progress: Progress) -> Mea
     return result
 
 
-def _pick(results: list[Measurement], mode: str, count: int, key: str) -> float:
-    values = [getattr(r, key) for r in results if r.path == mode and r.count == count and not r.error]
-    return sorted(values)[len(values) // 2] if values else float("nan")
-
-
 HEADERS = ["actors", "offered tr/s", "stored tr/s, store only", "stored tr/s, training", "training/store",
            "updates/s", "learner CPU store/train", "machine busy store/train", "MB/s stored, training"]  # fmt: skip
 MIB_PER_TRANSITION = 2 * IMAGE_SIZE * IMAGE_SIZE / 2**20  # observation and next observation; the rest is noise
@@ -108,11 +104,11 @@ def summary_rows(results: list[Measurement], counts: list[int], args) -> list[li
         store, train = median_rate(results, "store", count), median_rate(results, "train", count)
         ratio = train / store if store > 0 else float("nan")
         rows.append([count, f"{count * ACTOR_HZ * args.time_scale:,.0f}", f"{store:,.0f}", f"{train:,.0f}",
-                     f"{ratio:.2f}", f"{_pick(results, 'train', count, 'updates_per_s'):.1f}",
-                     f"{_pick(results, 'store', count, 'learner_cpu'):.0%} / "
-                     f"{_pick(results, 'train', count, 'learner_cpu'):.0%}",
-                     f"{_pick(results, 'store', count, 'machine_busy'):.0%} / "
-                     f"{_pick(results, 'train', count, 'machine_busy'):.0%}",
+                     f"{ratio:.2f}", f"{median_of(results, 'train', count, 'updates_per_s'):.1f}",
+                     f"{median_of(results, 'store', count, 'learner_cpu'):.0%} / "
+                     f"{median_of(results, 'train', count, 'learner_cpu'):.0%}",
+                     f"{median_of(results, 'store', count, 'machine_busy'):.0%} / "
+                     f"{median_of(results, 'train', count, 'machine_busy'):.0%}",
                      f"{train * MIB_PER_TRANSITION:.0f}"])  # fmt: skip
     return rows
 
@@ -145,7 +141,7 @@ def plot(results: list[Measurement], counts: list[int], args, header: dict, path
     top.set_ylabel("transitions/s stored")
     top.set_yscale("log")
     top.legend()
-    bottom.plot(counts, [_pick(results, "train", c, "updates_per_s") for c in counts], marker="s", color="C1")
+    bottom.plot(counts, [median_of(results, "train", c, "updates_per_s") for c in counts], marker="s", color="C1")
     bottom.set_ylabel("updates/s (train)")
     bottom.set_xlabel("image actors")
     bottom.set_xscale("log", base=2)

@@ -242,9 +242,14 @@ def run_one(path: str, count: int, round_: int, args, cluster: BenchCluster, pro
 
 
 # ---- report -------------------------------------------------------------------------------------
+def median_of(results: list[Measurement], path: str, count: int, key: str) -> float:
+    """The median of field `key` over the successful measurements of `path` at `count` actors (nan: none)."""
+    values = [getattr(r, key) for r in results if r.path == path and r.count == count and not r.error]
+    return statistics.median(values) if values else float("nan")
+
+
 def median_rate(results: list[Measurement], path: str, count: int) -> float:
-    rates = [r.rate for r in results if r.path == path and r.count == count and not r.error]
-    return statistics.median(rates) if rates else float("nan")
+    return median_of(results, path, count, "rate")
 
 
 def ingest_limit(results: list[Measurement], path: str, counts: list[int]) -> str:
@@ -269,8 +274,7 @@ def summary_rows(results: list[Measurement], counts: list[int], args) -> list[li
     for count in counts:
         hand, ray = median_rate(results, "hand", count), median_rate(results, "ray", count)
         ratio = ray / hand if hand == hand and ray == ray and hand > 0 else float("nan")
-        pick = lambda path, key: statistics.median([getattr(r, key) for r in results if r.path == path and  # noqa: E731
-                                                    r.count == count and not r.error] or [float("nan")])  # fmt: skip
+        pick = lambda path, key: median_of(results, path, count, key)  # noqa: E731
         rows.append([count, f"{count * 50 * args.time_scale:,.0f}", f"{hand:,.0f}", f"{ray:,.0f}",
                      f"{ratio:.3f}" if ratio == ratio else "n/a",
                      ("yes" if abs(ratio - 1) <= CLAIM else "NO") if ratio == ratio else "n/a",

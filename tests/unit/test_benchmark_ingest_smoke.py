@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.ingest import MIB_PER_TRANSITION, report
+from benchmarks.ingest import MIB_PER_TRANSITION, parse_args, report
 from benchmarks.ray_ingest import Measurement
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_report_names_the_count_where_storing_stops_scaling(tmp_path):
-    from benchmarks.ingest import parse_args
-
     args = parse_args(["--counts", "1,2,4", "--out", str(tmp_path)])
     rates = {("store", 1): 900.0, ("store", 2): 1700.0, ("store", 4): 1750.0, ("train", 1): 500.0,
              ("train", 2): 990.0, ("train", 4): 1980.0}  # fmt: skip
@@ -30,8 +28,6 @@ def test_the_report_names_the_count_where_storing_stops_scaling(tmp_path):
 
 
 def test_an_unknown_mode_is_refused_by_name():
-    from benchmarks.ingest import parse_args
-
     with pytest.raises(SystemExit):
         parse_args(["--modes", "store,fly"])
 
