@@ -13,6 +13,7 @@ from actor.loop import LoopConfig
 from actor.operator import OperatorConfig
 from actor.sender import SenderConfig, key_actor_id
 from common.protocol import DEFAULT_EVAL_EPISODES
+from common.allocator import keep_freed_memory
 from common.lifetime import exit_with_parent
 from common.registry import UnknownNameError
 from common.transport import DEFAULT_PORT
@@ -128,6 +129,7 @@ def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, 
                         format="%(asctime)s actor %(levelname)s %(message)s")  # fmt: skip
     if move and not check:
         raise click.UsageError("--move only goes with --check")
+    keep_freed_memory()  # batches stacked for the wire reuse their pages (common/allocator.py)
     if parent_pid:
         exit_with_parent(parent_pid)
     if check:

@@ -23,10 +23,9 @@ a learner restart must not lose them either: see `actor.summaries`.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -116,7 +115,9 @@ class Sender:
         self._on_learner_updates = on_learner_updates or (lambda _n: None)  # each ack's update count (pacing)
         self._awaited: tuple[int, float] | None = None  # (weights version the learner named, when first named)
         self._context = context or zmq.Context.instance()
-        self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
+        # Submitted, not yet batched: (tid, item). A deque, not a queue.Queue: its append and popleft are atomic
+        # under the GIL, and Queue's lock and condition cost more per transition than the rest of submit.
+        self._queue: deque[tuple[int, Transition | EpisodeSummary]] = deque()
         self._unacked = UnackedBatches()
         self._sent_at: OrderedDict[int, float] = OrderedDict()  # seq -> send time, oldest first
         self._sent_upto = 0  # every unacked batch up to this seq was sent in this session
@@ -185,17 +186,12 @@ class Sender:
 
         With a spool, a transition is in the spool's log when this returns True.
         """
-        if self._queue.full():
+        if len(self._queue) >= self.config.queue_size:
             self.room.clear()
             self._m["dropped"].inc()
             return False
         tid = self._log.release(item) if self._log is not None and isinstance(item, Transition) else 0
-        try:
-            self._queue.put_nowait((tid, item))
-        except queue.Full:  # another thread filled it meanwhile (one control loop never does)
-            self.room.clear()
-            self._m["dropped"].inc()
-            return False
+        self._queue.append((tid, item))
         return True
 
     def hold(self, transition: Transition) -> None:
@@ -213,14 +209,14 @@ class Sender:
 
     def outstanding(self) -> int:
         """Transitions not yet acked: queued, pending in a batch, or in flight."""
-        return self._queue.qsize() + len(self._pending) + self._unacked.transitions
+        return len(self._queue) + len(self._pending) + self._unacked.transitions
 
     # ---- the sender thread ---------------------------------------------------------------------
     def _run(self) -> None:
         self._open_socket()
         try:
             while not self._finished():
-                idle_ms = 0 if (self._queue.qsize() and self._can_seal()) else 10
+                idle_ms = 0 if (self._queue and self._can_seal()) else 10
                 if self._sock.poll(timeout=idle_ms):
                     self._receive_all()
                 if self.refused_reason:
@@ -242,7 +238,7 @@ class Sender:
     def _finished(self) -> bool:
         if not self._stopping.is_set():
             return False
-        all_sealed = self._queue.empty() and not self._pending
+        all_sealed = not self._queue and not self._pending
         if all_sealed and not len(self._unacked):
             return True
         if all_sealed and self._spool is not None and self._liveness.is_gone(time.monotonic()):
@@ -371,8 +367,8 @@ class Sender:
             if len(self._pending) >= self.config.batch_size and not self._seal():
                 break
             try:
-                tid, item = self._queue.get_nowait()
-            except queue.Empty:
+                tid, item = self._queue.popleft()
+            except IndexError:
                 break
             if isinstance(item, EpisodeSummary):
                 self._seal()  # the episode's transitions go first when they can
@@ -382,9 +378,9 @@ class Sender:
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.append((tid, item))
-        if self._queue.qsize() < self.config.queue_size:
+        if len(self._queue) < self.config.queue_size:
             self.room.set()
-        self._m["queue"].set(self._queue.qsize())
+        self._m["queue"].set(len(self._queue))
 
     def _can_seal(self) -> bool:
         if not self._seq_known:

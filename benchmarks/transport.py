@@ -18,6 +18,9 @@ Prints figures and a final table; asserts nothing about time.
      multipart frames sent with copy=False (1 per message, or stacked 100 per message); the receiver
      wraps each frame with np.frombuffer and counts.
    Both sides of every pair run in separate processes (multiprocessing "spawn"), as on two machines.
+   Every process, of both systems, fixes glibc's heap thresholds as `actor` and `learner` do at start
+   (`common.allocator.keep_freed_memory`); `TANDEM_DEFAULT_HEAP=1 python -m benchmarks.transport` measures
+   with glibc's defaults instead (the "faults/s" column shows the difference: minor page faults per second).
    Each process samples its counter and its CPU time every 20 ms against time.time() (one host
    clock); the rate is the counter's increase over one wall-clock window after a warm-up.
    Producer flow control (Tandem): the producer keeps at most `inflight` transitions submitted but
@@ -57,6 +60,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import zmq
 
+from common.allocator import OPT_OUT
 from benchmarks.transport_payload import (
     PROFILES,
     Profile,
@@ -169,6 +173,8 @@ class Throughput:
     max_batch: int = 0
     sender_cpu: float = 0.0  # fraction of one core
     receiver_cpu: float = 0.0
+    sender_faults: float = 0.0  # minor page faults per second
+    receiver_faults: float = 0.0
     notes: list = field(default_factory=list)
     error: str = ""
 
@@ -213,6 +219,8 @@ def run_throughput(ctx, system: str, per_batch: int, profile: Profile, args, pro
         result.rate = result.stored_rate if system == "zmq" else min(result.stored_rate, result.acked_rate)
         result.receiver_cpu = window_delta(rx["samples"], t0, t1, 2) / duration
         result.sender_cpu = window_delta(tx["samples"], t0, t1, 2) / duration
+        result.receiver_faults = window_delta(rx["samples"], t0, t1, 3) / duration
+        result.sender_faults = window_delta(tx["samples"], t0, t1, 3) / duration
         result.bytes_per_transition = rx["bytes"] / max(rx["total"], 1)
         result.mean_batch = rx["total"] / max(rx["batches"], 1)
         result.max_batch = rx["max_batch"]
@@ -308,13 +316,14 @@ def report(throughput: dict, latency: dict, profile: Profile, args, header: str)
             f"{t.bytes_per_transition:,.0f}",
             f"{t.mean_batch:,.1f}",
             f"{t.sender_cpu:.0%}/{t.receiver_cpu:.0%}",
+            f"{t.sender_faults:,.0f}/{t.receiver_faults:,.0f}",
             f"{z.rate:,.0f}" if not z.error else "error",
             f"{z.mb_s:,.0f}",
             f"{z.sender_cpu:.0%}/{z.receiver_cpu:.0%}",
             f"{ratio:.2f}" if ratio == ratio else "n/a",
             f">= {TARGET_THROUGHPUT_RATIO:.2f} {verdict}" if ratio == ratio else "n/a",
         ])  # fmt: skip
-    lines.append(table(["per batch", "Tandem tr/s", "MB/s", "B/tr", "tr/batch", "CPU act/lrn",
+    lines.append(table(["per batch", "Tandem tr/s", "MB/s", "B/tr", "tr/batch", "CPU act/lrn", "faults/s act/lrn",
                         "pyzmq tr/s", "MB/s", "CPU snd/rcv", "Tandem/pyzmq", "target"], rows))  # fmt: skip
     lines.append("   reference (anchors.md, same kind of machine): " +
                  ", ".join(f"{k} {v:,}/s" for k, v in REF_TRANSITIONS.items()) +
@@ -398,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Tandem transport benchmark ({name}): loopback, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
         f"Python {platform.python_version()}, pyzmq {zmq.__version__} / libzmq {zmq.zmq_version()}, "
         f"numpy {np.__version__}; throughput window {profile.measure_s:g} s after {profile.warm_s:g} s warm-up, "
-        f"{profile.rounds} round(s)"
+        f"{profile.rounds} round(s), heap thresholds "
+        f"{'glibc default (TANDEM_DEFAULT_HEAP)' if os.environ.get(OPT_OUT, '') not in ('', '0') else 'fixed'}"
     )
     print(header, flush=True)
     runs = [] if "throughput" in args.skip else [

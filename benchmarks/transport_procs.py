@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import resource
 import time
 
 import numpy as np
 import zmq
 
+from common.allocator import keep_freed_memory
 from common.ports import free_port_pair
 from benchmarks.transport_payload import (
     ACK,
@@ -49,13 +51,15 @@ def window_delta(samples: list, t0: float, t1: float, column: int) -> float:
     return float(np.interp(t1, t, v) - np.interp(t0, t, v))
 
 
-def cpu_s() -> float:
-    return time.process_time()  # user + system of the whole process, all threads
+def usage() -> tuple[float, int]:
+    """CPU seconds (user + system, all threads) and minor page faults of this process so far."""
+    return time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 # ---- throughput: Tandem ---------------------------------------------------------------------------
 def tandem_learner_proc(out, stop, flowing, actor_done, store_mode: str) -> None:
     """LearnerServer receiving, validating (unpack_transitions) and storing into a numpy ring."""
+    keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
         from prometheus_client import REGISTRY
 
@@ -89,7 +93,7 @@ def tandem_learner_proc(out, stop, flowing, actor_done, store_mode: str) -> None
         out.put(("port", server.port))
         samples = []
         while True:
-            samples.append((time.time(), state["n"], cpu_s()))
+            samples.append((time.time(), state["n"], *usage()))
             if state["n"] and not flowing.is_set():
                 flowing.set()
             if stop.is_set():
@@ -126,6 +130,7 @@ def tandem_learner_proc(out, stop, flowing, actor_done, store_mode: str) -> None
 
 def tandem_actor_proc(out, stop, actor_done, port: int, batch_size: int, inflight: int | None) -> None:
     """Sender fed as fast as it can by a producer thread (this process's main thread)."""
+    keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
         from actor.sender import Sender, SenderConfig
         from common.protocol import Hello
@@ -144,7 +149,7 @@ def tandem_actor_proc(out, stop, actor_done, port: int, batch_size: int, infligh
         while True:
             now = time.time()
             if now >= next_sample:
-                samples.append((now, sender.acked_transitions, cpu_s(), i))
+                samples.append((now, sender.acked_transitions, *usage()))
                 next_sample = now + SAMPLE_S
                 if stop.is_set():
                     break
@@ -182,6 +187,7 @@ def tandem_actor_proc(out, stop, actor_done, port: int, batch_size: int, infligh
 # ---- throughput: plain pyzmq baseline -------------------------------------------------------------
 def zmq_receiver_proc(out, stop, flowing, per_msg: int) -> None:
     """PULL; wrap every frame with np.frombuffer; count."""
+    keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
         ctx = zmq.Context()
         sock = ctx.socket(zmq.PULL)
@@ -195,7 +201,7 @@ def zmq_receiver_proc(out, stop, flowing, per_msg: int) -> None:
         while True:
             now = time.time()
             if now >= next_sample:
-                samples.append((now, n, cpu_s()))
+                samples.append((now, n, *usage()))
                 next_sample = now + SAMPLE_S
                 if n and not flowing.is_set():
                     flowing.set()
@@ -223,6 +229,7 @@ def zmq_receiver_proc(out, stop, flowing, per_msg: int) -> None:
 
 def zmq_sender_proc(out, stop, _actor_done, port: int, per_msg: int, _inflight) -> None:
     """PUSH the same arrays as multipart frames with copy=False, as fast as the socket takes them."""
+    keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
         ctx = zmq.Context()
         sock = ctx.socket(zmq.PUSH)
@@ -236,7 +243,7 @@ def zmq_sender_proc(out, stop, _actor_done, port: int, per_msg: int, _inflight) 
         while True:
             now = time.time()
             if now >= next_sample:
-                samples.append((now, sent, cpu_s()))
+                samples.append((now, sent, *usage()))
                 next_sample = now + SAMPLE_S
                 if stop.is_set():
                     break
@@ -255,6 +262,7 @@ def zmq_sender_proc(out, stop, _actor_done, port: int, per_msg: int, _inflight) 
 # ---- latency --------------------------------------------------------------------------------------
 def latency_publisher_proc(out, mode: str, sizes_mb: list[int], pushes: int, gap_s: float) -> None:
     """Publish weights one version at a time; time each until the subscriber's ack for it arrives."""
+    keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
         ctx = zmq.Context.instance()
         acks = ctx.socket(zmq.PULL)
@@ -362,6 +370,7 @@ def _timed_pushes(out, send, acks, payload, version: int, pushes: int, gap_s: fl
 
 def latency_subscriber_proc(out, stop, mode: str, pub_port: int, ack_port: int) -> None:
     """SUB -> decode (Tandem: common.codec.decode; baseline: np.frombuffer) -> ack (version, time.time())."""
+    keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
         ctx = zmq.Context.instance()
         sub = ctx.socket(zmq.SUB)

@@ -65,7 +65,7 @@ def encode(message: Any) -> list:
         if name in ARRAY_FIELDS:
             for key, array in value.items():
                 array = np.ascontiguousarray(array)
-                descriptors.append([key, _DTYPE_NAMES.get(array.dtype, array.dtype.name), list(array.shape)])
+                descriptors.append([key, _DTYPE_NAMES.get(array.dtype) or array.dtype.name, list(array.shape)])
                 buffers.append(memoryview(array).cast("B") if array.size else b"")
         else:
             scalars[name] = value

@@ -10,6 +10,7 @@ import sys
 import click
 import torch
 
+from common.allocator import keep_freed_memory
 from common.lifetime import exit_with_parent
 from common.registry import UnknownNameError
 from common.transport import DEFAULT_PORT
@@ -140,6 +141,7 @@ def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s learner %(levelname)s %(message)s")  # fmt: skip
+    keep_freed_memory()  # batches expanded and sampled every step reuse their pages (common/allocator.py)
     if parent_pid:
         exit_with_parent(parent_pid)
     if launcher == "ray":

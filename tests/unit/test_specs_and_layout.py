@@ -133,6 +133,14 @@ def test_packing_across_an_episode_end_keeps_both_observations():
     assert np.array_equal(columns["next_observation/state"][2], transitions[2].next_observation["state"])
 
 
+def test_packing_refuses_a_frame_of_another_shape_instead_of_reshaping_it():
+    spec = make_spec()
+    transitions = make_transitions(spec, 4)
+    transitions[2].next_observation = {**transitions[2].next_observation, "image": np.zeros((8, 16, 1), np.uint8)}
+    with pytest.raises(ValueError, match="same shape"):  # concatenating then reshaping would have accepted it
+        pack_transitions(transitions)
+
+
 @pytest.mark.parametrize(
     "corrupt, message",
     [
