@@ -1,7 +1,7 @@
 """Tandem's wire against plain pyzmq, on loopback, in one run.
 
-    python -m benchmarks.transport            # about 2 minutes
-    python -m benchmarks.transport --quick    # under 1 minute
+    python -m benchmarks.transport            # about 3 minutes
+    python -m benchmarks.transport --quick    # about 1 minute
 
 Prints figures and a final table; asserts nothing about time.
 
@@ -14,6 +14,8 @@ Prints figures and a final table; asserts nothing about time.
      `unpack_transitions` (validation + expansion), the `store` callback (by default a write into a
      preallocated numpy ring; `--store count` only counts), metrics, ack. Counted: transitions the
      learner stored AND the actor got acked (the smaller of the two rates).
+   - Tandem with CURVE ("tandem-curve"; `--no-curve` skips it): the same, with the link encrypted and
+     authenticated by keys made with `learner.keys` for this run, as every non-loopback link must be.
    - Baseline: plain pyzmq PUSH -> PULL, the same arrays (obs, next_obs, action, reward, done) as
      multipart frames sent with copy=False (1 per message, or stacked 100 per message); the receiver
      wraps each frame with np.frombuffer and counts.
@@ -25,14 +27,16 @@ Prints figures and a final table; asserts nothing about time.
    clock); the rate is the counter's increase over one wall-clock window after a warm-up.
    Producer flow control (Tandem): the producer keeps at most `inflight` transitions submitted but
    not yet acked (256 at batch size 1, 4,096 at 100), below the Sender's window of
-   `max_unacked_batches` batches. Without it an as-fast-as-possible producer fills that window and
-   the Sender then merges everything queued into one oversized batch (see `--no-flow-control`).
+   `max_unacked_batches` batches, as a control loop far slower than the wire is in effect. Without it
+   (`--no-flow-control`) an as-fast-as-possible producer overflows the Sender's queue: its drops are
+   counted and retried, and shown as a note.
 2. Weight push latency for 4 MB (1M float32) and 40 MB (10M float32), the subscriber in another
    process.
    - Tandem: `LearnerServer.publish(Weights(...))` (4 tensors summing to the size) -> inproc ->
      server thread -> PUB; the subscriber is a SUB socket configured like `actor.weights.WeightClient`
      that decodes with `common.codec.decode` (WeightClient itself also builds a torch network, which
      is not transport).
+   - Tandem with CURVE: the same with the PUB a CURVE server and the SUB its client.
    - Baseline: a plain PUB sending the same number of bytes as one frame with copy=False; the
      subscriber wraps it with np.frombuffer. Shown as well, for context: plain pyzmq sending Tandem's own
      4 tensors as 4 frames (a single frame above glibc's 32 MB mmap threshold costs the receiver a fresh
@@ -54,6 +58,7 @@ import os
 import platform
 import queue
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -61,7 +66,9 @@ import numpy as np
 import zmq
 
 from common.allocator import OPT_OUT
+from learner.keys import create_actor_keys
 from benchmarks.transport_payload import (
+    ACTOR_ID,
     PROFILES,
     Profile,
     REF_LATENCY_MS,
@@ -163,7 +170,7 @@ def expect(out, wanted: set[str], timeout_s: float, progress: Progress | None = 
 
 @dataclass
 class Throughput:
-    system: str  # "tandem" or "zmq"
+    system: str  # "tandem", "tandem-curve" or "zmq"
     per_batch: int
     rate: float = 0.0  # transitions/s counted
     stored_rate: float = 0.0
@@ -187,15 +194,19 @@ def run_throughput(ctx, system: str, per_batch: int, profile: Profile, args, pro
     result = Throughput(system, per_batch)
     out, stop, flowing, actor_done = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Event()
     children = Children()
+    tandem = system.startswith("tandem")
+    keys_dir = args.keys_dir if system == "tandem-curve" else ""
     try:
-        if system == "tandem":
-            children.start(ctx, tandem_learner_proc, out, stop, flowing, actor_done, args.store)
+        if tandem:
+            children.start(ctx, tandem_learner_proc, out, stop, flowing, actor_done, args.store, keys_dir)
         else:
             children.start(ctx, zmq_receiver_proc, out, stop, flowing, per_batch)
         port = expect(out, {"port"}, 60, progress)["port"]
         inflight = None if args.no_flow_control else (256 if per_batch == 1 else max(4096, 4 * per_batch))
-        sender_target = tandem_actor_proc if system == "tandem" else zmq_sender_proc
-        children.start(ctx, sender_target, out, stop, actor_done, port, per_batch, inflight)
+        if tandem:
+            children.start(ctx, tandem_actor_proc, out, stop, actor_done, port, per_batch, inflight, keys_dir)
+        else:
+            children.start(ctx, zmq_sender_proc, out, stop, actor_done, port, per_batch, inflight)
         deadline = time.monotonic() + 60
         while not flowing.wait(timeout=0.25):
             progress.tick()
@@ -224,7 +235,7 @@ def run_throughput(ctx, system: str, per_batch: int, profile: Profile, args, pro
         result.bytes_per_transition = rx["bytes"] / max(rx["total"], 1)
         result.mean_batch = rx["total"] / max(rx["batches"], 1)
         result.max_batch = rx["max_batch"]
-        if system == "tandem":
+        if tandem:
             if rx.get("rejected"):
                 result.notes.append(f"learner rejected {rx['rejected']}")
             if rx.get("duplicates"):
@@ -245,13 +256,14 @@ def run_throughput(ctx, system: str, per_batch: int, profile: Profile, args, pro
     return result
 
 
-def run_latency(ctx, system: str, sizes_mb: list[int], profile: Profile, progress: Progress) -> dict:
+def run_latency(ctx, system: str, sizes_mb: list[int], profile: Profile, progress: Progress, keys_dir: str) -> dict:
     out, stop = ctx.Queue(), ctx.Event()
     children = Children()
+    keys_dir = keys_dir if system == "tandem-curve" else ""
     try:
-        children.start(ctx, latency_publisher_proc, out, system, sizes_mb, profile.pushes, profile.gap_s)
+        children.start(ctx, latency_publisher_proc, out, system, sizes_mb, profile.pushes, profile.gap_s, keys_dir)
         pub_port, ack_port = expect(out, {"ports"}, 60, progress)["ports"]
-        children.start(ctx, latency_subscriber_proc, out, stop, system, pub_port, ack_port)
+        children.start(ctx, latency_subscriber_proc, out, stop, system, pub_port, ack_port, keys_dir)
         return expect(out, {"latency"}, 120, progress)["latency"]
     except Exception as exc:
         return {size: {"error": f"{type(exc).__name__}: {exc}"} for size in sizes_mb}
@@ -275,6 +287,14 @@ def median_of(runs: list[Throughput]) -> Throughput:
         best.rate = float(np.median([r.rate for r in ok]))
         best.notes.append("rates of the rounds: " + ", ".join(f"{r.rate:,.0f}" for r in ok))
     return best
+
+
+def throughput_verdict(tandem: Throughput, zmq_: Throughput) -> str:
+    """'0.66 BELOW' / '0.85 ok': Tandem's rate over the baseline's against the target."""
+    if tandem.error or zmq_.error or not (tandem.rate and zmq_.rate):
+        return "n/a"
+    ratio = tandem.rate / zmq_.rate
+    return f"{ratio:.2f} {'ok' if ratio >= TARGET_THROUGHPUT_RATIO else 'BELOW'}"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -307,8 +327,7 @@ def report(throughput: dict, latency: dict, profile: Profile, args, header: str)
     rows = []
     for per_batch in args.batch_sizes:
         t, z = throughput[("tandem", per_batch)], throughput[("zmq", per_batch)]
-        ratio = t.rate / z.rate if z.rate and t.rate else float("nan")
-        verdict = "ok" if ratio >= TARGET_THROUGHPUT_RATIO else "BELOW"
+        c = throughput.get(("tandem-curve", per_batch))
         rows.append([
             per_batch,
             f"{t.rate:,.0f}" if not t.error else "error",
@@ -320,16 +339,21 @@ def report(throughput: dict, latency: dict, profile: Profile, args, header: str)
             f"{z.rate:,.0f}" if not z.error else "error",
             f"{z.mb_s:,.0f}",
             f"{z.sender_cpu:.0%}/{z.receiver_cpu:.0%}",
-            f"{ratio:.2f}" if ratio == ratio else "n/a",
-            f">= {TARGET_THROUGHPUT_RATIO:.2f} {verdict}" if ratio == ratio else "n/a",
+            throughput_verdict(t, z),
+            "-" if c is None else f"{c.rate:,.0f}" if not c.error else "error",
+            "-" if c is None else f"{c.sender_cpu:.0%}/{c.receiver_cpu:.0%}",
+            "-" if c is None else throughput_verdict(c, z),
         ])  # fmt: skip
     lines.append(table(["per batch", "Tandem tr/s", "MB/s", "B/tr", "tr/batch", "CPU act/lrn", "faults/s act/lrn",
-                        "pyzmq tr/s", "MB/s", "CPU snd/rcv", "Tandem/pyzmq", "target"], rows))  # fmt: skip
+                        "pyzmq tr/s", "MB/s", "CPU snd/rcv", f"Tandem/pyzmq (>= {TARGET_THROUGHPUT_RATIO:.2f})",
+                        "CURVE tr/s", "CPU act/lrn", "CURVE/pyzmq"], rows))  # fmt: skip
+    lines.append("   CURVE: the same Tandem path with the link encrypted and authenticated, as every non-loopback link "
+                 "is (keys of `learner keys`); the pyzmq baseline stays plaintext.")  # fmt: skip
     lines.append("   reference (anchors.md, same kind of machine): " +
                  ", ".join(f"{k} {v:,}/s" for k, v in REF_TRANSITIONS.items()) +
                  "; plain pyzmq there ~25,000-59,000/s")  # fmt: skip
     for per_batch in args.batch_sizes:
-        for system in ("tandem", "zmq"):
+        for system in args.systems:
             r = throughput[(system, per_batch)]
             for note in ([f"error: {r.error}"] if r.error else []) + r.notes:
                 lines.append(f"   note {system} {per_batch}/batch: {note}")
@@ -340,25 +364,28 @@ def report(throughput: dict, latency: dict, profile: Profile, args, header: str)
     for size in args.sizes:
         t, z = latency_stats(latency["tandem"][size]), latency_stats(latency["zmq"][size])
         zf = latency_stats(latency.get("zmq-frames", {}).get(size, {"error": "skipped"}))
+        c = latency_stats(latency.get("tandem-curve", {}).get(size, {"error": "skipped"}))
         if "error" in t or "error" in z:
             rows.append([f"{size} MB", t.get("error", "")[:40], "", "", "", z.get("error", "")[:40], "", "", "", "",
-                         "", "", ""])  # fmt: skip
+                         "", "", "", "", ""])  # fmt: skip
             continue
         ratio = t["median"] / z["median"]
-        verdict = "ok" if ratio <= TARGET_LATENCY_RATIO else "ABOVE"
+        latency_verdict = "ok" if ratio <= TARGET_LATENCY_RATIO else "ABOVE"
         ref = REF_LATENCY_MS.get(size, {})
         rows.append([
             f"{size} MB",
             f"{t['median']:.1f}", f"{t['p90']:.1f}", f"{t['rtt']:.1f}", f"{t['call']:.2f}",
             f"{z['median']:.1f}", f"{z['p90']:.1f}", f"{z['rtt']:.1f}",
-            f"{ratio:.2f}", f"<= {TARGET_LATENCY_RATIO:.1f} {verdict}",
+            f"{ratio:.2f}", f"<= {TARGET_LATENCY_RATIO:.1f} {latency_verdict}",
             f"{zf['median']:.1f}" if "error" not in zf else "-",
             f"{t['median'] / zf['median']:.2f}" if "error" not in zf else "-",
             " / ".join(f"{v:g}" for v in ref.values()) or "-",
+            f"{c['median']:.1f}" if "error" not in c else "-",
+            f"{c['median'] / z['median']:.2f}" if "error" not in c else "-",
         ])  # fmt: skip
     lines.append(table(["size", "Tandem ms", "p90", "RTT", "publish() blocks", "pyzmq 1 frame ms", "p90", "RTT",
                         "Tandem/pyzmq", "target", "pyzmq 4 frames ms", "Tandem/that",
-                        "agentlace / LeRobot ms"], rows))  # fmt: skip
+                        "agentlace / LeRobot ms", "CURVE ms", "CURVE/pyzmq"], rows))  # fmt: skip
     lost = [f"{s} {size} MB: {latency_stats(latency[s][size]).get('lost')}" for s in latency
             for size in args.sizes if size in latency[s] and latency_stats(latency[s][size]).get("lost")]  # fmt: skip
     if lost:
@@ -384,6 +411,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="throughput rounds; the median is reported")
     p.add_argument("--pushes", type=int, help="weight pushes per size")
     p.add_argument("--skip", choices=("throughput", "latency"), action="append", default=[])
+    p.add_argument("--no-curve", action="store_true", help="skip Tandem with CURVE encryption (tandem-curve)")
     p.add_argument("--no-flow-control", action="store_true",
                    help="Tandem producer ignores acks (shows the Sender's oversized-batch behaviour)")  # fmt: skip
     p.add_argument("--json", help="also write the raw results to this file")
@@ -403,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         gap_s=base.gap_s,
     )
     ctx = mp.get_context("spawn")
+    args.systems = ("zmq", "tandem") if args.no_curve else ("zmq", "tandem", "tandem-curve")
+    keys = tempfile.TemporaryDirectory(prefix="tandem-transport-keys-")
+    args.keys_dir = keys.name
+    create_actor_keys(keys.name, ACTOR_ID)  # the learner's pair, this actor's pair, and the allow-list entry
     header = (
         f"Tandem transport benchmark ({name}): loopback, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
         f"Python {platform.python_version()}, pyzmq {zmq.__version__} / libzmq {zmq.zmq_version()}, "
@@ -415,9 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         (round_, per_batch, system)
         for round_ in range(profile.rounds)
         for per_batch in args.batch_sizes
-        for system in ("zmq", "tandem")
+        for system in args.systems
     ]  # fmt: skip
-    lat_estimate = 0 if "latency" in args.skip else 3 * (
+    lat_estimate = 0 if "latency" in args.skip else (len(args.systems) + 1) * (
         3 + sum(profile.pushes * (profile.gap_s + s * 0.004) + 1 for s in args.sizes)
     )
     progress = Progress(len(runs) * (profile.warm_s + profile.measure_s + 2.5) + lat_estimate, not args.no_progress)
@@ -427,15 +459,15 @@ def main(argv: list[str] | None = None) -> int:
         r = run_throughput(ctx, system, per_batch, profile, args, progress)
         collected.setdefault((system, per_batch), []).append(r)
         progress.bar.write(
-            f"  {system:6s} {per_batch:3d}/batch round {round_ + 1}: "
+            f"  {system:12s} {per_batch:3d}/batch round {round_ + 1}: "
             + (f"{r.rate:,.0f} transitions/s, {r.mb_s:,.0f} MB/s" if not r.error else f"error {r.error}")
         )
     throughput = {key: median_of(rs) for key, rs in collected.items()}
     latency: dict = {"tandem": {}, "zmq": {}}
     if "latency" not in args.skip:
-        for system in ("zmq", "tandem", "zmq-frames"):
+        for system in ("zmq", *args.systems[1:], "zmq-frames"):
             progress.phase(f"weight push latency {system}")
-            latency[system] = run_latency(ctx, system, args.sizes, profile, progress)
+            latency[system] = run_latency(ctx, system, args.sizes, profile, progress, args.keys_dir)
             for size in args.sizes:
                 s = latency_stats(latency[system][size])
                 progress.bar.write(f"  {system:6s} {size} MB push: " + (

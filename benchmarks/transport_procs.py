@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 import zmq
@@ -27,14 +28,17 @@ from benchmarks.transport_payload import (
 )
 
 
-def start_learner_server(spec, store):
-    """A started LearnerServer on a free port pair (retried if another process grabbed a port)."""
+def start_learner_server(spec, store, keys_dir: str = ""):
+    """A started LearnerServer on a free port pair (retried if another process grabbed a port); CURVE with the
+    keys of `learner keys` in `keys_dir`, if given."""
+    from common.transport import load_learner_security
     from learner.server import LearnerServer
 
+    security = load_learner_security(keys_dir) if keys_dir else None
     last: Exception | None = None
     for _ in range(10):
         try:
-            return LearnerServer(HOST, free_port_pair(), spec, store).start()
+            return LearnerServer(HOST, free_port_pair(), spec, store, security=security).start()
         except zmq.ZMQError as exc:  # lost a race for the port pair
             last = exc
     raise RuntimeError(f"could not bind a LearnerServer: {last}")
@@ -57,7 +61,7 @@ def usage() -> tuple[float, int]:
 
 
 # ---- throughput: Tandem ---------------------------------------------------------------------------
-def tandem_learner_proc(out, stop, flowing, actor_done, store_mode: str) -> None:
+def tandem_learner_proc(out, stop, flowing, actor_done, store_mode: str, keys_dir: str = "") -> None:
     """LearnerServer receiving, validating (unpack_transitions) and storing into a numpy ring."""
     keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
@@ -89,7 +93,7 @@ def tandem_learner_proc(out, stop, flowing, actor_done, store_mode: str) -> None
             state["batches"] += 1
             state["max_batch"] = max(state["max_batch"], n)
 
-        server = start_learner_server(spec, store)
+        server = start_learner_server(spec, store, keys_dir)
         out.put(("port", server.port))
         samples = []
         while True:
@@ -128,17 +132,20 @@ def tandem_learner_proc(out, stop, flowing, actor_done, store_mode: str) -> None
         out.put(("error", f"tandem learner: {type(exc).__name__}: {exc}"))
 
 
-def tandem_actor_proc(out, stop, actor_done, port: int, batch_size: int, inflight: int | None) -> None:
+def tandem_actor_proc(out, stop, actor_done, port: int, batch_size: int, inflight: int | None,
+                      keys_dir: str = "") -> None:
     """Sender fed as fast as it can by a producer thread (this process's main thread)."""
     keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
         from actor.sender import Sender, SenderConfig
         from common.protocol import Hello
+        from common.transport import load_actor_security
 
         spec = bench_spec()
         frames, actions = make_pool()
         hello = Hello(ACTOR_ID, spec.name, spec.spec_hash, spec.to_json())
-        sender = Sender(HOST, port, hello, SenderConfig(batch_size=batch_size)).start()
+        security = load_actor_security(Path(keys_dir) / "actors" / ACTOR_ID) if keys_dir else None
+        sender = Sender(HOST, port, hello, SenderConfig(batch_size=batch_size), security=security).start()
         if not sender.connected.wait(timeout=20.0):
             out.put(("error", f"tandem actor: no Welcome from the learner (refused: {sender.refused_reason})"))
             sender.close(flush_timeout_s=0.1)
@@ -260,7 +267,7 @@ def zmq_sender_proc(out, stop, _actor_done, port: int, per_msg: int, _inflight) 
 
 
 # ---- latency --------------------------------------------------------------------------------------
-def latency_publisher_proc(out, mode: str, sizes_mb: list[int], pushes: int, gap_s: float) -> None:
+def latency_publisher_proc(out, mode: str, sizes_mb: list[int], pushes: int, gap_s: float, keys_dir: str = "") -> None:
     """Publish weights one version at a time; time each until the subscriber's ack for it arrives."""
     keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
@@ -268,7 +275,7 @@ def latency_publisher_proc(out, mode: str, sizes_mb: list[int], pushes: int, gap
         acks = ctx.socket(zmq.PULL)
         acks.setsockopt(zmq.LINGER, 0)
         ack_port = acks.bind_to_random_port(f"tcp://{HOST}")
-        pub_port, send, close = _latency_publisher(ctx, mode)
+        pub_port, send, close = _latency_publisher(ctx, mode, keys_dir)
         out.put(("ports", (pub_port, ack_port)))
         version = 0
         results = {}
@@ -287,13 +294,14 @@ def latency_publisher_proc(out, mode: str, sizes_mb: list[int], pushes: int, gap
         out.put(("error", f"{mode} publisher: {type(exc).__name__}: {exc}"))
 
 
-def _latency_publisher(ctx, mode: str):
-    """(weights port, send(version, payload), close()) of Tandem's LearnerServer or a plain PUB socket."""
-    if mode == "tandem":
+def _latency_publisher(ctx, mode: str, keys_dir: str):
+    """(weights port, send(version, payload), close()) of Tandem's LearnerServer (CURVE with `keys_dir`'s
+    keys, if given) or a plain PUB socket."""
+    if mode.startswith("tandem"):
         from common.protocol import Weights
 
         spec = bench_spec()
-        server = start_learner_server(spec, lambda *_: None)
+        server = start_learner_server(spec, lambda *_: None, keys_dir)
 
         def send_weights(version: int, payload) -> None:
             server.publish(Weights(version, "sac", "{}", spec.spec_hash, payload))
@@ -317,7 +325,7 @@ def _latency_publisher(ctx, mode: str):
 def _latency_payload(mode: str, size_mb: int):
     """(payload in the mode's form, its bytes); 4 MB = 1M float32, as in the reference figures."""
     floats = size_mb * 250_000
-    if mode == "tandem":
+    if mode.startswith("tandem"):
         payload = weight_tensors(floats)
         return payload, sum(a.nbytes for a in payload.values())
     if mode == "zmq-frames":
@@ -368,18 +376,20 @@ def _timed_pushes(out, send, acks, payload, version: int, pushes: int, gap_s: fl
     return version, {"one_way": one_way, "round_trip": round_trip, "call": call, "lost": lost}
 
 
-def latency_subscriber_proc(out, stop, mode: str, pub_port: int, ack_port: int) -> None:
+def latency_subscriber_proc(out, stop, mode: str, pub_port: int, ack_port: int, keys_dir: str = "") -> None:
     """SUB -> decode (Tandem: common.codec.decode; baseline: np.frombuffer) -> ack (version, time.time())."""
     keep_freed_memory()  # every process of both systems, as `actor` and `learner` do at start
     try:
         ctx = zmq.Context.instance()
         sub = ctx.socket(zmq.SUB)
-        if mode == "tandem":
+        if mode.startswith("tandem"):
             from common.codec import decode
             from common.protocol import Weights
-            from common.transport import configure
+            from common.transport import configure, load_actor_security
 
             configure(sub, hwm=4)  # exactly as actor.weights.WeightClient
+            if keys_dir:
+                load_actor_security(Path(keys_dir) / "actors" / ACTOR_ID).apply_client(sub)
         else:
             sub.setsockopt(zmq.LINGER, 0)
             sub.setsockopt(zmq.RCVHWM, 4)
@@ -393,7 +403,7 @@ def latency_subscriber_proc(out, stop, mode: str, pub_port: int, ack_port: int) 
             if not sub.poll(timeout=100):
                 continue
             frames = sub.recv_multipart(copy=False)
-            if mode == "tandem":
+            if mode.startswith("tandem"):
                 message = decode(frames)
                 if not isinstance(message, Weights):
                     continue

@@ -55,3 +55,7 @@ def test_a_tiny_run_prints_both_tables():
     out = result.stdout
     assert "1. Transitions/s" in out and "2. Weight push latency" in out
     assert "error" not in out.lower(), out
+    # the encrypted path ran and delivered (a CURVE handshake the learner refused would show as "error")
+    curve_rows = [line for line in out.splitlines() if line.startswith("  tandem-curve")]
+    assert sum("transitions/s" in line for line in curve_rows) == 2, out  # 1 and 100 per batch
+    assert sum("MB push: median" in line for line in curve_rows) == 1, out
