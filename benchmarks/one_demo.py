@@ -4,6 +4,7 @@
     python -m benchmarks.one_demo --profile quick --parallel 2      # 4 algorithms x 4 tasks, 1 seed (~70 min)
     python -m benchmarks.one_demo --profile full                    # 3 seeds, images, variants (a GPU box)
     python -m benchmarks.one_demo --profile sensitivity             # lambda x epsilon sweep (Fig. 7)
+    python -m benchmarks.one_demo --profile pixels                  # SigEnt-SAC from the 64x64 camera, 90 min
     python -m benchmarks.one_demo --algos sac,sigent_sac --seeds 1 --minutes 5   # any profile, narrowed
     python -m benchmarks.one_demo --profile quick --out DIR --report-only      # re-read finished runs in DIR
     python -m benchmarks.one_demo --profile learning_check --out DIR --keep-finished  # train only what is missing
@@ -141,6 +142,12 @@ PROFILES = {
     "quick": Profile(tuple(TASKS), ("sigent_sac", "sac", "rlpd", "cal_ql"), seeds=1, minutes=8),
     "learning_check": Profile(("ball_to_goal",), ALL_ALGOS, seeds=3, minutes=10),
     "full": Profile(tuple(TASKS), ALL_ALGOS, seeds=3, minutes=60, variants=DEMO_VARIANTS, images=True),
+    # Issue 23's pixel bar: >= 90 % on ball-to-goal from the 64x64 camera within 90 minutes of this 2-core box.
+    # Paced at the comparison's UTD (unpaced, the twins' 40 Hz outran the image learner 10 to 1); the wall
+    # clock, not the update cap, ends it.
+    "pixels": Profile(("ball_to_goal",), ("sigent_sac",), seeds=1, minutes=90, images=True, stop_at_success=False,
+                      final_eval=EVAL_EPISODES, max_updates=10**6, utd=COMPARISON_UTD,
+                      eval_every_updates=COMPARISON_EVAL_EVERY),
     "sensitivity": Profile(("ball_to_goal",), ("sigent_sac",), seeds=3, minutes=10,
                            sweep={"bc_weight": ("0.5", "2.5", "10"), "bc_epsilon": ("0.03", "0.1", "0.3")}),
     # Matched on updates and env steps; `minutes` is only a ceiling (CQL needs ~75 at 40k updates).
