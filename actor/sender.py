@@ -41,7 +41,9 @@ from common.transport import (
     UnackedBatches,
     configure,
     load_actor_security,
+    recv_frames,
     require_security,
+    send_frames,
     transitions_endpoint,
 )
 from common.types import Transition, pack_transitions
@@ -264,14 +266,14 @@ class Sender:
 
     def _send(self, message: object, frames: list | None = None) -> int:
         frames = frames if frames is not None else encode(message)
-        self._sock.send_multipart(frames, copy=False)
+        send_frames(self._sock, frames)
         self._liveness.sent()
         return sum(len(f) for f in frames)
 
     def _receive_all(self) -> None:
         while True:
             try:
-                frames = self._sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                frames = recv_frames(self._sock)
             except zmq.Again:
                 return
             self._liveness.heard()

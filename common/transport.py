@@ -81,6 +81,27 @@ def configure(sock: zmq.Socket, *, hwm: int = 1000, max_message_bytes: int = MAX
 
 
 # ---- CURVE ---------------------------------------------------------------------------------------
+_SNDMORE = int(zmq.SNDMORE)  # plain ints: pyzmq's Flag enum arithmetic costs about a microsecond per frame
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
+def send_frames(sock: zmq.Socket, frames: Sequence) -> None:
+    """`sock.send_multipart(frames, copy=False)` without its per-frame type check and enum arithmetic (a third of
+    a 14-frame batch's send and receive at 1 transition per batch). Frames are bytes, memoryviews or zmq.Frames."""
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        sock.send(frame, _SNDMORE if i < last else 0, copy=False)
+
+
+def recv_frames(sock: zmq.Socket) -> list[zmq.Frame]:
+    """`sock.recv_multipart(zmq.NOBLOCK, copy=False)`, reading each frame's `more` flag instead of a getsockopt per
+    frame. Raises zmq.Again when nothing is queued; a multipart message arrives whole, so the rest never waits."""
+    parts = [sock.recv(_NOBLOCK, copy=False)]
+    while parts[-1].more:
+        parts.append(sock.recv(_NOBLOCK, copy=False))
+    return parts
+
+
 LEARNER_KEY = "learner"  # learner.key (public) and learner.key_secret in the learner's key directory
 ACTOR_KEY = "actor"  # actor.key / actor.key_secret in an actor's key directory
 ALLOWED_ACTORS_DIR = "authorized_actors"  # one NAME.key (public only) per allowed actor

@@ -47,7 +47,16 @@ from common.protocol import (
     Welcome,
 )
 from common.specs import RobotSpec, SpecError, spec_differences
-from common.transport import MAX_MESSAGE_BYTES, LinkSecurity, Liveness, SequenceTracker, configure, tcp
+from common.transport import (
+    MAX_MESSAGE_BYTES,
+    LinkSecurity,
+    Liveness,
+    SequenceTracker,
+    configure,
+    recv_frames,
+    send_frames,
+    tcp,
+)
 from common.types import unpack_transitions
 
 log = logging.getLogger(__name__)
@@ -258,7 +267,7 @@ class LearnerServer:
         deadline, ack_due = now + seconds, now + ACK_INTERVAL_S
         for _ in range(budget):
             try:
-                identity, *frames = self._router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                identity, *frames = recv_frames(self._router)
             except zmq.Again:
                 return
             except ValueError:
@@ -406,7 +415,7 @@ class LearnerServer:
             metrics.LEARNER_STALENESS.labels(*labels).observe(float(self.latest_version - acted.min()))
 
     def _send(self, identity: bytes, message: object) -> None:
-        self._router.send_multipart([identity, *encode(message)], copy=False)
+        send_frames(self._router, [identity, *encode(message)])
 
     def _reject(self, reason: str, detail: str) -> None:
         metrics.LEARNER_REJECTED.labels(reason).inc()
