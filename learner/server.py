@@ -299,7 +299,7 @@ class LearnerServer:
             return
         session.liveness.heard()
         if isinstance(message, TransitionBatch):
-            self._on_batch(identity, session, message, sum(len(f.buffer) for f in frames))
+            self._on_batch(identity, session, message, sum(map(len, frames)))  # Frame.__len__: no memoryview
         elif isinstance(message, Heartbeat):
             self._send(identity, Heartbeat(sent_at=time.time(), policy_version=self.latest_version))
         elif isinstance(message, EpisodeSummary):
