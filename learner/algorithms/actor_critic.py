@@ -17,13 +17,13 @@ from torch import nn
 from common.specs import RobotSpec
 from common.types import Batch
 from learner.algorithms.base import Stage
-from learner.networks.encoders import encoder_for, random_shift
+from learner.networks.encoders import ImageEncoderConfig, encoder_for, random_shift
 from learner.networks.ensemble import CriticEnsemble
 from learner.networks.policies import TanhGaussianPolicy
 
 
 @dataclass(frozen=True)
-class ActorCriticConfig:
+class ActorCriticConfig(ImageEncoderConfig):
     """Fields every tanh-Gaussian actor-critic shares; an algorithm's config re-declares a field only
     to change its default (with a one-line reason under it)."""
 
@@ -51,12 +51,6 @@ class ActorCriticConfig:
     """Upper clamp of the actor's log standard deviation."""
     max_grad_norm: float = 0.0
     """Clip the critic's and the actor's gradient norms to this; 0 = no clipping."""
-    image_feature_dim: int = 50
-    """Features per camera from the conv encoder."""
-    image_strides: tuple[int, ...] = (2, 1, 1, 1)
-    """The image encoder's conv layers, one stride each (DrQ's 2,1,1,1; 2,2,1,1 is cheaper: update_cost)."""
-    image_shift_pad: int = 4
-    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
 
     def __post_init__(self) -> None:
         self.check({})
@@ -73,9 +67,7 @@ class ActorCriticConfig:
             "num_critics must be >= 1": self.num_critics >= 1,
             "log_std_min must be below log_std_max": self.log_std_min < self.log_std_max,
             "max_grad_norm must be >= 0": self.max_grad_norm >= 0,
-            "image_feature_dim must be positive, image_strides 1 to 8 strides of 1 or 2": self.image_feature_dim > 0
-                and 1 <= len(self.image_strides) <= 8 and set(self.image_strides) <= {1, 2},
-            "image_shift_pad must be >= 0": self.image_shift_pad >= 0,
+            **self.image_conditions(),
             **extra,
         }
         failed = [message for message, ok in conditions.items() if not ok]

@@ -46,14 +46,14 @@ from common.specs import RobotSpec
 from common.types import Batch
 from learner.algorithms.actor_critic import ActorCritic
 from learner.algorithms.base import ALGORITHMS, Algorithm, SamplingSpec, Stage, config_to_dict
-from learner.networks.encoders import encoder_for
+from learner.networks.encoders import ImageEncoderConfig, encoder_for
 from learner.networks.flow import FlowChunkPolicy
 
 SCHEDULES = ("continuous", "rounds")
 
 
 @dataclass(frozen=True)
-class ALOEConfig:
+class ALOEConfig(ImageEncoderConfig):
     """ALOE's hyper-parameters; where the paper gives none (K, M, beta, clip) the choice is stated."""
 
     batch_size: int = 256
@@ -76,12 +76,6 @@ class ALOEConfig:
     """LayerNorm after every hidden Dense of the critics."""
     max_grad_norm: float = 1.0
     """Clip the critic's and the actor's gradient norms to this (the paper's 1.0); 0 = no clipping."""
-    image_feature_dim: int = 50
-    """Features per camera from the conv encoder."""
-    image_strides: tuple[int, ...] = (2, 1, 1, 1)
-    """The image encoder's conv layers, one stride each (DrQ's 2,1,1,1; 2,2,1,1 is cheaper: update_cost)."""
-    image_shift_pad: int = 4
-    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
     chunk_seconds: float = 1.0
     """Chunk span, h = round(chunk_seconds * control_hz): the paper's h = 50 spans 1 s at 50 Hz; h = 10 at 10 Hz."""
     execute_seconds: float = 0.3
@@ -121,10 +115,8 @@ class ALOEConfig:
             "execute_seconds must be in (0, chunk_seconds]": 0 < self.execute_seconds <= self.chunk_seconds,
             "hidden_dims must be non-empty and positive": bool(self.hidden_dims) and min(self.hidden_dims) > 0,
             "num_critics must be >= 1": self.num_critics >= 1,
-            "clip, max_grad_norm, image_shift_pad must be >= 0": min(self.clip, self.max_grad_norm,
-                                                                    self.image_shift_pad) >= 0,
-            "image_feature_dim must be positive, image_strides 1 to 8 strides of 1 or 2": self.image_feature_dim > 0
-                and 1 <= len(self.image_strides) <= 8 and set(self.image_strides) <= {1, 2},
+            "clip and max_grad_norm must be >= 0": min(self.clip, self.max_grad_norm) >= 0,
+            **self.image_conditions(),
             "q_aggregate must be 'min' or 'mean'": self.q_aggregate in ("min", "mean"),
             f"schedule must be one of {SCHEDULES}": self.schedule in SCHEDULES,
             "offline_updates and the round counts must be >= 0": min(self.offline_updates, self.rounds,

@@ -52,6 +52,7 @@ from learner.algorithms.sac import actor_loss, temperature_loss
 from learner.algorithms.csil_base import COMBINE, BaseEnsemble, combine_actions, load_base_policy
 from learner.algorithms.csil_nets import CSILNets
 from learner.networks.distributions import TanhGaussian
+from learner.networks.encoders import ImageEncoderConfig
 from learner.networks.hetstat import MIN_VAR, gaussian_kl
 
 VARIANTS = ("csil", "plus_plus")
@@ -62,7 +63,7 @@ MAX_REWARD = -0.5 * math.log(MIN_VAR) + math.log(2.0)
 
 
 @dataclass(frozen=True)
-class CSILConfig:
+class CSILConfig(ImageEncoderConfig):
     """CSIL's hyper-parameters (google-deepmind/csil run_csil.py unless stated; CSIL++ Table II in csil_pp)."""
 
     variant: str = "csil"
@@ -123,12 +124,6 @@ class CSILConfig:
     """N, steps between the base's re-plans (the paper's 10; at most the base's chunk length)."""
     combine: str = "mean"
     """How base and learned actions combine: "mean" (Eq. 3, the paper's ensemble) or "residual" (Eq. 2)."""
-    image_feature_dim: int = 50
-    """Features per camera from the shared conv encoder."""
-    image_strides: tuple[int, ...] = (2, 1, 1, 1)
-    """The image encoder's conv layers, one stride each (DrQ's 2,1,1,1; 2,2,1,1 is cheaper: update_cost)."""
-    image_shift_pad: int = 4
-    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
     reward_source: str = "coherent"
     """"coherent" (the learned reward) or "task" (replay's stored reward: the XQC+OD baseline, `--algo xqc_od`)."""
     regulariser: str = "kl"
@@ -152,12 +147,11 @@ class CSILConfig:
                 self.reward_lr, self.bc_lr, self.critic_pretrain_lr, self.reward_scaling, self.init_temperature) > 0,
             "update counts, penalties and entropy_coefficient must be >= 0": min(self.bc_updates,
                 self.critic_pretrain_updates, self.jacobian_penalty, self.online_reward_penalty,
-                self.entropy_coefficient, self.image_shift_pad) >= 0,
+                self.entropy_coefficient) >= 0,
             "hidden dims must be non-empty and positive": bool(self.hidden_dims) and bool(self.critic_hidden_dims)
                 and min(*self.hidden_dims, *self.critic_hidden_dims) > 0,
             "v_min must be below v_max": self.v_min < self.v_max,
-            "image_feature_dim must be positive, image_strides 1 to 8 strides of 1 or 2": self.image_feature_dim > 0
-                and 1 <= len(self.image_strides) <= 8 and set(self.image_strides) <= {1, 2},
+            **self.image_conditions(),
         }  # fmt: skip
         failed = [message for message, ok in conditions.items() if not ok]
         if failed:

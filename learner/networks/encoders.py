@@ -7,6 +7,7 @@ critic and the actor; the critic's loss trains it and the actor sees its output 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -15,6 +16,26 @@ from torch import nn
 from common.specs import ArraySpec, ImageSpec
 
 DRQ_STRIDES = (2, 1, 1, 1)  # DrQ's and SAC-AE's encoder: stride 2 first, then 1
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    """The camera encoder's fields, one home for every algorithm's config (state observations ignore them)."""
+
+    image_feature_dim: int = 50
+    """Features per camera from the conv encoder."""
+    image_strides: tuple[int, ...] = DRQ_STRIDES
+    """The image encoder's conv layers, one stride each (DrQ's 2,1,1,1; 2,2,1,1 is cheaper: update_cost)."""
+    image_shift_pad: int = 4
+    """Random-shift augmentation of images in pixels (DrQ's 4); 0 = off; state observations ignore it."""
+
+    def image_conditions(self) -> dict[str, bool]:
+        """These fields' checks (message -> ok), for the algorithm config's own list of conditions."""
+        return {
+            "image_feature_dim must be positive, image_strides 1 to 8 strides of 1 or 2": self.image_feature_dim > 0
+            and 1 <= len(self.image_strides) <= 8 and set(self.image_strides) <= {1, 2},
+            "image_shift_pad must be >= 0": self.image_shift_pad >= 0,
+        }
 
 
 def encoder_for(observation_specs: Mapping[str, ArraySpec], config) -> "ObservationEncoder":
