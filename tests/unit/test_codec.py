@@ -156,3 +156,31 @@ def test_mutated_valid_messages_decode_or_fail_cleanly(frame_index, position, ga
         decode([bytes(f) for f in frames])
     except DecodeError:
         pass
+
+
+def test_encoded_frames_cross_a_real_socket_pair_whole_and_in_order():
+    """send_frames/recv_frames (the sender's and server's lean multipart calls) over a DEALER -> ROUTER pair."""
+    import zmq
+
+    from common.transport import recv_frames, send_frames
+
+    context = zmq.Context()
+    router, dealer = context.socket(zmq.ROUTER), context.socket(zmq.DEALER)
+    try:
+        router.bind("inproc://frames")
+        dealer.connect("inproc://frames")
+        with pytest.raises(zmq.Again):  # nothing queued: the caller's cue to stop reading
+            recv_frames(router)
+        for message in EXAMPLES:
+            send_frames(dealer, encode(message))
+        for message in EXAMPLES:
+            assert router.poll(timeout=5000)
+            identity, *frames = recv_frames(router)
+            assert _equal(decode(frames), message)
+            send_frames(router, [identity, *encode(message)])  # a ROUTER's reply leads with the identity
+            assert dealer.poll(timeout=5000)
+            assert _equal(decode(recv_frames(dealer)), message)
+    finally:
+        router.close(linger=0)
+        dealer.close(linger=0)
+        context.term()
