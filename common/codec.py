@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import msgpack
 import numpy as np
 
-from common.protocol import ARRAY_FIELDS, KIND_OF, MESSAGE_TYPES, PROTOCOL_VERSION
+from common.protocol import ARRAY_FIELDS, KIND_OF, MESSAGE_TYPES, PROTOCOL_VERSION, READABLE_BATCH_VERSIONS
 from common.specs import ALLOWED_DTYPES
 
 _DTYPES = {name: np.dtype(name) for name in ALLOWED_DTYPES}  # looked up per array: keep it a dict hit
@@ -136,8 +136,10 @@ def _unpack_header(buffer: memoryview, limits: Limits) -> dict:
         raise DecodeError("malformed_header", "header keys")
     if header["kind"] not in MESSAGE_TYPES:
         raise DecodeError("unknown_kind", repr(header["kind"])[:64])
-    if header["v"] != PROTOCOL_VERSION and header["kind"] != "hello":
-        # A Hello of another version is still decoded so the learner can refuse it by name.
+    # A Hello of another version is still decoded so the learner can refuse it by name; batches an older version
+    # spooled are read (READABLE_BATCH_VERSIONS).
+    readable = READABLE_BATCH_VERSIONS if header["kind"] == "transitions" else (PROTOCOL_VERSION,)
+    if header["v"] not in readable and header["kind"] != "hello":
         raise DecodeError("version", f"peer speaks {header['v']!r}, we speak {PROTOCOL_VERSION}")
     if not isinstance(header["f"], dict) or not isinstance(header["a"], list):
         raise DecodeError("malformed_header", "fields/arrays")

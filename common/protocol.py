@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PROTOCOL_VERSION = 4  # 2: Weights name their policy and program; 3: EpisodeSummary.rl_action_fraction;
-# 4: Ack and Heartbeat carry the learner's newest policy version (an actor that missed one asks for it)
+PROTOCOL_VERSION = 5  # 2: Weights name their policy and program; 3: EpisodeSummary.rl_action_fraction;
+# 4: Ack and Heartbeat carry the learner's newest policy version (an actor that missed one asks for it);
+# 5: a TransitionBatch carries one step record per transition (common.types.step_dtype), 3 frames instead of 14
+READABLE_BATCH_VERSIONS = (4, PROTOCOL_VERSION)
+"""TransitionBatch versions a learner still reads: an actor upgraded with batches in its spool resends them as the
+old version encoded them (unpack_transitions reads their layout), where refusing them would stall it for good."""
 
 DEFAULT_EVAL_EPISODES = 5
 """Episodes per actor evaluation block unless `--eval-episodes` says otherwise (the learner's stop-rule

@@ -5,12 +5,14 @@ storage, the demo file format and the learner's decoding all use `transition_col
 layout is defined exactly once.
 
 On the wire an observation is sent once per step: a batch carries the distinct observation rows
-(`rows/<key>`) and two index arrays saying which row is each transition's observation and next
-observation. `pack_transitions` / `unpack_transitions` convert between the two layouts.
+(`rows/<key>`) and one fixed-layout record per step (`steps`, see `step_dtype`) with its action, scalar
+columns and the indexes of the rows that are its observation and next observation.
+`pack_transitions` / `unpack_transitions` convert between the two layouts.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -108,27 +110,53 @@ def split_observations(columns: Mapping[str, np.ndarray], prefix: str) -> Observ
     return {k[len(prefix):]: v for k, v in columns.items() if k.startswith(prefix)}
 
 
+STEPS = "steps"
+"""The wire's per-step array (protocol 5): one fixed-layout record per transition, sent as raw bytes uint8[N, size]."""
+
+
+@functools.cache
+def step_dtype(action_shape: tuple[int, ...]) -> np.dtype:
+    """The per-step record on the wire: the action, the two observation-row indexes and every scalar column.
+
+    One array instead of twelve: a batch travels as three frames (header, observation rows, steps), and the
+    learner checks one shape instead of twelve (at 1 transition per batch, per-array work was most of the
+    receive path). Aligned (each field at a multiple of its size, so the learner's column views are aligned)
+    and widest first, so padding gathers at the end. Both sides derive it from the action shape the spec
+    hash covers; a change to SCALAR_COLUMNS changes it, so it takes a new PROTOCOL_VERSION.
+    """
+    fields: list[tuple] = [("action", np.dtype(np.float32), tuple(action_shape)),
+                           ("obs_index", np.dtype(np.int32)), ("next_obs_index", np.dtype(np.int32))]
+    fields += [(name, np.dtype(dtype)) for name, dtype in SCALAR_COLUMNS.items()]
+    fields.sort(key=lambda field: -field[1].itemsize)  # stable: equal sizes keep their order
+    return np.dtype(fields, align=True)
+
+
 def pack_transitions(transitions: Sequence[Transition]) -> dict[str, np.ndarray]:
-    """Wire layout: distinct observation rows plus indexes, so consecutive steps share their frames."""
+    """Wire layout: the distinct observation rows (consecutive steps share their frames) and the step records."""
     if not transitions:
         raise ValueError("cannot pack an empty batch")
     rows: list[Observation] = []
-    obs_index = np.empty(len(transitions), dtype=np.int32)
-    next_index = np.empty(len(transitions), dtype=np.int32)
-    for i, tr in enumerate(transitions):
+    obs_index, next_index = [], []
+    for tr in transitions:
         if not rows or rows[-1] is not tr.observation:
             rows.append(tr.observation)
-        obs_index[i] = len(rows) - 1
+        obs_index.append(len(rows) - 1)
         rows.append(tr.next_observation)
-        next_index[i] = len(rows) - 1
+        next_index.append(len(rows) - 1)
     arrays: dict[str, np.ndarray] = {ROW_PREFIX + key: _stack_rows([row[key] for row in rows])
                                       for key in transitions[0].observation}  # fmt: skip
-    arrays["obs_index"] = obs_index
-    arrays["next_obs_index"] = next_index
-    arrays["action"] = np.array([tr.action for tr in transitions], dtype=np.float32)  # 3x np.stack's speed
-    for name, dtype in SCALAR_COLUMNS.items():
-        arrays[name] = np.asarray([getattr(tr, name) for tr in transitions], dtype=dtype)
+    steps = np.zeros(len(transitions), dtype=step_dtype(np.shape(transitions[0].action)))  # padding: 0, not old memory
+    steps["obs_index"], steps["next_obs_index"] = obs_index, next_index
+    steps["action"] = np.array([tr.action for tr in transitions], dtype=np.float32)  # one shape, or ValueError
+    for name in SCALAR_COLUMNS:
+        steps[name] = [getattr(tr, name) for tr in transitions]
+    arrays[STEPS] = steps.view(np.uint8).reshape(len(transitions), steps.dtype.itemsize)
     return arrays
+
+
+def batch_length(arrays: Mapping[str, np.ndarray]) -> int:
+    """Transitions in a packed batch of either wire layout (before it is validated: for bookkeeping only)."""
+    return len(arrays[STEPS] if STEPS in arrays else arrays["reward"])
 
 
 def _stack_rows(rows: list[np.ndarray]) -> np.ndarray:
@@ -143,35 +171,59 @@ def _stack_rows(rows: list[np.ndarray]) -> np.ndarray:
 def unpack_transitions(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dict[str, np.ndarray]:
     """Validate a packed batch against `spec` and expand it to per-transition columns.
 
-    Raises SpecError naming the first problem (missing or extra arrays, wrong shapes or dtypes,
-    indexes out of range, non-finite floats). A batch stored before an `ADDED_COLUMNS` column existed (a
-    durable replay journal) gets its implied value; live actors of an older protocol are refused at Hello.
+    Raises SpecError naming the first problem (missing or extra arrays, wrong shapes or dtypes, indexes out of
+    range, non-finite floats, actions outside [-1, 1]). Reads both wire layouts: step records (protocol 5) and
+    the one array per column before them (protocol 4), which durable replay journals and actor spools written
+    by earlier versions hold; a batch stored before an `ADDED_COLUMNS` column existed gets its implied value.
     """
-    row_keys = {ROW_PREFIX + key for key in spec.observation}
-    expected = row_keys | {"obs_index", "next_obs_index", "action"} | set(SCALAR_COLUMNS)
+    fields = _step_fields(arrays, spec) if STEPS in arrays else _column_fields(arrays, spec)
+    action, reward = fields["action"], fields["reward"]
+    if not (np.isfinite(action).all() and np.isfinite(reward).all()):
+        raise SpecError("action or reward contains NaN or Inf")
+    if np.abs(action).max() > 1.0 + 1e-6:
+        raise SpecError("normalised actions must lie in [-1, 1]")
+    num_rows = _validate_rows(arrays, spec)
+    for name in ("obs_index", "next_obs_index"):
+        index = fields[name]
+        if index.min() < 0 or index.max() >= num_rows:
+            raise SpecError(f"{name} out of range [0, {num_rows})")
+    columns = {name: fields[name] for name in ("action", *SCALAR_COLUMNS)}
+    for key in spec.observation:
+        rows = arrays[ROW_PREFIX + key]
+        columns[OBS_PREFIX + key] = rows[fields["obs_index"]]
+        columns[NEXT_OBS_PREFIX + key] = rows[fields["next_obs_index"]]
+    return columns
+
+
+def _step_fields(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dict[str, np.ndarray]:
+    """Protocol 5: the step records' fields as column views (strided, aligned, no copy)."""
+    expected = {ROW_PREFIX + key for key in spec.observation} | {STEPS}
+    if set(arrays) != expected:
+        raise SpecError(f"batch arrays {sorted(arrays)} != expected {sorted(expected)}")
+    layout, raw = step_dtype(spec.action.shape), arrays[STEPS]
+    if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.shape[1:] != (layout.itemsize,):
+        raise SpecError(f"{STEPS}: expected uint8[N, {layout.itemsize}] step records, got "
+                        f"{getattr(raw, 'dtype', type(raw).__name__)}{list(np.shape(raw))}")  # fmt: skip
+    if raw.shape[0] == 0:
+        raise SpecError("empty batch")
+    steps = np.ascontiguousarray(raw).reshape(-1).view(layout)
+    return {name: steps[name] for name in layout.names}
+
+
+def _column_fields(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dict[str, np.ndarray]:
+    """Protocol 4 and the journals written under it: one array per column, each checked."""
+    expected = {ROW_PREFIX + key for key in spec.observation} | {"obs_index", "next_obs_index", "action"}
+    expected |= set(SCALAR_COLUMNS)
     if not set(arrays) <= expected or expected - set(arrays) - set(ADDED_COLUMNS):
         raise SpecError(f"batch arrays {sorted(arrays)} != expected {sorted(expected)}")
     count = arrays["action"].shape[0] if arrays["action"].ndim else 0
     if count == 0:
         raise SpecError("empty batch")
-    arrays = with_added_columns(arrays, count)
-    check_array("action", arrays["action"], (count,) + spec.action.shape, "float32")
-    if np.abs(arrays["action"]).max() > 1.0 + 1e-6:
-        raise SpecError("normalised actions must lie in [-1, 1]")
-    for name, dtype in SCALAR_COLUMNS.items():
-        check_array(name, arrays[name], (count,), dtype)
-    num_rows = _validate_rows(arrays, spec)
-    for name in ("obs_index", "next_obs_index"):
-        index = arrays[name]
-        check_array(name, index, (count,), "int32")
-        if index.min() < 0 or index.max() >= num_rows:
-            raise SpecError(f"{name} out of range [0, {num_rows})")
-    columns = {name: arrays[name] for name in ("action", *SCALAR_COLUMNS)}
-    for key in spec.observation:
-        rows = arrays[ROW_PREFIX + key]
-        columns[OBS_PREFIX + key] = rows[arrays["obs_index"]]
-        columns[NEXT_OBS_PREFIX + key] = rows[arrays["next_obs_index"]]
-    return columns
+    fields = with_added_columns(arrays, count)
+    check_array("action", fields["action"], (count,) + spec.action.shape, "float32")
+    for name, dtype in {**SCALAR_COLUMNS, "obs_index": "int32", "next_obs_index": "int32"}.items():
+        check_array(name, fields[name], (count,), dtype)
+    return {name: fields[name] for name in ("action", "obs_index", "next_obs_index", *SCALAR_COLUMNS)}
 
 
 def _validate_rows(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> int:

@@ -36,7 +36,7 @@ import numpy as np
 
 from common import metrics
 from common.specs import ALLOWED_DTYPES, RobotSpec
-from common.types import unpack_transitions
+from common.types import batch_length, unpack_transitions
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class SegmentJournal:
         self._write({"t": "batch", "actor": actor_id, "seq": seq}, arrays)
         self._acked[actor_id] = max(seq, self._acked.get(actor_id, 0))
         if arrays is not None:
-            self._rows += len(arrays["reward"])
+            self._rows += batch_length(arrays)
 
     def sync(self) -> None:
         """Make every appended record durable (flush to the OS, fsync to the disk)."""
@@ -207,7 +207,7 @@ def read_journal(directory: str | Path, report: ReadReport | None = None) -> Ite
         for record in _read_segment(path, report):
             if record.arrays is not None:
                 report.records += 1
-                report.transitions += len(record.arrays["reward"])
+                report.transitions += batch_length(record.arrays)
             if record.seq > report.acked.get(record.actor_id, 0):
                 report.acked[record.actor_id] = record.seq
             yield record

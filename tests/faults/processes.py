@@ -18,7 +18,7 @@ import numpy as np
 
 from actor.sender import Sender
 from common.protocol import Hello
-from common.types import Transition
+from common.types import Transition, unpack_transitions
 from learner.replay.durable import read_journal
 from robots.fake import FakeRobot
 from common.ports import free_port_pair
@@ -129,7 +129,7 @@ def journal_markers(run_dir: Path, actor_id: str) -> list[int]:
     out = []
     for record in read_journal(run_dir / "replay"):
         if record.arrays is not None and record.actor_id == actor_id:
-            out.extend(int(x) for x in record.arrays["rows/state"][record.arrays["obs_index"], 0])
+            out.extend(int(x) for x in unpack_transitions(record.arrays, SPEC)["observation/state"][:, 0])
     return out
 
 
@@ -179,8 +179,9 @@ def journal_columns(run_dir: Path, actor_id: str, names: tuple[str, ...]) -> dic
     parts = {name: [] for name in names}
     for record in read_journal(run_dir / "replay"):
         if record.arrays is not None and record.actor_id == actor_id:
+            columns = unpack_transitions(record.arrays, SPEC)
             for name in names:
-                parts[name].append(record.arrays[name])
+                parts[name].append(columns[name])
     return {name: np.concatenate(arrays) if arrays else np.zeros(0) for name, arrays in parts.items()}
 
 

@@ -25,7 +25,7 @@ def write(directory, batches: int, per_batch: int = 8, **kwargs) -> SegmentJourn
 
 def markers(directory) -> list[int]:
     records = [r for r in read_journal(directory) if r.arrays is not None]
-    return [int(x) for r in records for x in r.arrays["rows/state"][r.arrays["obs_index"], 0]]
+    return [int(x) for r in records for x in unpack_transitions(r.arrays, SPEC)["observation/state"][:, 0]]
 
 
 def test_batches_come_back_exactly_with_their_sequence_numbers(tmp_path):

@@ -15,6 +15,7 @@ from common.types import PROPOSAL_NONE, PROPOSAL_SECOND, SCALAR_COLUMNS, Transit
 from common.types import pack_transitions, unpack_transitions
 from learner.best_policy import Tally, load_weights, save_weights
 from robots.fake import FakeRobot
+from tests.wire_layouts import column_layout
 
 SPEC = FakeRobot().spec
 DEMOS = sorted((Path(__file__).resolve().parents[2] / "robots" / "sim" / "demos").glob("*.npz"))
@@ -44,7 +45,7 @@ def test_bundled_demos_written_before_the_column_load_with_no_proposal(demo):
 
 
 def test_a_journal_batch_from_before_the_column_gets_its_implied_value_but_other_gaps_are_refused():
-    packed = pack_transitions(transitions([0, 1]))
+    packed = column_layout(pack_transitions(transitions([0, 1])), SPEC.action.shape)  # journals of that time
     old = {k: v for k, v in packed.items() if k != "proposal"}
     assert unpack_transitions(old, SPEC)["proposal"].tolist() == [PROPOSAL_NONE] * 2
     with pytest.raises(SpecError):

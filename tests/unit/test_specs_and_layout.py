@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import msgpack
 import numpy as np
 import pytest
 
 from common.episodes import episode_bounds, load_episodes, save_episodes
 from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec, SpecError, spec_differences
-from common.types import Transition, pack_transitions, unpack_transitions
+from common.codec import DecodeError, decode, encode
+from common.protocol import Ack, TransitionBatch
+from common.types import STEPS, Transition, pack_transitions, unpack_transitions
+from tests.wire_layouts import column_layout, step_records
 
 
 def make_spec(low=(-0.5, -1.5), high=(0.5, 1.5), hz=10.0) -> RobotSpec:
@@ -141,22 +145,67 @@ def test_packing_refuses_a_frame_of_another_shape_instead_of_reshaping_it():
         pack_transitions(transitions)
 
 
+def corrupt_field(name: str, change):
+    """Corrupt one step field of a packed batch in place."""
+
+    def corrupt(arrays: dict, spec: RobotSpec) -> None:
+        steps = step_records(arrays, spec.action.shape)
+        steps[name] = change(steps[name])
+
+    return corrupt
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda a, spec: a.pop(STEPS), "expected"),
+        (lambda a, spec: a.update(extra=a[STEPS]), "expected"),
+        (corrupt_field("obs_index", lambda v: v + 100), "out of range"),
+        (corrupt_field("next_obs_index", lambda v: v - 100), "out of range"),
+        (corrupt_field("action", lambda v: v * 5), r"\[-1, 1\]"),
+        (corrupt_field("action", lambda v: np.where(v > 0, np.nan, v)), "NaN"),
+        (corrupt_field("reward", lambda v: v + np.inf), "NaN"),
+        (lambda a, spec: a.update({"rows/state": a["rows/state"].astype(np.float64)}), "state"),
+        (lambda a, spec: a.update({STEPS: a[STEPS][:, :-1]}), "step records"),
+        (lambda a, spec: a.update({STEPS: a[STEPS].view(np.int8)}), "step records"),
+        (lambda a, spec: a.update({STEPS: a[STEPS][:0]}), "empty"),
+    ],
+)
+def test_unpack_rejects_inconsistent_batches(corrupt, message):
+    spec = make_spec()
+    arrays = dict(pack_transitions(make_transitions(spec, 4)))
+    corrupt(arrays, spec)
+    with pytest.raises(SpecError, match=message):
+        unpack_transitions(arrays, spec)
+
+
 @pytest.mark.parametrize(
     "corrupt, message",
     [
         (lambda a: a.pop("reward"), "expected"),
         (lambda a: a.update(obs_index=a["obs_index"] + 100), "out of range"),
         (lambda a: a.update(action=a["action"] * 5), r"\[-1, 1\]"),
-        (lambda a: a.update({"rows/state": a["rows/state"].astype(np.float64)}), "state"),
         (lambda a: a.update(reward=a["reward"][:-1]), "reward"),
+        (lambda a: a.update(step=a["step"].astype(np.int64)), "step"),
     ],
 )
-def test_unpack_rejects_inconsistent_batches(corrupt, message):
+def test_the_column_layout_of_protocol_4_still_unpacks_and_is_checked_as_strictly(corrupt, message):
     spec = make_spec()
-    arrays = dict(pack_transitions(make_transitions(spec, 4)))
-    corrupt(arrays)
+    transitions = make_transitions(spec, 6, episode_end=2)
+    packed = pack_transitions(transitions)
+    old = column_layout(packed, spec.action.shape)
+    new_columns, old_columns = unpack_transitions(packed, spec), unpack_transitions(old, spec)
+    assert new_columns.keys() == old_columns.keys()
+    assert all(np.array_equal(new_columns[k], old_columns[k]) for k in new_columns)
+    corrupt(old)
     with pytest.raises(SpecError, match=message):
-        unpack_transitions(arrays, spec)
+        unpack_transitions(old, spec)
+
+
+def test_a_batch_is_a_header_its_observation_rows_and_one_frame_of_step_records():
+    spec = make_spec()
+    frames = encode(TransitionBatch(1, pack_transitions(make_transitions(spec, 5))))
+    assert len(frames) == 1 + len(spec.observation) + 1  # header, one frame of rows per observation key, steps
 
 
 def test_demo_file_round_trip(tmp_path):
@@ -175,3 +224,22 @@ def test_a_non_tandem_npz_is_refused(tmp_path):
     np.savez(path, x=np.zeros(3))
     with pytest.raises(SpecError, match="format version"):
         load_episodes(path)
+
+
+def with_version(frames: list, version: int) -> list:
+    """The frames as a peer of protocol `version` would have encoded them (the header's "v")."""
+    header = msgpack.unpackb(bytes(frames[0]), raw=False)
+    return [msgpack.packb({**header, "v": version}, use_bin_type=True), *map(bytes, frames[1:])]
+
+
+def test_batches_an_upgraded_actor_spooled_under_protocol_4_are_read_other_old_messages_are_not():
+    spec = make_spec()
+    packed = pack_transitions(make_transitions(spec, 5))
+    spooled = with_version(encode(TransitionBatch(3, column_layout(packed, spec.action.shape))), 4)
+    batch = decode(spooled)
+    columns, expected = unpack_transitions(batch.arrays, spec), unpack_transitions(packed, spec)
+    assert batch.seq == 3 and all(np.array_equal(columns[k], expected[k]) for k in expected)
+    with pytest.raises(DecodeError, match="version"):
+        decode(with_version(encode(Ack(3, 0, 0)), 4))
+    with pytest.raises(DecodeError, match="version"):
+        decode(with_version(encode(TransitionBatch(3, packed)), 3))
