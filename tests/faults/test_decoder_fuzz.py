@@ -60,3 +60,29 @@ def test_mutated_valid_messages(position, value, truncate):
     header = bytearray(frames[0])
     header[position % len(header)] = value
     check([bytes(header), *(f[: len(f) - truncate] for f in frames[1:])])
+
+
+@FUZZ
+@given(st.binary(min_size=64, max_size=64 * 6), st.integers(1, 6))
+def test_any_step_record_bytes_unpack_into_checked_columns_or_a_spec_error(raw, count):
+    """A peer controls every byte of the step records: whatever they say, unpacking gives columns whose actions and
+    rewards are finite, actions in [-1, 1] and row indexes in range, or a SpecError; nothing else."""
+    from common.specs import SpecError
+    from common.types import STEPS, pack_transitions, step_dtype, unpack_transitions
+    from robots.fake import FakeRobot
+    from tests.integration.test_transport import transitions
+
+    spec = FakeRobot().spec
+    arrays = dict(pack_transitions(transitions(0, 3)))
+    size = step_dtype(spec.action.shape).itemsize
+    count = min(count, len(raw) // size)
+    arrays[STEPS] = np.frombuffer(raw[: count * size], np.uint8).reshape(count, size)
+    try:
+        columns = unpack_transitions(arrays, spec)
+    except SpecError:
+        return
+    rows = len(arrays["rows/state"])
+    assert np.isfinite(columns["action"]).all() and np.abs(columns["action"]).max() <= 1 + 1e-6
+    assert np.isfinite(columns["reward"]).all() and len(columns["observation/state"]) == count
+    steps = arrays[STEPS].reshape(-1).view(step_dtype(spec.action.shape))
+    assert steps["obs_index"].min() >= 0 and steps["next_obs_index"].max() < rows
