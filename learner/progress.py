@@ -186,7 +186,8 @@ def _plot(points: list[CurvePoint], path: Path, title: str) -> None:
     ax.set_ylim(-5, 105)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # a run stopped before any episode has no curve to name
+        ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
