@@ -191,9 +191,20 @@ def unpack_transitions(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dic
     columns = {name: fields[name] for name in ("action", *SCALAR_COLUMNS)}
     for key in spec.observation:
         rows = arrays[ROW_PREFIX + key]
-        columns[OBS_PREFIX + key] = rows[fields["obs_index"]]
-        columns[NEXT_OBS_PREFIX + key] = rows[fields["next_obs_index"]]
+        columns[OBS_PREFIX + key] = _rows_at(rows, fields["obs_index"])
+        columns[NEXT_OBS_PREFIX + key] = _rows_at(rows, fields["next_obs_index"])
     return columns
+
+
+def _rows_at(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """rows[index] for in-range indexes: a view when they are one consecutive run, as a batch of one episode's
+    steps is (observations 0..n-1, next observations 1..n), a gathered copy only across an episode's end. The
+    store copies the view once, into replay; a gather first copied every camera frame twice (a sixth of the
+    learner's receive path at one transition per batch)."""
+    first, count = int(index[0]), len(index)
+    if int(index[-1]) - first == count - 1 and (count < 3 or bool((np.diff(index) == 1).all())):
+        return rows[first : first + count]
+    return rows[index]
 
 
 def _step_fields(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dict[str, np.ndarray]:
