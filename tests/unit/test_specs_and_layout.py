@@ -133,8 +133,22 @@ def test_packing_across_an_episode_end_keeps_both_observations():
     transitions = make_transitions(spec, 6, episode_end=2)
     columns = unpack_transitions(pack_transitions(transitions), spec)
     assert columns["terminated"].tolist() == [False, False, True, False, False, False]
-    assert np.array_equal(columns["observation/state"][3], transitions[3].observation["state"])
-    assert np.array_equal(columns["next_observation/state"][2], transitions[2].next_observation["state"])
+    for i, tr in enumerate(transitions):  # the rows are gathered here, not a view of one run
+        assert np.array_equal(columns["observation/state"][i], tr.observation["state"])
+        assert np.array_equal(columns["next_observation/state"][i], tr.next_observation["state"])
+
+
+@pytest.mark.parametrize("index", [[0], [3], [2, 3], [3, 2], [1, 2, 3, 4], [0, 2, 1, 3], [0, 1, 1, 3], [4, 3, 2, 1, 0]])
+def test_expanded_rows_equal_numpy_indexing_whether_a_view_or_a_gather(index):
+    """Consecutive indexes come back as a view of the rows, any others gathered; both equal rows[index]."""
+    from common.types import _rows_at
+
+    rows = np.arange(5 * 3, dtype=np.float32).reshape(5, 3)
+    index = np.array(index, dtype=np.int32)
+    expanded = _rows_at(rows, index)
+    assert np.array_equal(expanded, rows[index])
+    consecutive = bool((np.diff(index) == 1).all())
+    assert np.shares_memory(expanded, rows) == consecutive
 
 
 def test_packing_refuses_a_frame_of_another_shape_instead_of_reshaping_it():
