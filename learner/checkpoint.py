@@ -5,7 +5,9 @@ A checkpoint directory `ckpt-<updates>` holds `state.pt` (algorithm and training
 `weights_only=True`; nothing that came over the network is loaded this way.
 
 Files are fsynced before the rename, so a power cut leaves either the old set or the new one; a
-`kill -9` mid-save leaves a `.tmp-*` directory that the next save (or `clean_partial`) removes.
+`kill -9` mid-save leaves a `.tmp-*` directory that the next save (or `clean_partial`) removes. A save of an
+update count already saved (periodic, then on exit) moves the old one aside as `.replaced-*` before renaming the
+new one in: a kill between the two renames leaves the old one there, and `clean_partial` puts it back.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from common import metrics
 
 PREFIX = "ckpt-"
+REPLACED = ".replaced-"  # a complete checkpoint moved aside while a newer save of the same update count lands
 
 
 def save_checkpoint(run_dir: Path, updates: int, state: dict, config: dict, keep: int = 3) -> Path:
@@ -36,10 +39,12 @@ def save_checkpoint(run_dir: Path, updates: int, state: dict, config: dict, keep
     (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
     for path in (tmp / "state.pt", tmp / "config.json", tmp):
         _fsync(path)
+    replaced = root / f"{REPLACED}{final.name}"
     if final.exists():  # same update count saved twice (e.g. periodic, then on exit): newest wins
-        shutil.rmtree(final)
+        final.rename(replaced)
     tmp.rename(final)
     _fsync(root)
+    shutil.rmtree(replaced, ignore_errors=True)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     metrics.LEARNER_CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
@@ -47,9 +52,18 @@ def save_checkpoint(run_dir: Path, updates: int, state: dict, config: dict, keep
 
 
 def clean_partial(run_dir: Path) -> None:
-    """Remove temporary directories left by a save that was killed."""
+    """Tidy up after a save that was killed: remove its half-written directory, and put back a checkpoint it had
+    moved aside to replace (unless the replacement made it into place)."""
     root = Path(run_dir) / "checkpoints"
-    for tmp in root.glob(".tmp-*") if root.is_dir() else ():
+    if not root.is_dir():
+        return
+    for replaced in root.glob(f"{REPLACED}*"):
+        final = root / replaced.name.removeprefix(REPLACED)
+        if final.exists():
+            shutil.rmtree(replaced, ignore_errors=True)
+        else:
+            replaced.rename(final)
+    for tmp in root.glob(".tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -111,3 +111,22 @@ def test_a_save_killed_midway_is_never_loaded_and_is_cleaned_up(tmp_path):
     assert path.name == "ckpt-0000000005" and not torn.exists()
     state, config = load_checkpoint(path)
     assert torch.equal(state["x"], torch.ones(2)) and config == {"algo": "sac"}
+
+
+def test_a_kill_while_replacing_a_checkpoint_of_the_same_update_count_keeps_the_old_one(tmp_path):
+    """Saving update 10 again (periodic, then on exit) moves the first save aside before the second lands: a kill
+    between the two renames leaves it there, and the next load puts it back instead of falling back a checkpoint."""
+    from learner.checkpoint import REPLACED, latest_checkpoint, load_checkpoint, save_checkpoint
+
+    save_checkpoint(tmp_path, 5, {"x": torch.zeros(2)}, {"algo": "sac"})
+    first = save_checkpoint(tmp_path, 10, {"x": torch.ones(2)}, {"algo": "sac"})
+    first.rename(first.with_name(REPLACED + first.name))  # the state a kill after the first rename leaves
+    torn = first.with_name(".tmp-" + first.name)
+    torn.mkdir()
+    (torn / "state.pt").write_bytes(b"half a pickle")
+    path = latest_checkpoint(tmp_path)
+    assert path == first and not torn.exists() and not list(path.parent.glob(REPLACED + "*"))
+    assert torch.equal(load_checkpoint(path)[0]["x"], torch.ones(2))
+    again = save_checkpoint(tmp_path, 10, {"x": torch.full((2,), 2.0)}, {"algo": "sac"})  # a save that completes
+    assert again == first and torch.equal(load_checkpoint(latest_checkpoint(tmp_path))[0]["x"], torch.full((2,), 2.0))
+    assert not list(path.parent.glob(REPLACED + "*"))

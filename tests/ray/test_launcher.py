@@ -102,6 +102,10 @@ def test_an_actor_killed_on_the_worker_node_is_restarted_by_ray_and_continues(fl
 def test_a_killed_learner_comes_back_resumed_and_the_actors_reconnect(fleet):
     launcher = fleet["launcher"]
     before = wait_until(launcher.learner_info, timeout_s=120, what="the learner's host to answer")
+    # A learner killed before its first actor's spec was stored has nothing to resume (it starts afresh, rightly):
+    # run alone, without the tests before it, this test could kill it that early.
+    wait_until(lambda: (fleet["run_dir"] / "replay" / "spec.json").is_file(), timeout_s=120,
+               what="the learner to store its first actor's spec")  # fmt: skip
     os.kill(before["pid"], signal.SIGKILL)
     info = wait_until(lambda: (i := launcher.learner_info()) and i["starts"] == before["starts"] + 1 and i,
                       timeout_s=120, what="Ray to restart the learner's host")  # fmt: skip
