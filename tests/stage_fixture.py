@@ -109,11 +109,10 @@ def write_fake_demo(path: Path, episodes: int = 2, steps: int = 20) -> Path:
 def ended_episodes(run_dir: Path, version: int) -> int:
     """Training episodes in RUN_DIR's durable replay whose last step acted with weights `version`."""
     from common.types import unpack_transitions
-    from learner.replay.durable import read_journal
-    from robots.fake import FakeRobot
+    from learner.replay.durable import read_journal, read_spec
 
-    count, spec = 0, FakeRobot().spec
-    for record in read_journal(Path(run_dir) / "replay"):
+    count, spec = 0, read_spec(Path(run_dir) / "replay")
+    for record in read_journal(Path(run_dir) / "replay") if spec is not None else ():
         if record.arrays is not None:
             a = unpack_transitions(record.arrays, spec)  # either wire layout, as the learner reads it
             ended = (a["terminated"] | a["truncated"]) & (a["policy_version"] == version) & ~a["evaluation"]

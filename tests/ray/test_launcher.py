@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from learner.launch import fleet_processes
-from learner.replay.durable import read_journal
+from learner.replay.durable import read_journal, read_spec
 from common.ports import free_port_pair
 from tests.conftest import wait_until
 
@@ -104,7 +104,7 @@ def test_a_killed_learner_comes_back_resumed_and_the_actors_reconnect(fleet):
     before = wait_until(launcher.learner_info, timeout_s=120, what="the learner's host to answer")
     # A learner killed before its first actor's spec was stored has nothing to resume (it starts afresh, rightly):
     # run alone, without the tests before it, this test could kill it that early.
-    wait_until(lambda: (fleet["run_dir"] / "replay" / "spec.json").is_file(), timeout_s=120,
+    wait_until(lambda: read_spec(fleet["run_dir"] / "replay") is not None, timeout_s=120,
                what="the learner to store its first actor's spec")  # fmt: skip
     os.kill(before["pid"], signal.SIGKILL)
     info = wait_until(lambda: (i := launcher.learner_info()) and i["starts"] == before["starts"] + 1 and i,
