@@ -196,6 +196,43 @@ def unpack_transitions(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dic
     return columns
 
 
+def concatenate_packed(batches: Sequence[Mapping[str, np.ndarray]], spec: RobotSpec) -> dict[str, np.ndarray]:
+    """Several packed batches (protocol 5) as one, for `unpack_transitions` to validate and expand once: the
+    observation rows concatenated, and each step's row indexes shifted past the rows of the batches before it.
+
+    An index outside its own batch's rows would land in a neighbour's once shifted, so each is checked against
+    its own batch here; every other check is left to `unpack_transitions`. Raises SpecError. One batch comes
+    back as it is. Costs a copy of the rows, so it pays for small batches only (see `learner.server`).
+    """
+    if len(batches) == 1:
+        return dict(batches[0])
+    names = set(batches[0])
+    layout = step_dtype(spec.action.shape)
+    for arrays in batches:
+        if set(arrays) != names or not isinstance(raw := arrays.get(STEPS), np.ndarray) or raw.ndim != 2:
+            raise SpecError("batches to concatenate differ in their arrays or hold no step records")
+        if raw.dtype != np.uint8 or raw.shape[1] != layout.itemsize:
+            raise SpecError(f"{STEPS}: expected uint8[N, {layout.itemsize}] step records, "
+                            f"got {raw.dtype}{list(raw.shape)}")  # fmt: skip
+    try:
+        merged = {name: np.concatenate([arrays[name] for arrays in batches]) for name in names}
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"batches to concatenate differ in shape: {exc}") from exc
+    steps = merged[STEPS].reshape(-1).view(layout)  # a view: shifting its indexes shifts the merged records
+    row_name = next((name for name in names if name.startswith(ROW_PREFIX)), None)
+    if row_name is None:
+        raise SpecError("batches to concatenate carry no observation rows")
+    own_rows = np.array([len(arrays[row_name]) for arrays in batches])
+    per_batch = np.array([len(arrays[STEPS]) for arrays in batches])
+    bound = np.repeat(own_rows, per_batch)
+    shift = np.repeat((np.cumsum(own_rows) - own_rows).astype(np.int32), per_batch)
+    for name in ("obs_index", "next_obs_index"):
+        if (steps[name].view(np.uint32) >= bound).any():  # negatives read as uint32 are >= 2**31
+            raise SpecError(f"{name} out of range of its own batch's rows")
+        steps[name] += shift
+    return merged
+
+
 def _rows_at(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
     """rows[index] for in-range indexes: a view when they are one consecutive run, as a batch of one episode's
     steps is (observations 0..n-1, next observations 1..n), a gathered copy only across an episode's end. The

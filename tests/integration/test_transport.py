@@ -28,6 +28,7 @@ from learner.algorithms import ALGORITHMS, config_from_overrides, config_to_dict
 from learner.server import LearnerServer
 from robots.fake import FakeRobot
 from tests.conftest import metric, wait_until
+from tests.wire_layouts import step_records
 
 pytestmark = pytest.mark.timeout(60)
 SPEC = FakeRobot().spec
@@ -171,6 +172,41 @@ def test_a_learner_slower_than_its_queue_still_acks_within_a_fraction_of_a_secon
         server.close()
 
 
+def test_a_backlog_of_small_batches_is_stored_in_runs_and_a_bad_one_among_them_alone_is_refused(port):
+    """Small batches queued behind a slow store are validated and stored together (`BatchRun`); one with an
+    action outside [-1, 1] in the middle of a run is refused and acked, and its neighbours are stored once,
+    in order."""
+    store = Store()
+    first_store = threading.Event()
+
+    def slow_first_store(actor_id: str, columns: dict) -> None:
+        if not first_store.is_set():
+            first_store.set()
+            time.sleep(0.3)  # one slow write into replay (a loaded box): the other batches queue up behind it
+        store(actor_id, columns)
+
+    server = LearnerServer("127.0.0.1", port, SPEC, slow_first_store).start()
+    sock = raw_dealer(port)
+    try:
+        sock.send_multipart(encode(hello("runs")))
+        assert decode(sock.recv_multipart()).accepted
+        rejected_before = metric("tandem_learner_rejected_messages_total", reason="invalid_batch") or 0.0
+        for seq in range(1, 101):
+            arrays = pack_transitions(transitions(seq, 1))
+            if seq == 60:
+                step_records(arrays, SPEC.action.shape)["action"] = 5.0
+            sock.send_multipart(encode(TransitionBatch(seq, arrays)))
+        while not isinstance(ack := decode(sock.recv_multipart()), Ack) or ack.seq < 100:
+            pass
+        assert store.markers("runs") == [seq for seq in range(1, 101) if seq != 60]
+        assert len(store.columns["runs"]) < 50, "stored one batch at a time: the queued batches were not run together"
+        assert metric("tandem_learner_rejected_messages_total", reason="invalid_batch") == rejected_before + 1
+        assert metric("tandem_learner_transitions_received_total", actor_id="runs", robot=SPEC.name) == 99
+    finally:
+        sock.close()
+        server.close()
+
+
 def test_a_different_spec_is_refused_naming_both_hashes(server, port):
     other = FakeRobot(max_steps=20).spec
     other = type(other)(other.name, other.observation, other.action, other.control_hz * 2)
@@ -275,7 +311,8 @@ def test_weights_with_the_wrong_schema_are_refused_by_the_actor(server, port):
     client.close()
 
 
-def test_an_actor_started_before_the_learner_delivers_everything_in_batches_of_its_size(port):
+def test_an_actor_started_before_the_learner_delivers_everything_in_batches_of_its_size(port, monkeypatch):
+    monkeypatch.setattr("learner.server.RUN_BATCH_BYTES", 0)  # each batch stored alone, so the store sees its size
     sender = Sender("127.0.0.1", port, hello("early"), SenderConfig(batch_size=32, queue_size=1000)).start()
     for item in transitions(0, 300):
         assert sender.submit(item)

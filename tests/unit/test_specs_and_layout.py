@@ -10,7 +10,7 @@ from common.episodes import episode_bounds, load_episodes, save_episodes
 from common.specs import ArraySpec, BoundedSpec, ImageSpec, RobotSpec, SpecError, spec_differences
 from common.codec import DecodeError, decode, encode
 from common.protocol import Ack, TransitionBatch
-from common.types import STEPS, Transition, pack_transitions, unpack_transitions
+from common.types import STEPS, Transition, concatenate_packed, pack_transitions, unpack_transitions
 from tests.wire_layouts import column_layout, step_records
 
 
@@ -157,6 +157,43 @@ def test_packing_refuses_a_frame_of_another_shape_instead_of_reshaping_it():
     transitions[2].next_observation = {**transitions[2].next_observation, "image": np.zeros((8, 16, 1), np.uint8)}
     with pytest.raises(ValueError, match="same shape"):  # concatenating then reshaping would have accepted it
         pack_transitions(transitions)
+
+
+def test_batches_concatenated_unpack_to_each_batchs_columns_in_turn_and_stay_unchanged():
+    spec = make_spec()
+    transitions = make_transitions(spec, 9, episode_end=3)
+    batches = [pack_transitions(part) for part in (transitions[:1], transitions[1:6], transitions[6:])]
+    originals = [{k: v.copy() for k, v in arrays.items()} for arrays in batches]
+    merged = unpack_transitions(concatenate_packed(batches, spec), spec)
+    each = [unpack_transitions(arrays, spec) for arrays in batches]
+    assert merged.keys() == each[0].keys()
+    for name in merged:
+        assert np.array_equal(merged[name], np.concatenate([columns[name] for columns in each])), name
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(batches, originals) for k in a), "an input was modified"
+
+
+def test_an_index_past_its_own_batchs_rows_is_refused_though_the_merged_rows_would_hold_it():
+    spec = make_spec()
+    first, second = (dict(pack_transitions(make_transitions(spec, 2))) for _ in range(2))
+    step_records(first, spec.action.shape)["next_obs_index"][-1] = len(first["rows/state"])  # row 0 of `second`
+    with pytest.raises(SpecError, match="own batch"):
+        concatenate_packed([first, second], spec)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.pop("rows/image"), "differ in their arrays"),
+        (lambda a: a.update({"rows/image": a["rows/image"][:, :4]}), "differ in shape"),
+        (lambda a: a.update({STEPS: a[STEPS][:, :-1]}), "step records"),
+    ],
+)
+def test_batches_that_do_not_fit_together_are_refused(change, message):
+    spec = make_spec()
+    first, second = (dict(pack_transitions(make_transitions(spec, 2))) for _ in range(2))
+    change(second)
+    with pytest.raises(SpecError, match=message):
+        concatenate_packed([first, second], spec)
 
 
 def corrupt_field(name: str, change):
