@@ -23,6 +23,7 @@ a learner restart must not lose them either: see `actor.summaries`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 # an fsync per batch) kept the thread batching for tens of seconds: the learner's Welcome and acks went unread
 # and the learner closed the silent session, over and over (seen in CI after a learner restart).
 COLLECT_BUDGET_S = 0.02
+NAP_MS = 10  # the sender thread's longest wait for a reply when it has nothing to send (a submit can wake it)
 
 
 @dataclass
@@ -152,6 +154,11 @@ class Sender:
         self._backoff_s = 0.1
         self._hello_sent_at = 0.0
         self._sock: zmq.Socket | None = None
+        # A pipe the producer writes a byte to when the sender thread naps (waits on its socket) and a batch's
+        # worth has been submitted: napping until a reply or the 10 ms timeout, it left each batch waiting
+        # for the next ack, and actor and learner took turns idling.
+        self._wake_read = self._wake_write = -1
+        self._napping = False
         self._stopping = threading.Event()
         self._flush_deadline = float("inf")
         self.connected = threading.Event()
@@ -194,7 +201,26 @@ class Sender:
             return False
         tid = self._log.release(item) if self._log is not None and isinstance(item, Transition) else 0
         self._queue.append((tid, item))
+        if self._napping and self._batch_waits():
+            self._wake()
         return True
+
+    def _wake(self) -> None:
+        """End the sender thread's nap (one byte per nap)."""
+        self._napping = False
+        try:
+            os.write(self._wake_write, b"\0")
+        except OSError:  # the pipe is full (so a byte waits already), closed or not yet open
+            pass
+
+    def _batch_waits(self) -> bool:
+        """A full batch, or an episode's end, is waiting to be sealed: the sender thread has work."""
+        if len(self._queue) + len(self._pending) >= self.config.batch_size:
+            return True
+        try:
+            return isinstance(self._queue[-1][1], EpisodeSummary)
+        except IndexError:  # the sender thread took everything meanwhile
+            return False
 
     def hold(self, transition: Transition) -> None:
         """The recorder's newest transition, not yet submitted: with a spool it is logged now, so a kill
@@ -206,6 +232,7 @@ class Sender:
         """Send what is queued, wait up to `flush_timeout_s` for acks, then close. True if all were acked."""
         self._flush_deadline = time.monotonic() + flush_timeout_s
         self._stopping.set()
+        self._wake()
         self._thread.join(timeout=flush_timeout_s + 5.0)
         return self.outstanding() == 0
 
@@ -215,11 +242,13 @@ class Sender:
 
     # ---- the sender thread ---------------------------------------------------------------------
     def _run(self) -> None:
+        self._wake_read, self._wake_write = os.pipe()
+        for fd in (self._wake_read, self._wake_write):
+            os.set_blocking(fd, False)
         self._open_socket()
         try:
             while not self._finished():
-                idle_ms = 0 if (self._queue and self._can_seal()) else 10
-                if self._sock.poll(timeout=idle_ms):
+                if self._wait_for_work():
                     self._receive_all()
                 if self.refused_reason:
                     return
@@ -233,9 +262,30 @@ class Sender:
             self.connected.clear()
             self._m["connected"].set(0)
             self._sock.close(linger=0)
+            os.close(self._wake_read)
+            os.close(self._wake_write)
             if self._spool is not None:
                 self._log.close()
                 self._spool.close()
+
+    def _wait_for_work(self) -> bool:
+        """Wait up to NAP_MS for a reply or for a batch's worth to be submitted (not at all if there is work
+        to do); True if a reply is waiting."""
+        idle_ms = 0 if (self._queue and self._can_seal()) else NAP_MS
+        if idle_ms:
+            self._napping = True  # set before looking again: a submit after this sees the flag and wakes us
+            if self._queue and self._can_seal():
+                idle_ms = 0
+            if self._stopping.is_set():  # closing: never nap past the flush deadline
+                idle_ms = min(idle_ms, max(0, int(1000 * (self._flush_deadline - time.monotonic())) + 1))
+        ready = dict(self._poller.poll(timeout=idle_ms))
+        self._napping = False
+        if self._wake_read in ready:
+            try:
+                os.read(self._wake_read, 4096)
+            except BlockingIOError:
+                pass
+        return self._sock in ready
 
     def _finished(self) -> bool:
         if not self._stopping.is_set():
@@ -251,6 +301,9 @@ class Sender:
         if self._sock is not None:
             self._sock.close(linger=0)
         self._sock = configure(self._context.socket(zmq.DEALER))
+        self._poller = zmq.Poller()
+        self._poller.register(self._sock, zmq.POLLIN)
+        self._poller.register(self._wake_read, zmq.POLLIN)
         if self._security is not None:
             self._security.apply_client(self._sock)
         self._sock.connect(self._endpoint)

@@ -16,6 +16,7 @@ from common.protocol import (
     PROTOCOL_VERSION,
     Ack,
     EpisodeSummary,
+    Heartbeat,
     Hello,
     TransitionBatch,
     Weights,
@@ -473,6 +474,31 @@ def welcome_first_hello(router: zmq.Socket) -> bytes:
     assert isinstance(first, Hello)
     router.send_multipart([identity, *encode(Welcome(True, "", 0, SPEC.spec_hash))])
     return identity
+
+
+@pytest.mark.parametrize("batch_size, episode_ends", [(4, False), (32, True)])
+def test_a_napping_sender_is_woken_by_a_full_batch_or_an_episodes_end(port, monkeypatch, batch_size, episode_ends):
+    """With nothing to send the sender thread waits on its socket (NAP_MS, a minute here): a batch's worth of
+    transitions, or an episode summary, wakes it at once instead of waiting there for the learner's next
+    reply (which never comes here)."""
+    monkeypatch.setattr("actor.sender.NAP_MS", 60_000)
+    router = fake_learner(port)
+    sender = Sender("127.0.0.1", port, hello("napper"), SenderConfig(batch_size=batch_size, heartbeat_interval_s=60))
+    sender.start()
+    try:
+        welcome_first_hello(router)
+        assert sender.connected.wait(timeout=10)
+        wait_until(lambda: sender._napping, what="the sender napping")  # asleep on its socket, with a minute to go
+        for item in transitions(0, 4 if not episode_ends else 3):
+            assert sender.submit(item)
+        if episode_ends:
+            assert sender.submit(EpisodeSummary(0, 3, 0.0, False, False, "task", -1))
+        while not isinstance(message := receive(router)[1], TransitionBatch):
+            assert isinstance(message, (WeightsRequest, Heartbeat)), message  # what else may come first
+        assert len(message.arrays["steps"]) == (3 if episode_ends else 4)
+    finally:
+        sender.close(flush_timeout_s=0.1)
+        router.close(linger=0)
 
 
 def test_a_restarted_learners_rehellos_get_one_hello_not_one_each(port):
