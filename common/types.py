@@ -13,6 +13,7 @@ columns and the indexes of the rows that are its observation and next observatio
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -131,6 +132,9 @@ def step_dtype(action_shape: tuple[int, ...]) -> np.dtype:
     return np.dtype(fields, align=True)
 
 
+_scalars_of = operator.attrgetter(*SCALAR_COLUMNS)  # a Transition's scalar columns as one tuple
+
+
 def pack_transitions(transitions: Sequence[Transition]) -> dict[str, np.ndarray]:
     """Wire layout: the distinct observation rows (consecutive steps share their frames) and the step records."""
     if not transitions:
@@ -148,8 +152,8 @@ def pack_transitions(transitions: Sequence[Transition]) -> dict[str, np.ndarray]
     steps = np.zeros(len(transitions), dtype=step_dtype(np.shape(transitions[0].action)))  # padding: 0, not old memory
     steps["obs_index"], steps["next_obs_index"] = obs_index, next_index
     steps["action"] = np.array([tr.action for tr in transitions], dtype=np.float32)  # one shape, or ValueError
-    for name in SCALAR_COLUMNS:
-        steps[name] = [getattr(tr, name) for tr in transitions]
+    for name, column in zip(SCALAR_COLUMNS, zip(*map(_scalars_of, transitions))):  # one pass over the batch
+        steps[name] = column
     arrays[STEPS] = steps.view(np.uint8).reshape(len(transitions), steps.dtype.itemsize)
     return arrays
 
@@ -163,7 +167,7 @@ def _stack_rows(rows: list[np.ndarray]) -> np.ndarray:
     """np.stack for rows of one shape and dtype: one concatenate, without stack's per-row checks and views
     (a quarter of packing 100 camera frames)."""
     first = np.asarray(rows[0])
-    if first.ndim == 0 or any(np.shape(row) != first.shape for row in rows):
+    if first.ndim == 0 or any(getattr(row, "shape", None) != first.shape for row in rows):
         return np.stack(rows)  # scalars, or a shape mismatch np.stack reports by name
     return np.concatenate(rows).reshape((len(rows), *first.shape))
 
