@@ -184,6 +184,9 @@ class RunSpec:
         return f"{self.task}_{self.algo}_{self.variant}_s{self.seed}{extra}".replace(",", "-")
 
 
+ROBOT_OPTION = "robot."  # an override "robot.KEY=VALUE" is the robot's option KEY (e.g. robot.stall_steps=30)
+
+
 def _name_part(override: str) -> str:
     """An override as part of a run's directory name; a file path (base_policy=...) by its file's stem."""
     key, _, value = override.partition("=")
@@ -225,7 +228,7 @@ def check_overrides(runs: list[RunSpec]) -> None:
         if any(not sep or not key for key, sep, _ in pairs):
             raise SystemExit(f"--set expects KEY=VALUE, got {list(run.overrides)}")
         try:
-            config_from_overrides(run.algo, {key: value for key, _, value in pairs})
+            config_from_overrides(run.algo, {key: value for key, _, value in pairs if not key.startswith(ROBOT_OPTION)})
         except ValueError as error:
             raise SystemExit(f"{run.name}: {error}") from None
 
@@ -274,7 +277,10 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
         after, steps = correction_steps(demo)
         args += [f"--actor-arg=--correct-after={after}", f"--actor-arg=--correct-for={steps}"]
     for override in run.overrides:
-        args += ["--set", override]
+        if override.startswith(ROBOT_OPTION):  # a task option for every local actor's robot (-o KEY=VALUE)
+            args += ["--actor-arg=-o", f"--actor-arg={override.removeprefix(ROBOT_OPTION)}"]
+        else:
+            args += ["--set", override]
     return args + list(learner_args)
 
 
@@ -401,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=1,
                         help="runs at a time (each learner needs a core to itself to keep its update ratio)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override for every run (repeatable); it becomes part of the run's name")
+                        help="a config override for every run (repeatable; robot.KEY=VALUE is an option of the "
+                             "robot and its task, e.g. robot.stall_steps=30); it becomes part of the run's name")
     parser.add_argument("--config", dest="configs", action="append", default=[], metavar="KEY=VALUE,...",
                         help="run the profile once per --config, with these overrides besides --set (repeatable; "
                              "'' is the profile as it is): ablations side by side in one report")

@@ -11,7 +11,9 @@ on its right; the boxes' colours say which: white = keep it on your right, black
 then reach the goal line x >= goal_x. Box positions are read live, so a pushed box counts where it is.
 Walking back over a passed box's line un-passes it. Sparse reward: 1.0 and terminated on success.
 Failure (0.0, terminated): crossing a box line on the wrong side or out of order, reaching the goal line
-with a box not passed, or leaving the corridor |y| <= 1.5 m, x >= -0.8 m. Otherwise 0.0 and the
+with a box not passed, or leaving the corridor |y| <= 1.5 m, x >= -0.8 m; with the `stall_steps` option
+(0, off, by default) also gaining no new ground (10 cm past the furthest point so far) for that many steps,
+as an operator would end the episode of a robot standing or dithering. Otherwise 0.0 and the
 episode runs to the step limit (twins set it: 200 steps = 20 s for the Go2, 250 for the G1).
 """
 
@@ -35,6 +37,7 @@ BOX_SPACING = 1.4  # metres between nominal box positions along the course
 CORRIDOR_HALF_WIDTH = 1.5
 CORRIDOR_MIN_X = -0.8
 LATERAL_RANGE = 0.25  # metres, boxes' sideways randomisation at lateral_spread 1
+STALL_PROGRESS_M = 0.1  # new ground along the course that counts as progress (`stall_steps`)
 PARKED_XY = ((-2.5, -0.8), (-2.5, 0.0), (-2.5, 0.8))  # where unused boxes wait (n_boxes < 3), behind the start
 
 
@@ -68,11 +71,24 @@ class SlalomProgress:
     previous_box_x: np.ndarray
     passed: int = 0  # boxes 0..passed-1 have been passed on the right side, in order
     sides: tuple[int, ...] = field(default=REQUIRED_SIDES)
+    stall_steps: int = 0  # > 0: "stalled" after this many updates without STALL_PROGRESS_M of new ground
+    best_x: float = -np.inf
+    since_progress: int = 0
 
     @classmethod
-    def start(cls, scene: LeggedSceneState, n_boxes: int = N_BOXES) -> "SlalomProgress":
+    def start(cls, scene: LeggedSceneState, n_boxes: int = N_BOXES, stall_steps: int = 0) -> "SlalomProgress":
         """Track the first `n_boxes` boxes of `scene` (the others are out of play)."""
-        return cls(float(scene.robot_xy[0]), scene.box_xy[:n_boxes, 0].copy(), sides=REQUIRED_SIDES[:n_boxes])
+        x = float(scene.robot_xy[0])
+        return cls(x, scene.box_xy[:n_boxes, 0].copy(), sides=REQUIRED_SIDES[:n_boxes], stall_steps=stall_steps,
+                   best_x=x)  # fmt: skip
+
+    def _stalled(self, robot_x: float) -> bool:
+        """No new ground (STALL_PROGRESS_M past the furthest x so far) for `stall_steps` updates in a row."""
+        if robot_x >= self.best_x + STALL_PROGRESS_M:
+            self.best_x, self.since_progress = robot_x, 0
+            return False
+        self.since_progress += 1
+        return 0 < self.stall_steps <= self.since_progress
 
     def update(self, scene: LeggedSceneState) -> str:
         robot_x, robot_y = (float(v) for v in scene.robot_xy)
@@ -97,7 +113,7 @@ class SlalomProgress:
             return "left_corridor"
         if robot_x >= scene.goal_x:
             return "success" if self.passed == len(self.sides) else "missed_box"
-        return "running"
+        return "stalled" if self._stalled(robot_x) else "running"
 
 
 @TASKS.register("slalom")
@@ -105,14 +121,17 @@ class SlalomTask(Task):
     """Weave past the three boxes on alternating sides, then cross the goal line (details: module doc)."""
 
     def __init__(self, max_steps: int = 200, lateral_spread: float = 1.0, longitudinal_jitter: float = 0.15,
-                 box_spacing: float = BOX_SPACING, n_boxes: int = N_BOXES) -> None:
+                 box_spacing: float = BOX_SPACING, n_boxes: int = N_BOXES, stall_steps: int = 0) -> None:
         if max_steps < 1 or not 0 <= lateral_spread <= 2.5 or not 0 <= longitudinal_jitter <= 0.4:
             raise ValueError("max_steps >= 1, 0 <= lateral_spread <= 2.5, 0 <= longitudinal_jitter <= 0.4 required")
         if not BOX_SPACING <= box_spacing <= 2.5:  # closer than 1.4 m a 0.7 m long Go2 barely fits between boxes
             raise ValueError(f"box_spacing must be in [{BOX_SPACING}, 2.5] m, got {box_spacing}")
         if int(n_boxes) != n_boxes or not 1 <= n_boxes <= N_BOXES:
             raise ValueError(f"n_boxes must be 1..{N_BOXES}, got {n_boxes}")
+        if int(stall_steps) != stall_steps or stall_steps < 0:
+            raise ValueError(f"stall_steps must be a whole number >= 0 (0: off), got {stall_steps}")
         self.n_boxes = int(n_boxes)
+        self.stall_steps = int(stall_steps)
         self.max_steps = int(max_steps)
         self.box_spacing = float(box_spacing)
         self.lateral_spread = float(lateral_spread)
@@ -134,7 +153,7 @@ class SlalomTask(Task):
         """Restart progress tracking from the robot's current scene (reset() does this; tests use it too)."""
         if self._robot is None:
             raise RuntimeError("SlalomTask needs reset(robot) first")
-        self._progress = SlalomProgress.start(self._robot.scene_state(), self.n_boxes)
+        self._progress = SlalomProgress.start(self._robot.scene_state(), self.n_boxes, self.stall_steps)
         self.last_outcome = "running"
 
     def reward(self, observation: Observation) -> tuple[float, bool]:

@@ -152,6 +152,19 @@ def test_walking_back_over_a_box_unpasses_it():
     assert progress.passed == 0
 
 
+def test_a_robot_gaining_no_new_ground_for_stall_steps_has_stalled_and_only_with_the_option():
+    """Dithering (back and forth, sideways) and creeping under 10 cm count as no progress; 10 cm of new ground
+    restarts the count. Off (0, the default) a robot may stand until the step limit."""
+    dither = [(0, 0)] + [(0.05 * (i % 2), 0.1 * (i % 3)) for i in range(1, 12)]
+    stalling = SlalomProgress.start(_scene(dither[0]), stall_steps=5)
+    outcomes = [stalling.update(_scene(xy)) for xy in dither[1:]]
+    assert outcomes == ["running"] * 4 + ["stalled"] * 7
+    moving = SlalomProgress.start(_scene((0, 0)), stall_steps=5)
+    walk = [(0.025 * i, 0.0) for i in range(1, 40)]  # 10 cm every 4 steps: never 5 steps without progress
+    assert {moving.update(_scene(xy)) for xy in walk} == {"running"}
+    assert set(_progress_along(dither)) == {"running"}
+
+
 def test_goal_line_with_a_box_pushed_past_it_is_a_failure():
     boxes = ((1.4, 0.0), (2.8, 0.0), (6.0, 0.0))  # box 2 shoved beyond the goal line
     progress = SlalomProgress.start(_scene((0, 0), boxes))
@@ -206,7 +219,8 @@ def test_two_box_course_parks_the_third_box_and_ends_earlier():
 
 
 @pytest.mark.parametrize(
-    "options", [{"max_steps": 0}, {"lateral_spread": -1.0}, {"box_spacing": 1.0}, {"n_boxes": 0}, {"n_boxes": 4}]
+    "options", [{"max_steps": 0}, {"lateral_spread": -1.0}, {"box_spacing": 1.0}, {"n_boxes": 0}, {"n_boxes": 4},
+                {"stall_steps": -1}, {"stall_steps": 2.5}]
 )
 def test_invalid_slalom_options_are_rejected(options):
     with pytest.raises(ValueError):
@@ -223,7 +237,7 @@ def test_twins_set_their_own_step_limits_and_options_override_them():
 @pytest.mark.parametrize("name", sorted(LIMITS))
 def test_expert_succeeds_on_random_courses(name):
     assert EXPERTS.get("slalom") is SlalomExpert
-    robot = connected(name, observation="state", seed=100)
+    robot = connected(name, observation="state", seed=100, stall_steps=30)  # the expert never stalls 3 s
     results = [make_demo.run_expert_episode(robot, SlalomExpert()) for _ in range(10)]
     robot.disconnect()
     short = connected(name, observation="state", seed=100, n_boxes=2)

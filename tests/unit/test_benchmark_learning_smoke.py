@@ -51,6 +51,14 @@ def test_a_file_valued_override_names_its_run_by_the_files_stem_not_its_path():
     assert run.name == "ball_to_goal_csil_pp_original_s0_base_policyaloe_bc_x1-2"
 
 
+def test_a_robot_option_reaches_every_local_actor_as_a_task_option_not_the_learners_config(tmp_path):
+    run = one_demo.RunSpec("slalom_go2", "sigent_sac", 0, "original", ("robot.stall_steps=30",))
+    args = one_demo.command(run, Path("demo.npz"), tmp_path, 1.0, images=False)
+    assert args[args.index("--actor-arg=stall_steps=30") - 1] == "--actor-arg=-o"
+    assert "robot.stall_steps=30" not in args and run.name.endswith("_robot.stall_steps30")
+    one_demo.check_overrides([run])  # not an algorithm field, and not refused as one
+
+
 def test_a_degraded_variant_run_trains_on_its_own_degraded_copy_of_the_demo(tmp_path):
     from common.episodes import load_episodes
 
