@@ -72,8 +72,8 @@ log = logging.getLogger(__name__)
 RECEIVE_ROUND_S = 0.1
 ACK_INTERVAL_S = 0.005
 ACK_WAIT_PER_FLUSH = 4
-# Batches up to RUN_BATCH_BYTES join a BatchRun, up to RUN_BYTES in all (a copy of 64 KiB, ~6 us here, is what
-# handling a batch alone costs in per-call overhead).
+# Batches up to RUN_BATCH_BYTES join a BatchRun, up to RUN_BYTES in all: the extra copy of 64 KiB of rows (~6 us
+# here) is a tenth of what handling a batch alone costs (~75 us at one transition per batch), so a run always pays.
 RUN_BATCH_BYTES = 64 * 1024
 RUN_BYTES = 1 << 20
 MAX_SUPERSEDED = 4096  # superseded connections remembered (5-byte ids; a fleet restarting for days stays small)
