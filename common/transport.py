@@ -260,10 +260,17 @@ class UnackedBatches:
         return [(seq, frames) for seq, (frames, _) in self._batches.items()]
 
     def after(self, seq: int):
-        """(seq, frames, transitions) of every batch newer than `seq`, oldest first."""
-        for key, (frames, count) in self._batches.items():
-            if key > seq:
-                yield key, frames, count
+        """(seq, frames, transitions) of every batch newer than `seq`, oldest first. Walks back from the newest
+        (batches are kept in sequence order), so the sender's per-batch call costs what is unsent, not what is
+        unacked."""
+        newer = []
+        for key in reversed(self._batches):
+            if key <= seq:
+                break
+            newer.append(key)
+        for key in reversed(newer):
+            frames, count = self._batches[key]
+            yield key, frames, count
 
     def oldest_seq(self) -> int | None:
         return next(iter(self._batches), None)
