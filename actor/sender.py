@@ -436,6 +436,7 @@ class Sender:
         if len(self._queue) < self.config.queue_size:
             self.room.set()
         self._m["queue"].set(len(self._queue))
+        self._m["unacked"].set(self._unacked.transitions)  # once a pass, not per sealed batch
 
     def _can_seal(self) -> bool:
         if not self._seq_known:
@@ -469,7 +470,6 @@ class Sender:
             if self._unacked.in_memory >= self.config.max_unacked_batches:
                 keep = None  # on disk only; read back when its turn to be sent comes
         self._unacked.add(seq, keep, len(batch))
-        self._m["unacked"].set(self._unacked.transitions)
         return True
 
     def _keep_summary(self, summary: EpisodeSummary) -> None:
@@ -486,17 +486,23 @@ class Sender:
         summary in its place among them."""
         if not self.connected.is_set():
             return
-        for seq, frames, count in self._unacked.after(self._sent_upto):
-            if len(self._sent_at) >= self.config.max_unacked_batches:
-                return
-            self._send_summaries(next_seq=seq)
-            if frames is None:
-                frames = self._spool.get(seq)
-            self._sent_at[seq] = time.monotonic()
-            self._sent_upto = seq
-            self._m["bytes"].inc(self._send(None, frames))
-            self._m["sent"].inc(count)
-        self._send_summaries(next_seq=self._sent_upto + 1)
+        sent_bytes = sent = 0  # counted once a call: a metric's lock costs about what a small batch's send does
+        try:
+            for seq, frames, count in self._unacked.after(self._sent_upto):
+                if len(self._sent_at) >= self.config.max_unacked_batches:
+                    return
+                self._send_summaries(next_seq=seq)
+                if frames is None:
+                    frames = self._spool.get(seq)
+                self._sent_at[seq] = time.monotonic()
+                self._sent_upto = seq
+                sent_bytes += self._send(None, frames)
+                sent += count
+            self._send_summaries(next_seq=self._sent_upto + 1)
+        finally:
+            if sent:
+                self._m["bytes"].inc(sent_bytes)
+                self._m["sent"].inc(sent)
 
     def _send_ready_batches(self) -> None:
         stale = self._pending and time.monotonic() - self._pending_since >= self.config.flush_interval_s
