@@ -76,6 +76,7 @@ from benchmarks.transport_payload import (
     SAMPLE_S,
     TARGET_LATENCY_RATIO,
     TARGET_THROUGHPUT_RATIO,
+    TARGET_THROUGHPUT_RATIO_DEFAULT,
 )
 from benchmarks.transport_procs import (
     latency_publisher_proc,
@@ -289,12 +290,16 @@ def median_of(runs: list[Throughput]) -> Throughput:
     return best
 
 
-def throughput_verdict(tandem: Throughput, zmq_: Throughput) -> str:
-    """'0.66 BELOW' / '0.85 ok': Tandem's rate over the baseline's against the target."""
+def throughput_verdict(tandem: Throughput, zmq_: Throughput, per_batch: int | None) -> str:
+    """'0.66 BELOW 0.8' / '0.85 ok': Tandem's rate over the baseline's against the target for `per_batch`
+    (None: the ratio alone; CURVE has no target, the issue asks what it costs)."""
     if tandem.error or zmq_.error or not (tandem.rate and zmq_.rate):
         return "n/a"
     ratio = tandem.rate / zmq_.rate
-    return f"{ratio:.2f} {'ok' if ratio >= TARGET_THROUGHPUT_RATIO else 'BELOW'}"
+    if per_batch is None:
+        return f"{ratio:.2f}"
+    target = TARGET_THROUGHPUT_RATIO.get(per_batch, TARGET_THROUGHPUT_RATIO_DEFAULT)
+    return f"{ratio:.2f} ok" if ratio >= target else f"{ratio:.2f} BELOW {target:g}"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -339,13 +344,13 @@ def report(throughput: dict, latency: dict, profile: Profile, args, header: str)
             f"{z.rate:,.0f}" if not z.error else "error",
             f"{z.mb_s:,.0f}",
             f"{z.sender_cpu:.0%}/{z.receiver_cpu:.0%}",
-            throughput_verdict(t, z),
+            throughput_verdict(t, z, per_batch),
             "-" if c is None else f"{c.rate:,.0f}" if not c.error else "error",
             "-" if c is None else f"{c.sender_cpu:.0%}/{c.receiver_cpu:.0%}",
-            "-" if c is None else throughput_verdict(c, z),
+            "-" if c is None else throughput_verdict(c, z, None),
         ])  # fmt: skip
     lines.append(table(["per batch", "Tandem tr/s", "MB/s", "B/tr", "tr/batch", "CPU act/lrn", "faults/s act/lrn",
-                        "pyzmq tr/s", "MB/s", "CPU snd/rcv", f"Tandem/pyzmq (>= {TARGET_THROUGHPUT_RATIO:.2f})",
+                        "pyzmq tr/s", "MB/s", "CPU snd/rcv", "Tandem/pyzmq (target: >= 0.5 at 1/batch, 0.8 else)",
                         "CURVE tr/s", "CPU act/lrn", "CURVE/pyzmq"], rows))  # fmt: skip
     lines.append("   CURVE: the same Tandem path with the link encrypted and authenticated, as every non-loopback link "
                  "is (keys of `learner keys`); the pyzmq baseline stays plaintext.")  # fmt: skip
