@@ -505,8 +505,12 @@ class Sender:
                 self._m["sent"].inc(sent)
 
     def _send_ready_batches(self) -> None:
-        stale = self._pending and time.monotonic() - self._pending_since >= self.config.flush_interval_s
-        if stale or (self._stopping.is_set() and self._pending):
+        """Seal a partial batch that waited flush_interval_s, or at close, once nothing more is queued to join
+        it: submits racing close() (a submit wakes this thread) otherwise left a partial batch and then another."""
+        if not self._pending or self._queue:
+            return
+        stale = time.monotonic() - self._pending_since >= self.config.flush_interval_s
+        if stale or self._stopping.is_set():
             self._seal()
 
     def _keep_alive(self, now: float) -> None:
