@@ -158,6 +158,7 @@ class Sender:
         # worth has been submitted: napping until a reply or the 10 ms timeout, it left each batch waiting
         # for the next ack, and actor and learner took turns idling.
         self._wake_read = self._wake_write = -1
+        self._wake_lock = threading.Lock()  # a write never lands on a closed (and maybe reused) descriptor
         self._napping = False
         self._stopping = threading.Event()
         self._flush_deadline = float("inf")
@@ -208,10 +209,11 @@ class Sender:
     def _wake(self) -> None:
         """End the sender thread's nap (one byte per nap)."""
         self._napping = False
-        try:
-            os.write(self._wake_write, b"\0")
-        except OSError:  # the pipe is full (so a byte waits already), closed or not yet open
-            pass
+        with self._wake_lock:
+            try:
+                os.write(self._wake_write, b"\0")
+            except OSError:  # the pipe is full (so a byte waits already), closed or not yet open (-1)
+                pass
 
     def _batch_waits(self) -> bool:
         """A full batch, or an episode's end, is waiting to be sealed: the sender thread has work."""
@@ -262,8 +264,10 @@ class Sender:
             self.connected.clear()
             self._m["connected"].set(0)
             self._sock.close(linger=0)
-            os.close(self._wake_read)
-            os.close(self._wake_write)
+            with self._wake_lock:
+                os.close(self._wake_read)
+                os.close(self._wake_write)
+                self._wake_read = self._wake_write = -1
             if self._spool is not None:
                 self._log.close()
                 self._spool.close()
