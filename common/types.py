@@ -213,11 +213,9 @@ def concatenate_packed(batches: Sequence[Mapping[str, np.ndarray]], spec: RobotS
     names = set(batches[0])
     layout = step_dtype(spec.action.shape)
     for arrays in batches:
-        if set(arrays) != names or not isinstance(raw := arrays.get(STEPS), np.ndarray) or raw.ndim != 2:
+        if set(arrays) != names or STEPS not in arrays:
             raise SpecError("batches to concatenate differ in their arrays or hold no step records")
-        if raw.dtype != np.uint8 or raw.shape[1] != layout.itemsize:
-            raise SpecError(f"{STEPS}: expected uint8[N, {layout.itemsize}] step records, "
-                            f"got {raw.dtype}{list(raw.shape)}")  # fmt: skip
+        _check_step_records(arrays[STEPS], layout)
     try:
         merged = {name: np.concatenate([arrays[name] for arrays in batches]) for name in names}
     except (ValueError, TypeError) as exc:
@@ -254,13 +252,18 @@ def _step_fields(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dict[str,
     if set(arrays) != expected:
         raise SpecError(f"batch arrays {sorted(arrays)} != expected {sorted(expected)}")
     layout, raw = step_dtype(spec.action.shape), arrays[STEPS]
-    if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.shape[1:] != (layout.itemsize,):
-        raise SpecError(f"{STEPS}: expected uint8[N, {layout.itemsize}] step records, got "
-                        f"{getattr(raw, 'dtype', type(raw).__name__)}{list(np.shape(raw))}")  # fmt: skip
+    _check_step_records(raw, layout)
     if raw.shape[0] == 0:
         raise SpecError("empty batch")
     steps = np.ascontiguousarray(raw).reshape(-1).view(layout)
     return {name: steps[name] for name in layout.names}
+
+
+def _check_step_records(raw: object, layout: np.dtype) -> None:
+    """SpecError unless `raw` is uint8[N, layout.itemsize]: step records of this spec's layout, as bytes."""
+    if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.shape[1:] != (layout.itemsize,):
+        raise SpecError(f"{STEPS}: expected uint8[N, {layout.itemsize}] step records, got "
+                        f"{getattr(raw, 'dtype', type(raw).__name__)}{list(np.shape(raw))}")  # fmt: skip
 
 
 def _column_fields(arrays: Mapping[str, np.ndarray], spec: RobotSpec) -> dict[str, np.ndarray]:
