@@ -23,7 +23,6 @@ a learner restart must not lose them either: see `actor.summaries`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -33,6 +32,7 @@ from typing import Callable
 import zmq
 
 from actor.summaries import UnconfirmedSummaries
+from actor.wakeup import Wakeup
 from common import metrics
 from common.codec import DecodeError, decode, encode
 from common.protocol import Ack, EpisodeSummary, Heartbeat, Hello, TransitionBatch, Weights, WeightsRequest, Welcome
@@ -95,6 +95,28 @@ class LearnerRefused(RuntimeError):
     """The learner refused the handshake; the message says why (e.g. both spec hashes)."""
 
 
+def _bound_metrics(actor_id: str, robot: str) -> dict:
+    """The sender's metrics, labelled once for this actor (a `labels` lookup per update costs a lock)."""
+    labels = (actor_id, robot)
+    return {
+        name: metric.labels(*labels)
+        for name, metric in {
+            "sent": metrics.ACTOR_TRANSITIONS_SENT,
+            "acked": metrics.ACTOR_TRANSITIONS_ACKED,
+            "dropped": metrics.ACTOR_TRANSITIONS_DROPPED,
+            "bytes": metrics.ACTOR_BYTES_SENT,
+            "queue": metrics.ACTOR_QUEUE_DEPTH,
+            "unacked": metrics.ACTOR_UNACKED,
+            "connected": metrics.ACTOR_LEARNER_CONNECTED,
+            "reconnects": metrics.ACTOR_RECONNECTS,
+            "spooled": metrics.ACTOR_SPOOLED,
+            "spool_depth": metrics.ACTOR_SPOOL_DEPTH,
+            "spool_bytes": metrics.ACTOR_SPOOL_BYTES,
+            "resent": metrics.ACTOR_BATCHES_RESENT,
+        }.items()
+    }
+
+
 class Sender:
     """Owns the actor's link to the learner's ROUTER. Thread-safe `submit`; everything else is internal."""
 
@@ -154,36 +176,16 @@ class Sender:
         self._backoff_s = 0.1
         self._hello_sent_at = 0.0
         self._sock: zmq.Socket | None = None
-        # A pipe the producer writes a byte to when the sender thread naps (waits on its socket) and a batch's
-        # worth has been submitted: napping until a reply or the 10 ms timeout, it left each batch waiting
-        # for the next ack, and actor and learner took turns idling.
-        self._wake_read = self._wake_write = -1
-        self._wake_lock = threading.Lock()  # a write never lands on a closed (and maybe reused) descriptor
-        self._napping = False
+        # Woken by a submit that completes a batch while the thread naps on its socket: napping until a reply
+        # or the 10 ms timeout, it left each batch waiting for the next ack, and actor and learner took turns idling.
+        self._wakeup = Wakeup()
         self._stopping = threading.Event()
         self._flush_deadline = float("inf")
         self.connected = threading.Event()
         self.refused_reason: str | None = None
         self.refused = threading.Event()
         self.acked_transitions = 0
-        labels = (hello.actor_id, hello.robot)
-        self._m = {
-            name: metric.labels(*labels)
-            for name, metric in {
-                "sent": metrics.ACTOR_TRANSITIONS_SENT,
-                "acked": metrics.ACTOR_TRANSITIONS_ACKED,
-                "dropped": metrics.ACTOR_TRANSITIONS_DROPPED,
-                "bytes": metrics.ACTOR_BYTES_SENT,
-                "queue": metrics.ACTOR_QUEUE_DEPTH,
-                "unacked": metrics.ACTOR_UNACKED,
-                "connected": metrics.ACTOR_LEARNER_CONNECTED,
-                "reconnects": metrics.ACTOR_RECONNECTS,
-                "spooled": metrics.ACTOR_SPOOLED,
-                "spool_depth": metrics.ACTOR_SPOOL_DEPTH,
-                "spool_bytes": metrics.ACTOR_SPOOL_BYTES,
-                "resent": metrics.ACTOR_BATCHES_RESENT,
-            }.items()
-        }
+        self._m = _bound_metrics(hello.actor_id, hello.robot)
         self._thread = threading.Thread(target=self._run, name="tandem-sender", daemon=True)
 
     # ---- called from the control loop ----------------------------------------------------------
@@ -202,18 +204,9 @@ class Sender:
             return False
         tid = self._log.release(item) if self._log is not None and isinstance(item, Transition) else 0
         self._queue.append((tid, item))
-        if self._napping and self._batch_waits():
-            self._wake()
+        if self._wakeup.napping and self._batch_waits():
+            self._wakeup.wake()
         return True
-
-    def _wake(self) -> None:
-        """End the sender thread's nap (one byte per nap)."""
-        self._napping = False
-        with self._wake_lock:
-            try:
-                os.write(self._wake_write, b"\0")
-            except OSError:  # the pipe is full (so a byte waits already), closed or not yet open (-1)
-                pass
 
     def _batch_waits(self) -> bool:
         """A full batch, or an episode's end, is waiting to be sealed: the sender thread has work."""
@@ -234,7 +227,7 @@ class Sender:
         """Send what is queued, wait up to `flush_timeout_s` for acks, then close. True if all were acked."""
         self._flush_deadline = time.monotonic() + flush_timeout_s
         self._stopping.set()
-        self._wake()
+        self._wakeup.wake()
         self._thread.join(timeout=flush_timeout_s + 5.0)
         return self.outstanding() == 0
 
@@ -244,9 +237,7 @@ class Sender:
 
     # ---- the sender thread ---------------------------------------------------------------------
     def _run(self) -> None:
-        self._wake_read, self._wake_write = os.pipe()
-        for fd in (self._wake_read, self._wake_write):
-            os.set_blocking(fd, False)
+        self._wakeup.open()
         self._open_socket()
         try:
             while not self._finished():
@@ -264,10 +255,7 @@ class Sender:
             self.connected.clear()
             self._m["connected"].set(0)
             self._sock.close(linger=0)
-            with self._wake_lock:
-                os.close(self._wake_read)
-                os.close(self._wake_write)
-                self._wake_read = self._wake_write = -1
+            self._wakeup.close()
             if self._spool is not None:
                 self._log.close()
                 self._spool.close()
@@ -277,18 +265,15 @@ class Sender:
         to do); True if a reply is waiting."""
         idle_ms = 0 if (self._queue and self._can_seal()) else NAP_MS
         if idle_ms:
-            self._napping = True  # set before looking again: a submit after this sees the flag and wakes us
+            self._wakeup.napping = True  # set before looking again: a submit after this sees it and wakes us
             if self._queue and self._can_seal():
                 idle_ms = 0
             if self._stopping.is_set():  # closing: never nap past the flush deadline
                 idle_ms = min(idle_ms, max(0, int(1000 * (self._flush_deadline - time.monotonic())) + 1))
         ready = dict(self._poller.poll(timeout=idle_ms))
-        self._napping = False
-        if self._wake_read in ready:
-            try:
-                os.read(self._wake_read, 4096)
-            except BlockingIOError:
-                pass
+        self._wakeup.napping = False
+        if self._wakeup.fileno in ready:
+            self._wakeup.drain()
         return self._sock in ready
 
     def _finished(self) -> bool:
@@ -307,7 +292,7 @@ class Sender:
         self._sock = configure(self._context.socket(zmq.DEALER))
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
-        self._poller.register(self._wake_read, zmq.POLLIN)
+        self._poller.register(self._wakeup.fileno, zmq.POLLIN)
         if self._security is not None:
             self._security.apply_client(self._sock)
         self._sock.connect(self._endpoint)

@@ -488,7 +488,7 @@ def test_a_napping_sender_is_woken_by_a_full_batch_or_an_episodes_end(port, monk
     try:
         welcome_first_hello(router)
         assert sender.connected.wait(timeout=10)
-        wait_until(lambda: sender._napping, what="the sender napping")  # asleep on its socket, with a minute to go
+        wait_until(lambda: sender._wakeup.napping, what="the sender napping")  # asleep on its socket, with a minute to go
         for item in transitions(0, 4 if not episode_ends else 3):
             assert sender.submit(item)
         if episode_ends:
