@@ -174,19 +174,19 @@ def test_a_learner_slower_than_its_queue_still_acks_within_a_fraction_of_a_secon
 
 
 def test_a_backlog_of_small_batches_is_stored_in_runs_and_a_bad_one_among_them_alone_is_refused(port):
-    """Small batches queued behind a slow store are validated and stored together (`BatchRun`); one with an
+    """Small batches queued behind a blocked store are validated and stored together (`BatchRun`); one with an
     action outside [-1, 1] in the middle of a run is refused and acked, and its neighbours are stored once,
     in order."""
     store = Store()
-    first_store = threading.Event()
+    all_sent, first_store = threading.Event(), threading.Event()
 
-    def slow_first_store(actor_id: str, columns: dict) -> None:
-        if not first_store.is_set():
+    def blocked_first_store(actor_id: str, columns: dict) -> None:
+        if not first_store.is_set():  # the first write into replay waits until every batch is on its way
             first_store.set()
-            time.sleep(0.3)  # one slow write into replay (a loaded box): the other batches queue up behind it
+            all_sent.wait(timeout=20)
         store(actor_id, columns)
 
-    server = LearnerServer("127.0.0.1", port, SPEC, slow_first_store).start()
+    server = LearnerServer("127.0.0.1", port, SPEC, blocked_first_store).start()
     sock = raw_dealer(port)
     try:
         sock.send_multipart(encode(hello("runs")))
@@ -197,6 +197,7 @@ def test_a_backlog_of_small_batches_is_stored_in_runs_and_a_bad_one_among_them_a
             if seq == 60:
                 step_records(arrays, SPEC.action.shape)["action"] = 5.0
             sock.send_multipart(encode(TransitionBatch(seq, arrays)))
+        all_sent.set()
         while not isinstance(ack := decode(sock.recv_multipart()), Ack) or ack.seq < 100:
             pass
         assert store.markers("runs") == [seq for seq in range(1, 101) if seq != 60]
