@@ -24,27 +24,32 @@ CONSTANT_ACTIONS = {
 }
 
 
+class ConstantPolicy:
+    """An "expert" for `robots.sim.make_demo.run_expert_episode` that ignores the scene: one command always."""
+
+    def __init__(self, command: np.ndarray) -> None:
+        self.command = command
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, _scene) -> np.ndarray:
+        return self.command
+
+
 def constant_action_success(robot_name: str, action: tuple[float, ...], episodes: int,
                             seed: int = 0) -> tuple[int, float]:
     """(successes, mean episode length) of `episodes` episodes acting `action` (normalised) at every step."""
     from actor.app import make_robot
+    from robots.sim.make_demo import run_expert_episode
 
     robot = make_robot(robot_name, {"seed": str(seed)})
     robot.connect()
     robot.enable()
     try:
-        command = robot.spec.denormalize_action(np.asarray(action, np.float32))
-        successes, lengths = 0, []
-        for _ in range(episodes):
-            robot.task.reset(robot)
-            reward, terminated, step = 0.0, False, 0
-            while not terminated and step < robot.task.max_steps:
-                robot.send_action(command)
-                reward, terminated = robot.task.reward(robot.get_observation())
-                step += 1
-            successes += int(terminated and reward > 0)
-            lengths.append(step)
-        return successes, float(np.mean(lengths))
+        policy = ConstantPolicy(robot.spec.denormalize_action(np.asarray(action, np.float32)))
+        results = [run_expert_episode(robot, policy) for _ in range(episodes)]
+        return sum(r.success for r in results), float(np.mean([r.length for r in results]))
     finally:
         robot.disconnect()
 
