@@ -314,7 +314,7 @@ def test_weights_with_the_wrong_schema_are_refused_by_the_actor(server, port):
 
 
 def test_an_actor_started_before_the_learner_delivers_everything_in_batches_of_its_size(port, monkeypatch):
-    monkeypatch.setattr("learner.server.RUN_BATCH_BYTES", 0)  # each batch stored alone, so the store sees its size
+    monkeypatch.setattr("learner.batch_run.RUN_BATCH_BYTES", 0)  # each batch stored alone, so the store sees its size
     sender = Sender("127.0.0.1", port, hello("early"), SenderConfig(batch_size=32, queue_size=1000)).start()
     for item in transitions(0, 300):
         assert sender.submit(item)
@@ -489,7 +489,7 @@ def test_a_napping_sender_is_woken_by_a_full_batch_or_an_episodes_end(port, monk
     try:
         welcome_first_hello(router)
         assert sender.connected.wait(timeout=10)
-        wait_until(lambda: sender._wakeup.napping, what="the sender napping")  # asleep on its socket, with a minute to go
+        wait_until(lambda: sender._wakeup.napping, what="the sender napping")  # on its socket, a minute to go
         for item in transitions(0, 4 if not episode_ends else 3):
             assert sender.submit(item)
         if episode_ends:
