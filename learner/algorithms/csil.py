@@ -19,7 +19,7 @@ approaches use a constant negative reward of -1", i.e. CSIL's use none); only re
 bootstrapping at the success that ends an episode (CSIL++ Sec. V).
 
 variant "plus_plus" (CSIL++, `--algo csil_pp`): the critic becomes XQC's (learner/networks/
-normalized_critic.py: BN, unit-norm hidden weights, categorical over [-8, 0]) with a joint s/s' pass and no
+normalized_critic.py: BN, unit-norm hidden weights, categorical over [v_min, 0]) with a joint s/s' pass and no
 target network; the reward is shifted by its upper bound so it stays negative (the categorical support is
 non-positive, and positive rewards would pay for staying alive rather than succeeding, Sec. III-A); the actor
 steps once per `policy_delay` updates (run with `learner --utd 4`: 4 critic steps and 1 actor step per
@@ -114,10 +114,12 @@ class CSILConfig(ImageEncoderConfig):
     """Actor steps once every this many updates (CSIL++: once per environment step at UTD 4, i.e. 4)."""
     num_bins: int = 101
     """plus_plus: atoms of the categorical critic (Table II: 101)."""
-    v_min: float = -8.0
-    """plus_plus: lowest atom (Table II: [-8, 0])."""
+    # Not Table II's -8: [-8, 0] holds only rewards within 0.08 of the bound per step; a one-demo BC policy scores
+    # the demo's own actions 3.5-7 below it, and a critic on [-8, 0] sat at -8 for every action (no actor signal).
+    v_min: float = -MAX_REWARD / (1.0 - 0.99)
+    """plus_plus: lowest atom, -bound / (1 - gamma) ~ -645, the return of log-ratio 0 (not Table II's -8)."""
     v_max: float = 0.0
-    """plus_plus: highest atom (Table II: [-8, 0])."""
+    """plus_plus: highest atom (Table II: 0; the shifted reward is <= 0)."""
     base_policy: str = ""
     """A saved policy file (e.g. a run's best_policy.npz) acting as the frozen base; "" = none (csil_base.py)."""
     base_every: int = 10
@@ -207,12 +209,13 @@ def coherent_reward(reward_dist: TanhGaussian, action: torch.Tensor, scale: floa
     return scale * (reward_dist.log_prob(action) - log_uniform)
 
 
-def reward_refinement_loss(reward: torch.Tensor, is_demo: torch.Tensor, penalty: float) -> torch.Tensor:
-    """Raise the demonstrations' reward, pull the online rows' toward 0 with exp(-max(r, -5)) - 1 + r (>= 0)."""
+def reward_refinement_loss(log_ratio: torch.Tensor, is_demo: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Raise the demonstrations' reward; pull the online rows' log-ratio r (the unshifted reward) toward 0 with the
+    KL estimator exp(-max(r, -5)) - 1 + r (>= 0)."""
     demo, online = is_demo > 0.5, is_demo <= 0.5
-    loss = -reward[demo].mean() if demo.any() else reward.new_zeros(())
+    loss = -log_ratio[demo].mean() if demo.any() else log_ratio.new_zeros(())
     if online.any():
-        r = reward[online]
+        r = log_ratio[online]
         loss = loss + penalty * (torch.exp(-r.clamp_min(-5.0)) - 1.0 + r).mean()
     return loss
 
@@ -339,13 +342,14 @@ class CSIL(Algorithm):
         """One critic (and, online, reward) step. Pretraining is expected SARSA under pi = pi_BC on the demo."""
         cfg, nets = self.config, self.nets
         learned_reward = cfg.reward_source == "coherent"
-        reward = self.reward(observation, batch.action) if learned_reward else batch.reward
+        log_ratio = self.log_ratio_reward(observation, batch.action) if learned_reward else None
+        reward = self.shift(log_ratio) if learned_reward else batch.reward
         action = batch.action.detach().clone().requires_grad_(True)
         base_next = None if self.base is None else self.base.act_chunk(next_observation)[:, 0]
         q, next_value = nets.critic_and_target(observation, next_observation, action,
                                                lambda dist, prior: self._next_action(dist, prior, base_next))
-        if learned_reward:
-            next_value = next_value.clamp_max(MAX_REWARD * cfg.reward_scaling / (1.0 - cfg.gamma))  # the code's clip
+        if learned_reward:  # the code's clip of rogue values at the reward's bound: 0 once it is shifted
+            next_value = next_value.clamp_max(0.0 if self.plus_plus else self.reward_bound / (1.0 - cfg.gamma))
         y = reward.detach() + cfg.gamma * (1.0 - batch.terminated) * next_value
         rows = batch.is_demo > 0.5
         q_loss = nets.critic_loss(q, y)
@@ -354,17 +358,31 @@ class CSIL(Algorithm):
             losses["jacobian_penalty"] = grad_penalty = jacobian_penalty(nets.q_value(q), action, rows)
             total = total + cfg.jacobian_penalty * grad_penalty
         if learned_reward and not pretrain:
-            losses["reward_loss"] = reward_refinement_loss(reward, batch.is_demo, cfg.online_reward_penalty)
+            # On the unshifted log-ratio, as the code does with negative_reward: its KL estimator pulls online
+            # log-ratios toward 0, which the shifted reward (always <= 0) would turn into a push toward the bound.
+            losses["reward_loss"] = reward_refinement_loss(log_ratio, batch.is_demo, cfg.online_reward_penalty)
             total = total + losses["reward_loss"]
         nets.step(nets.pretrain_optimizer if pretrain else nets.optimizer, total, polyak=True)
         losses.update(q_mean=nets.q_value(q).detach().mean(), target_q_mean=y.mean(), reward_mean=reward.mean(),
                       reward_demo=reward[rows].mean() if rows.any() else reward.new_zeros(()))  # fmt: skip
         return dict(zip(losses, torch.stack([v.detach() for v in losses.values()]).tolist()))
 
+    @property
+    def reward_bound(self) -> float:
+        """The coherent reward's upper bound, MAX_REWARD times reward_scaling (alpha_r * d)."""
+        return MAX_REWARD * self.config.reward_scaling
+
+    def log_ratio_reward(self, observation: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        """CSIL's coherent reward, alpha_r (log pi_R(a|s) - log p(a)) (B,), unshifted."""
+        return coherent_reward(self.nets.reward(observation), action, self.reward_scale)
+
+    def shift(self, log_ratio: torch.Tensor) -> torch.Tensor:
+        """The reward the critic learns from: CSIL++ shifts the log-ratio by its bound so it stays <= 0."""
+        return (log_ratio - self.reward_bound).clamp_max(0.0) if self.plus_plus else log_ratio
+
     def reward(self, observation: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
-        """The learned coherent reward (B,); CSIL++ shifts it by its bound MAX_REWARD so it stays <= 0."""
-        r = coherent_reward(self.nets.reward(observation), action, self.reward_scale)
-        return (r - MAX_REWARD * self.config.reward_scaling).clamp_max(0.0) if self.plus_plus else r
+        """The learned reward the critic sees (B,): the log-ratio, shifted to <= 0 for CSIL++."""
+        return self.shift(self.log_ratio_reward(observation, action))
 
     def _next_action(self, dist: TanhGaussian, prior: TanhGaussian,
                      base_next: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip

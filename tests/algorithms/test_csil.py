@@ -12,7 +12,7 @@ import torch
 from algorithm_fixtures import demo_batch, random_batch, state_spec
 
 from learner.algorithms import make_algorithm
-from learner.algorithms.csil import MAX_REWARD, coherent_reward, jacobian_penalty
+from learner.algorithms.csil import MAX_REWARD, coherent_reward, jacobian_penalty, reward_refinement_loss
 from learner.networks.distributions import TanhGaussian
 from learner.networks.encoders import ObservationEncoder
 from learner.networks.hetstat import MAX_STD, MIN_VAR, HetStatPolicy, gaussian_kl, triangle_wave
@@ -175,6 +175,35 @@ def test_csil_pp_rewards_are_never_positive_and_csil_rewards_are_shifted_by_the_
         r_plain, r_plus = plain.reward(batch.observation, batch.action), plus.reward(batch.observation, batch.action)
     assert r_plus.max() <= 0.0
     torch.testing.assert_close(r_plus, (r_plain - MAX_REWARD).clamp_max(0.0))
+
+
+def test_csil_pp_refines_its_reward_on_the_unshifted_log_ratio():
+    """The refinement's KL estimator exp(-r) - 1 + r pulls online log-ratios r toward 0. CSIL++'s critic sees the
+    reward shifted below 0, but the estimator must see r itself (the code's negative_reward path adds the bound
+    back): on the shifted value, r in (-5, 0) would be pushed up toward the bound, and anything below -5 down
+    without end (runs saw rewards of -19,000)."""
+    algorithm = csil("csil_pp", hidden_dims="64,64", stationary_width=256)
+    batch = random_batch(algorithm.spec, 32, seed=4)
+    for _ in range(500):  # BC narrows pi_BC, and so the reward network, until its mode scores well above 0
+        algorithm.offline_update("bc", batch)
+    algorithm.end_stage("bc")
+    with torch.no_grad():
+        mode = algorithm.nets.reward(batch.observation).deterministic_action()
+        online = dataclasses.replace(batch, action=mode, is_demo=torch.zeros_like(batch.is_demo))
+        log_ratio = algorithm.log_ratio_reward(online.observation, online.action)
+    assert 1.0 < log_ratio.mean() < algorithm.reward_bound - 1.0, log_ratio.mean()  # shifted: inside (-5, 0)
+    expected = reward_refinement_loss(log_ratio, online.is_demo, algorithm.config.online_reward_penalty)
+    assert algorithm.update(online)["reward_loss"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_csil_pps_critic_support_spans_the_shifted_rewards_returns():
+    """Rewards 3.5-7 below the bound per step (a one-demo BC policy on the demo's own actions) return ~-350 to
+    -700: the support must reach at least the return of log-ratio 0 (the refinement's aim for online actions),
+    or every value sits on the lowest atom."""
+    algorithm = csil("csil_pp")
+    support = algorithm.nets.critic.support
+    assert support[-1].item() == 0.0
+    assert support[0].item() <= -algorithm.reward_bound / (1.0 - algorithm.config.gamma) + 1e-3
 
 
 def test_the_jacobian_penalty_is_the_rms_action_gradient_norm_over_demo_rows():
