@@ -6,7 +6,8 @@ is copied three ways: the frozen prior pi_BC of the KL, the reward network (refi
 
   reward   r(s,a) = alpha_r (log pi_R(a|s) - log p(a)),  p uniform on [-1,1]^d, alpha_r = 1/d   (CSIL Eq. 5)
            pi_R starts as pi_BC, so pi_BC is soft-optimal for r at the start (coherence); the reward is
-           refined: L_R = -mean r(demo) + mean(exp(-max(r_online, -5)) - 1 + r_online)   (code: learning.py)
+           refined: L_R = -mean r(demo) + mean(exp(-r_o) - 1 + r_o), r_o = max(r_online, -5)  (code: config.py;
+           it clips inside the exp only, see reward_refinement_loss); r unshifted, also for CSIL++
   critic   y = r + gamma (1 - d) min(V'(s'), r_max / (1 - gamma)),
            V'(s') = Q'(s', a') - alpha (log pi(a'|s') - log pi_BC(a'|s')),  a' ~ pi(s')
            L_Q = mean (Q(s,a) - y)^2 + lambda sqrt(mean_demo ||dQ/da||^2)     (the action-Jacobian penalty)
@@ -211,12 +212,17 @@ def coherent_reward(reward_dist: TanhGaussian, action: torch.Tensor, scale: floa
 
 def reward_refinement_loss(log_ratio: torch.Tensor, is_demo: torch.Tensor, penalty: float) -> torch.Tensor:
     """Raise the demonstrations' reward; pull the online rows' log-ratio r (the unshifted reward) toward 0 with the
-    KL estimator exp(-max(r, -5)) - 1 + r (>= 0)."""
+    KL estimator exp(-r) - 1 + r (>= 0), r clipped at -5 in both terms.
+
+    The code clips only inside the exp ("we just clip the negative online rewards"), which leaves +r's gradient to
+    push any r below -5 further down without end: over a base policy, whose executed actions often score below -5,
+    one seed in five drove online rewards to -1e6 and its critic to the lowest atom. Clipped in both terms, rows
+    below -5 are left alone, as the code's comment intends."""
     demo, online = is_demo > 0.5, is_demo <= 0.5
     loss = -log_ratio[demo].mean() if demo.any() else log_ratio.new_zeros(())
     if online.any():
-        r = log_ratio[online]
-        loss = loss + penalty * (torch.exp(-r.clamp_min(-5.0)) - 1.0 + r).mean()
+        r = log_ratio[online].clamp_min(-5.0)
+        loss = loss + penalty * (torch.exp(-r) - 1.0 + r).mean()
     return loss
 
 

@@ -196,6 +196,15 @@ def test_csil_pp_refines_its_reward_on_the_unshifted_log_ratio():
     assert algorithm.update(online)["reward_loss"] == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_the_refinement_pulls_online_log_ratios_toward_zero_and_leaves_those_below_minus_five_alone():
+    log_ratio = torch.tensor([3.0, 0.5, -2.0, -6.0, -50.0], requires_grad=True)
+    reward_refinement_loss(log_ratio, torch.zeros(5), penalty=1.0).backward()
+    slope = log_ratio.grad
+    assert slope[0] > 0 and slope[1] > 0, "above 0: pushed down"
+    assert slope[2] < 0, "between -5 and 0: pushed up"
+    assert slope[3] == 0 and slope[4] == 0, "below -5: no push either way (it used to be pushed down without end)"
+
+
 def test_csil_pps_critic_support_spans_the_shifted_rewards_returns():
     """Rewards 3.5-7 below the bound per step (a one-demo BC policy on the demo's own actions) return ~-350 to
     -700: the support must reach at least the return of log-ratio 0 (the refinement's aim for online actions),
