@@ -370,6 +370,7 @@ class CSIL(Algorithm):
             total = total + losses["reward_loss"]
         nets.step(nets.pretrain_optimizer if pretrain else nets.optimizer, total, polyak=True)
         losses.update(q_mean=nets.q_value(q).detach().mean(), target_q_mean=y.mean(), reward_mean=reward.mean(),
+                      target_outside_support=nets.outside_support(y.detach()),
                       reward_demo=reward[rows].mean() if rows.any() else reward.new_zeros(()))  # fmt: skip
         return dict(zip(losses, torch.stack([v.detach() for v in losses.values()]).tolist()))
 

@@ -215,6 +215,15 @@ def test_csil_pps_critic_support_spans_the_shifted_rewards_returns():
     assert support[0].item() <= -algorithm.reward_bound / (1.0 - algorithm.config.gamma) + 1e-3
 
 
+def test_csil_pp_reports_the_share_of_td_targets_its_support_cannot_hold():
+    """Untrained, the shifted reward is several units below 0: on a [-1, 0] support most targets fall outside, on
+    the default none do (the metric that would have shown the critic pinned at -8)."""
+    batch = random_batch(state_spec(), 32, seed=5)
+    narrow = csil("csil_pp", v_min=-1.0).update(batch)["target_outside_support"]
+    default = csil("csil_pp").update(batch)["target_outside_support"]
+    assert narrow > 0.5 and default == 0.0, (narrow, default)
+
+
 def test_the_jacobian_penalty_is_the_rms_action_gradient_norm_over_demo_rows():
     action = torch.randn(6, 3, requires_grad=True)
     slopes = torch.arange(18, dtype=torch.float32).reshape(6, 3)
