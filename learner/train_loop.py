@@ -105,7 +105,7 @@ class TrainLoop:
         start = time.perf_counter()
         # Merged, not replaced: an algorithm that steps its actor every k-th update (policy_delay) reports the
         # actor's metrics on those updates only, and a publish on any other would record them as missing.
-        self.last_metrics = {**self.last_metrics, **self.algorithm.update(batch)}
+        self.last_metrics.update(self.algorithm.update(batch))
         metrics.LEARNER_UPDATE_SECONDS.observe(time.perf_counter() - start)
         self.last_metrics.update(self.diagnostics.measure(self.algorithm, batch, self.last_metrics))
         metrics.LEARNER_UPDATES.inc()

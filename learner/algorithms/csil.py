@@ -348,8 +348,11 @@ class CSIL(Algorithm):
         """One critic (and, online, reward) step. Pretraining is expected SARSA under pi = pi_BC on the demo."""
         cfg, nets = self.config, self.nets
         learned_reward = cfg.reward_source == "coherent"
-        log_ratio = self.log_ratio_reward(observation, batch.action) if learned_reward else None
-        reward = self.shift(log_ratio) if learned_reward else batch.reward
+        if learned_reward:
+            log_ratio = self.log_ratio_reward(observation, batch.action)
+            reward = self.shift(log_ratio)
+        else:
+            reward = batch.reward
         action = batch.action.detach().clone().requires_grad_(True)
         base_next = None if self.base is None else self.base.act_chunk(next_observation)[:, 0]
         q, next_value = nets.critic_and_target(observation, next_observation, action,
@@ -370,8 +373,9 @@ class CSIL(Algorithm):
             total = total + losses["reward_loss"]
         nets.step(nets.pretrain_optimizer if pretrain else nets.optimizer, total, polyak=True)
         losses.update(q_mean=nets.q_value(q).detach().mean(), target_q_mean=y.mean(), reward_mean=reward.mean(),
-                      target_outside_support=nets.outside_support(y.detach()),
                       reward_demo=reward[rows].mean() if rows.any() else reward.new_zeros(()))  # fmt: skip
+        if self.plus_plus:  # the categorical critic's support must hold the returns (a flat -8 once showed it did not)
+            losses["target_outside_support"] = nets.critic.outside_support(y)
         return dict(zip(losses, torch.stack([v.detach() for v in losses.values()]).tolist()))
 
     @property
@@ -386,10 +390,6 @@ class CSIL(Algorithm):
     def shift(self, log_ratio: torch.Tensor) -> torch.Tensor:
         """The reward the critic learns from: CSIL++ shifts the log-ratio by its bound so it stays <= 0."""
         return (log_ratio - self.reward_bound).clamp_max(0.0) if self.plus_plus else log_ratio
-
-    def reward(self, observation: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
-        """The learned reward the critic sees (B,): the log-ratio, shifted to <= 0 for CSIL++."""
-        return self.shift(self.log_ratio_reward(observation, action))
 
     def _next_action(self, dist: TanhGaussian, prior: TanhGaussian,
                      base_next: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip

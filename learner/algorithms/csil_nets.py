@@ -103,14 +103,6 @@ class CSILNets:
             return categorical_loss(q, target, self.critic.support)
         return (q - target).square().mean()
 
-    def outside_support(self, target: torch.Tensor) -> torch.Tensor:
-        """CSIL++: the share of TD targets beyond the categorical support, which the two-hot target clips (a
-        share near 1 means the critic cannot represent the returns: every value sits on an edge atom); CSIL: 0."""
-        if not self.plus_plus:
-            return target.new_zeros(())
-        support = self.critic.support
-        return ((target < support[0]) | (target > support[-1])).float().mean()
-
     def q_value(self, q: torch.Tensor) -> torch.Tensor:
         """(B,) scalar values of `critic_and_target`'s first output."""
         return self.critic.q_value(q) if self.plus_plus else q.min(dim=0).values

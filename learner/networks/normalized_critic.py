@@ -55,6 +55,12 @@ class NormalizedCategoricalCritic(nn.Module):
         return torch.softmax(logits, dim=-1) @ self.support
 
     @torch.no_grad()
+    def outside_support(self, target: torch.Tensor) -> torch.Tensor:
+        """The share of `target` values beyond the support, which `two_hot` clips (near 1: the critic cannot
+        represent the returns, and every value sits on an edge atom)."""
+        return ((target < self.support[0]) | (target > self.support[-1])).float().mean()
+
+    @torch.no_grad()
     def project_weights(self) -> None:
         """Put every row of every hidden weight matrix back on the unit sphere."""
         for linear in self.hidden:

@@ -150,8 +150,8 @@ def test_faithful_bc_fits_the_demo_and_hands_pi_bc_to_the_prior_and_the_reward()
     algorithm.end_stage("bc")
     nets = algorithm.nets
     with torch.no_grad():
-        on_demo = algorithm.reward(batch.observation, batch.action)
-        off_demo = algorithm.reward(batch.observation, -batch.action)
+        on_demo = algorithm.log_ratio_reward(batch.observation, batch.action)  # CSIL's reward: unshifted
+        off_demo = algorithm.log_ratio_reward(batch.observation, -batch.action)
         prior, now = nets.prior(batch.observation), nets.policy(batch.observation)
     assert torch.equal(prior.mean, now.mean) and torch.equal(prior.log_std, now.log_std)
     assert on_demo.mean() > 0 > off_demo.mean(), "in-distribution actions are rewarded, others penalised"
@@ -172,7 +172,8 @@ def test_csil_pp_rewards_are_never_positive_and_csil_rewards_are_shifted_by_the_
     plain, plus = csil("csil_pp", variant="csil"), csil("csil_pp")  # the same reward network, the two variants
     batch = random_batch(plain.spec, 64, seed=3)
     with torch.no_grad():
-        r_plain, r_plus = plain.reward(batch.observation, batch.action), plus.reward(batch.observation, batch.action)
+        r_plain = plain.shift(plain.log_ratio_reward(batch.observation, batch.action))
+        r_plus = plus.shift(plus.log_ratio_reward(batch.observation, batch.action))
     assert r_plus.max() <= 0.0
     torch.testing.assert_close(r_plus, (r_plain - MAX_REWARD).clamp_max(0.0))
 
