@@ -102,6 +102,8 @@ def comparison_rows(results: list[RunResult]) -> list[dict]:
             "load_mean": _mean([r.load_start for r in runs] + [r.load_end for r in runs]),
             "parallel": " ".join(sorted({str(r.parallel) for r in runs if r.parallel})),
             "started_utc": " .. ".join(sorted({min(_dates(runs)), max(_dates(runs))})) if _dates(runs) else "",
+            "flagged_runs": sum(1 for r in runs if r.health),
+            "flags": "; ".join(f"s{r.seed}: {r.health}" for r in runs if r.health),
         })  # fmt: skip
     return rows
 
@@ -151,7 +153,8 @@ def markdown(rows: list[dict]) -> str:
     """The comparison table: matched budget, final success with its interval, and when 100 % first came."""
     lines = ["| task | algorithm | seeds | env steps (mean; min–max) | updates (mean; min–max) | final success, "
              "mean [95 % t interval] | seeds at 100 % | env steps to 100 % (median; each) | updates to 100 % "
-             "(median) | min per run | load | parallel |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "(median) | min per run | load | parallel | degenerate runs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         interval = "" if math.isnan(r["final_success_low"]) else \
             f" [{max(r['final_success_low'], 0):.0%}, {min(r['final_success_high'], 1):.0%}]"
@@ -162,9 +165,18 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['task']} | {r['configuration']} | {r['seeds']} | {r['env_steps_mean']:,.0f}; "
             f"{r['env_steps_min']:,}–{r['env_steps_max']:,} | {r['updates_mean']:,.0f}; {r['updates_min']:,}–"
             f"{r['updates_max']:,} | {r['final_success_mean']:.0%}{interval} | {r['seeds_at_100']}/{r['seeds']} | "
-            f"{to_100} | {updates_100} | {r['wall_min_mean']:.0f} | {r['load_mean']:.1f} | {r['parallel'] or '–'} |"
+            f"{to_100} | {updates_100} | {r['wall_min_mean']:.0f} | {r['load_mean']:.1f} | {r['parallel'] or '–'} | "
+            f"{r['flagged_runs']}/{r['seeds']} |"
         )  # fmt: skip
-    return "\n".join(lines) + "\n\n" + markdown_start(rows)
+    return "\n".join(lines) + "\n\n" + markdown_start(rows) + markdown_flags(rows)
+
+
+def markdown_flags(rows: list[dict]) -> str:
+    """What makes each flagged run degenerate (benchmarks.run_health): its success figures above do not show it."""
+    flagged = [f"- {r['task']} {r['configuration']}: {r['flags']}" for r in rows if r["flags"]]
+    if not flagged:
+        return ""
+    return "\nDegenerate runs (from their train_metrics.csv; `benchmarks/run_health.py`):\n" + "\n".join(flagged) + "\n"
 
 
 def markdown_start(rows: list[dict]) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.run_health import health_flags
 from common.episodes import episode_bounds, load_episodes
 
 
@@ -50,6 +51,8 @@ class RunResult:
     operator_share: float = math.nan
     """Share of training steps the operator chose (a twin's scripted corrector: the "corrected" variant); NaN
     where episodes.csv has no `interventions` column (runs made before it existed)."""
+    health: str = ""
+    """What makes the run degenerate, from its train_metrics.csv ("; "-joined, benchmarks.run_health); "" = none."""
 
     def one_line(self) -> str:
         reached = "never" if math.isnan(self.steps_to_100) else \
@@ -59,7 +62,8 @@ class RunResult:
                 f"({self.train_env_steps} training) and "
                 f"{self.updates} updates in "
                 f"{self.wall_s / 60:.1f} min, completion {self.completion_steps:.1f} vs demo {self.demo_steps:.1f}, "
-                f"Q osc {self.q_oscillation:.3g}, OOD {self.ood_action_ratio:.2f}")  # fmt: skip
+                f"Q osc {self.q_oscillation:.3g}, OOD {self.ood_action_ratio:.2f}"
+                + (f"; FLAGGED: {self.health}" if self.health else ""))  # fmt: skip
 
 
 def evaluation_blocks(episodes_csv: Path, min_episodes: int = 1) -> list[tuple[int, list[dict]]]:
@@ -192,6 +196,7 @@ def read_run(run, run_dir: Path, demo: Path, wall_s: float, block_episodes: int 
         curve=curve, curve_updates=curve_updates,
         updates_to_100=block_updates[first] if first is not None else math.nan, **read_run_info(run_dir),
         second_proposal_curve=second_proposal_curve, operator_share=training_operator_share(rows),
+        health="; ".join(health_flags(train_csv)),
     )  # fmt: skip
 
 

@@ -96,6 +96,16 @@ def test_the_report_gives_final_success_and_curves_with_their_intervals_and_the_
     assert all(p.exists() and p.stat().st_size > 100 for p in paths)
 
 
+def test_the_comparison_counts_and_names_the_flagged_runs(tmp_path):
+    results = [synthetic("csil_pp", 0, 0.3), synthetic("csil_pp", 1, 0.3), synthetic("sac", 0, 0.5)]
+    results[1].health = "critic flat at Q = -8; reward runaway (batch mean down to -1e+06)"
+    rows = {r["algo"]: r for r in comparison_rows(results)}
+    assert (rows["csil_pp"]["flagged_runs"], rows["sac"]["flagged_runs"]) == (1, 0)
+    _, table = write_comparison(results, tmp_path)
+    assert "| 1/2 |" in table and "| 0/1 |" in table
+    assert "- ball_to_goal csil_pp: s1: critic flat at Q = -8; reward runaway" in table
+
+
 def test_the_start_block_the_early_dip_and_a_gates_rl_share_by_quarter():
     run = synthetic("q2rl", 0, 0.9)
     run.curve_updates = [(10, 0.4), (50, 0.1), (90, 0.3), (300, 0.9)]  # 400 updates: the first quarter ends at 100
