@@ -1,20 +1,9 @@
-"""The actor's background sender: batches transitions, sends them, keeps them until acked, resends.
+"""The actor's background sender: its link to the learner, sending batches, resending what is not acked.
 
-The control loop only calls `submit()` (and `hold()`), which never wait on the network: transitions
-go into a bounded queue (with a spool, after one append to its log) and a full queue drops (and
-counts) instead of stalling the robot. One thread owns the DEALER socket and
-does everything else: the handshake, batching, acks, heartbeats, reconnecting with backoff, and
-resending unacked batches in order after a reconnect.
-
-Sealing a batch (giving it the next sequence number) is separate from sending it. Sealed batches wait
-for their ack in memory (at most `max_unacked_batches`) and, with a spool directory, on disk: then
-batches keep being sealed while the learner is away, up to the spool's byte limit, and a restarted
-actor resends what its previous process left unacked, continuing its numbering.
-
-What a killed actor process loses: with a spool, nothing it recorded. `submit` (and `hold`, for the
-step the recorder still holds back) append each transition to the spool's transition log before they
-return, and a restarted actor seals the logged transitions no batch holds yet (`actor.spool_log`).
-Without a spool: every transition not yet acked (queued, pending, and in flight).
+The control loop only calls `submit()` (and `hold()`), which never wait on the network; what is submitted is
+numbered into batches and kept until acked by `actor.batcher` (which also says what a killed actor loses). One
+thread owns the DEALER socket and does everything else: the handshake, batching, acks, heartbeats, reconnecting
+with backoff, and resending unacked batches in order after a reconnect.
 
 Episode summaries (the operator's success labels, the rollouts a stage counts) are not numbered batches, but
 a learner restart must not lose them either: see `actor.summaries`.
@@ -25,21 +14,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 import zmq
 
+from actor.batcher import Batcher
 from actor.summaries import UnconfirmedSummaries
 from actor.wakeup import Wakeup
 from common import metrics
 from common.codec import DecodeError, decode, encode
-from common.protocol import Ack, EpisodeSummary, Heartbeat, Hello, TransitionBatch, Weights, WeightsRequest, Welcome
+from common.protocol import Ack, EpisodeSummary, Heartbeat, Hello, Weights, WeightsRequest, Welcome
 from common.transport import (
     LinkSecurity,
     Liveness,
-    UnackedBatches,
     configure,
     load_actor_security,
     recv_frames,
@@ -47,15 +36,10 @@ from common.transport import (
     send_frames,
     transitions_endpoint,
 )
-from common.types import Transition, pack_transitions
+from common.types import Transition
 
 log = logging.getLogger(__name__)
 
-# The longest one pass of the sender thread spends batching queued items before it reads replies, sends and
-# beats again. Without it a producer faster than sealing (a twin at --time-scale 20, or a backlog spooled with
-# an fsync per batch) kept the thread batching for tens of seconds: the learner's Welcome and acks went unread
-# and the learner closed the silent session, over and over (seen in CI after a learner restart).
-COLLECT_BUDGET_S = 0.02
 NAP_MS = 10  # the sender thread's longest wait for a reply when it has nothing to send (a submit can wake it)
 
 
@@ -141,37 +125,13 @@ class Sender:
         self._on_learner_updates = on_learner_updates or (lambda _n: None)  # each ack's update count (pacing)
         self._awaited: tuple[int, float] | None = None  # (weights version the learner named, when first named)
         self._context = context or zmq.Context.instance()
-        # Submitted, not yet batched: (tid, item). A deque, not a queue.Queue: its append and popleft are atomic
-        # under the GIL, and Queue's lock and condition cost more per transition than the rest of submit.
-        self._queue: deque[tuple[int, Transition | EpisodeSummary]] = deque()
-        self._unacked = UnackedBatches()
+        self._m = _bound_metrics(hello.actor_id, hello.robot)
+        self._batches = Batcher(self.config, self._m)
+        self.room = self._batches.room  # set while submit() has room (PauseWhenFull waits on it)
         self._sent_at: OrderedDict[int, float] = OrderedDict()  # seq -> send time, oldest first
         self._sent_upto = 0  # every unacked batch up to this seq was sent in this session
         self._acks_progressed_at = 0.0  # when an ack last released a batch
-        self._pending: list[tuple[int, Transition]] = []  # (tid in the spool's log, or 0; transition)
-        self._pending_since = 0.0
         self._summaries = UnconfirmedSummaries()
-        self._next_seq = 1
-        self._seq_known = False  # numbering is safe once the learner (or our own spool) said where to start
-        self.room = threading.Event()  # set while submit() has room (PauseWhenFull waits on it)
-        self.room.set()
-        self._spool = self._log = None
-        if self.config.spool_dir:
-            from actor.spool import Spool
-            from actor.spool_log import TransitionLog
-
-            self._spool = Spool(self.config.spool_dir, self.config.spool_max_bytes, self.config.spool_fsync)
-            for seq, count in self._spool.load():  # a previous process's unacked batches: resent first
-                self._unacked.add(seq, None, count)
-            self._next_seq = self._spool.last_seq() + 1
-            self._seq_known = self._spool.last_seq() > 0
-            self._log = TransitionLog(self.config.spool_dir)
-            self._pending = self._log.recover(self._spool.sealed_tid())  # recorded, never sealed: sealed next
-            self._pending_since = time.monotonic()
-            if len(self._unacked) or self._pending:
-                log.info("spool holds %d unacked batches and %d unsealed transitions from a previous run",
-                         len(self._unacked), len(self._pending))  # fmt: skip
-        self._spool_full_logged = False
         self._liveness = Liveness(self.config.heartbeat_interval_s)
         self._backoff_s = 0.1
         self._hello_sent_at = 0.0
@@ -185,7 +145,6 @@ class Sender:
         self.refused_reason: str | None = None
         self.refused = threading.Event()
         self.acked_transitions = 0
-        self._m = _bound_metrics(hello.actor_id, hello.robot)
         self._thread = threading.Thread(target=self._run, name="tandem-sender", daemon=True)
 
     # ---- called from the control loop ----------------------------------------------------------
@@ -198,30 +157,16 @@ class Sender:
 
         With a spool, a transition is in the spool's log when this returns True.
         """
-        if len(self._queue) >= self.config.queue_size:
-            self.room.clear()
-            self._m["dropped"].inc()
+        if not self._batches.submit(item):
             return False
-        tid = self._log.release(item) if self._log is not None and isinstance(item, Transition) else 0
-        self._queue.append((tid, item))
-        if self._wakeup.napping and self._batch_waits():
+        if self._wakeup.napping and self._batches.batch_waits():
             self._wakeup.wake()
         return True
-
-    def _batch_waits(self) -> bool:
-        """A full batch, or an episode's end, is waiting to be sealed: the sender thread has work."""
-        if len(self._queue) + len(self._pending) >= self.config.batch_size:
-            return True
-        try:
-            return isinstance(self._queue[-1][1], EpisodeSummary)
-        except IndexError:  # the sender thread took everything meanwhile
-            return False
 
     def hold(self, transition: Transition) -> None:
         """The recorder's newest transition, not yet submitted: with a spool it is logged now, so a kill
         before the next step keeps it (as the cut episode's last, truncated step)."""
-        if self._log is not None:
-            self._log.hold(transition)
+        self._batches.hold(transition)
 
     def close(self, flush_timeout_s: float = 10.0) -> bool:
         """Send what is queued, wait up to `flush_timeout_s` for acks, then close. True if all were acked."""
@@ -233,7 +178,7 @@ class Sender:
 
     def outstanding(self) -> int:
         """Transitions not yet acked: queued, pending in a batch, or in flight."""
-        return len(self._queue) + len(self._pending) + self._unacked.transitions
+        return self._batches.outstanding()
 
     # ---- the sender thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -245,8 +190,8 @@ class Sender:
                     self._receive_all()
                 if self.refused_reason:
                     return
-                self._collect()
-                self._send_ready_batches()
+                self._batches.collect(self._on_summary)
+                self._batches.seal_partial(closing=self._stopping.is_set())
                 self._send_unsent()
                 self._keep_alive(time.monotonic())
         except Exception:  # keep the reason in the log; the control loop sees connected == False
@@ -256,17 +201,15 @@ class Sender:
             self._m["connected"].set(0)
             self._sock.close(linger=0)
             self._wakeup.close()
-            if self._spool is not None:
-                self._log.close()
-                self._spool.close()
+            self._batches.close()
 
     def _wait_for_work(self) -> bool:
         """Wait up to NAP_MS for a reply or for a batch's worth to be submitted (not at all if there is work
         to do); True if a reply is waiting."""
-        idle_ms = 0 if (self._queue and self._can_seal()) else NAP_MS
+        idle_ms = 0 if self._batches.can_collect() else NAP_MS
         if idle_ms:
             self._wakeup.napping = True  # set before looking again: a submit after this sees it and wakes us
-            if self._queue and self._can_seal():
+            if self._batches.can_collect():
                 idle_ms = 0
             if self._stopping.is_set():  # closing: never nap past the flush deadline
                 idle_ms = min(idle_ms, max(0, int(1000 * (self._flush_deadline - time.monotonic())) + 1))
@@ -279,10 +222,10 @@ class Sender:
     def _finished(self) -> bool:
         if not self._stopping.is_set():
             return False
-        all_sealed = not self._queue and not self._pending
-        if all_sealed and not len(self._unacked):
+        all_sealed = self._batches.all_sealed()
+        if all_sealed and not len(self._batches.unacked):
             return True
-        if all_sealed and self._spool is not None and self._liveness.is_gone(time.monotonic()):
+        if all_sealed and self._batches.spool is not None and self._liveness.is_gone(time.monotonic()):
             return True  # the learner is away and everything unacked is on disk: the next start resends it
         return time.monotonic() > self._flush_deadline
 
@@ -299,8 +242,7 @@ class Sender:
         self._send_hello()
 
     def _send_hello(self) -> None:
-        # Where our numbering stands: the oldest batch we hold, or the next one if we know it.
-        self._hello.first_unacked_seq = self._unacked.oldest_seq() or (self._next_seq if self._seq_known else 0)
+        self._hello.first_unacked_seq = self._batches.first_unacked_seq()
         self._send(self._hello)
         now = time.monotonic()
         self._hello_sent_at = now
@@ -369,13 +311,13 @@ class Sender:
             log.error("learner refused this actor: %s", welcome.reason)
             return
         self._release(welcome.acked_seq)
-        self._next_seq = max(self._next_seq, welcome.acked_seq + 1)
-        self._seq_known = True
+        self._batches.number_after(welcome.acked_seq)
         self._backoff_s = 0.1
         sent_before = self._sent_upto
         self._sent_upto = welcome.acked_seq  # everything after it goes (again) in order; the learner drops duplicates
         self._sent_at.clear()
-        self._m["resent"].inc(sum(1 for seq, *_ in self._unacked.after(welcome.acked_seq) if seq <= sent_before))
+        resent = self._batches.unacked.after(welcome.acked_seq)
+        self._m["resent"].inc(sum(1 for seq, *_ in resent if seq <= sent_before))
         self._send(WeightsRequest(have_version=self._have_version()))
         self.connected.set()
         self._summaries.new_session()
@@ -385,85 +327,20 @@ class Sender:
 
     def _release(self, seq: int) -> None:
         """Everything up to `seq` is in the learner's replay: forget it in memory and on disk."""
-        released = self._unacked.ack(seq)
+        released = self._batches.release(seq)
         if released:
             self._acks_progressed_at = time.monotonic()
         while self._sent_at and next(iter(self._sent_at)) <= seq:
             self._sent_at.popitem(last=False)
         self._summaries.confirm(seq)
-        if self._spool is not None:
-            self._spool.ack(seq)
-            self._m["spool_depth"].set(self._unacked.transitions)
-            self._m["spool_bytes"].set(self._spool.bytes)
         self.acked_transitions += released
         self._m["acked"].inc(released)
-        self._m["unacked"].set(self._unacked.transitions)
 
-    def _collect(self) -> None:
-        """Move queued items into batches of exactly `batch_size`, sealing each as soon as there is room.
-
-        While nothing can be sealed (memory window or spool full, or numbering not yet known) at most
-        one batch is held here; the rest stays in the bounded queue, whose overflow is counted. One call
-        takes at most about COLLECT_BUDGET_S; what is left waits for the thread's next pass.
-        """
-        deadline = time.monotonic() + COLLECT_BUDGET_S
-        while time.monotonic() < deadline:
-            if len(self._pending) >= self.config.batch_size and not self._seal():
-                break
-            try:
-                tid, item = self._queue.popleft()
-            except IndexError:
-                break
-            if isinstance(item, EpisodeSummary):
-                self._seal()  # the episode's transitions go first when they can
-                self._send_unsent()
-                self._keep_summary(item)
-                continue
-            if not self._pending:
-                self._pending_since = time.monotonic()
-            self._pending.append((tid, item))
-        if len(self._queue) < self.config.queue_size:
-            self.room.set()
-        self._m["queue"].set(len(self._queue))
-        self._m["unacked"].set(self._unacked.transitions)  # once a pass, not per sealed batch
-
-    def _can_seal(self) -> bool:
-        if not self._seq_known:
-            return False
-        if self._spool is None:
-            return len(self._unacked) < self.config.max_unacked_batches
-        if self._spool.full:
-            if not self._spool_full_logged:
-                log.error("SPOOL FULL (%d batches, %d bytes in %s): no room for new transitions until the "
-                          "learner acks", len(self._spool), self._spool.bytes, self._spool.directory)  # fmt: skip
-                self._spool_full_logged = True
-            return False
-        self._spool_full_logged = False
-        return True
-
-    def _seal(self) -> bool:
-        """Number up to `batch_size` pending transitions as the next batch; False if there is no room now."""
-        if not self._pending or not self._can_seal():
-            return False
-        batch, self._pending = self._pending[: self.config.batch_size], self._pending[self.config.batch_size :]
-        self._pending_since = time.monotonic()
-        seq, self._next_seq = self._next_seq, self._next_seq + 1
-        frames = encode(TransitionBatch(seq=seq, arrays=pack_transitions([t for _, t in batch])))
-        keep = frames
-        if self._spool is not None:
-            self._spool.put(seq, frames, len(batch), last_tid=batch[-1][0])
-            self._log.prune(sealed_tid=batch[-1][0])
-            self._m["spooled"].inc(len(batch))
-            self._m["spool_depth"].set(self._unacked.transitions + len(batch))
-            self._m["spool_bytes"].set(self._spool.bytes)
-            if self._unacked.in_memory >= self.config.max_unacked_batches:
-                keep = None  # on disk only; read back when its turn to be sent comes
-        self._unacked.add(seq, keep, len(batch))
-        return True
-
-    def _keep_summary(self, summary: EpisodeSummary) -> None:
-        """Keep an episode's summary until it is proven received; send it now if its place has come."""
-        self._summaries.keep(summary, after_seq=self._next_seq - 1)
+    def _on_summary(self, summary: EpisodeSummary) -> None:
+        """An episode's end reached the batcher, its transitions sealed before it: send them, then keep the
+        summary until it is proven received, sent now if its place has come."""
+        self._send_unsent()
+        self._summaries.keep(summary, after_seq=self._batches.next_seq - 1)
         self._send_summaries(next_seq=self._sent_upto + 1)
 
     def _send_summaries(self, next_seq: int) -> None:
@@ -477,12 +354,11 @@ class Sender:
             return
         sent_bytes = sent = 0  # counted once a call: a metric's lock costs about what a small batch's send does
         try:
-            for seq, frames, count in self._unacked.after(self._sent_upto):
+            for seq, frames, count in self._batches.unacked.after(self._sent_upto):
                 if len(self._sent_at) >= self.config.max_unacked_batches:
                     return
                 self._send_summaries(next_seq=seq)
-                if frames is None:
-                    frames = self._spool.get(seq)
+                frames = self._batches.frames(seq, frames)
                 self._sent_at[seq] = time.monotonic()
                 self._sent_upto = seq
                 sent_bytes += self._send(None, frames)
@@ -492,15 +368,6 @@ class Sender:
             if sent:
                 self._m["bytes"].inc(sent_bytes)
                 self._m["sent"].inc(sent)
-
-    def _send_ready_batches(self) -> None:
-        """Seal a partial batch that waited flush_interval_s, or at close, once nothing more is queued to join
-        it: submits racing close() (a submit wakes this thread) otherwise left a partial batch and then another."""
-        if not self._pending or self._queue:
-            return
-        stale = time.monotonic() - self._pending_since >= self.config.flush_interval_s
-        if stale or self._stopping.is_set():
-            self._seal()
 
     def _keep_alive(self, now: float) -> None:
         if self._liveness.is_gone(now) and self._sock.poll(timeout=0):

@@ -112,8 +112,7 @@ def test_an_actor_started_with_a_spool_resends_and_continues_its_numbering(tmp_p
     assert list(spool_dir.glob("*.tlog")), "the log still holds the acked transitions; it must not resend them"
     third = Sender("127.0.0.1", port, hello("sp"), config)
     assert third.outstanding() == 0  # `acked_tid` says every logged transition is sealed (and acked)
-    third._log.close()
-    third._spool.close()
+    third._batches.close()  # never started: its spool files are closed here
 
 
 KILLS = 5  # benchmarks/actor_kills.py does 20
@@ -142,7 +141,7 @@ def test_kill_9_of_a_real_actor_at_random_moments_loses_and_duplicates_nothing(t
 def test_a_full_spool_pauses_the_robot_until_there_is_room(tmp_path, port):
     config = SenderConfig(batch_size=4, queue_size=8, spool_dir=str(tmp_path), spool_max_bytes=3000)
     sender = Sender("127.0.0.1", port, hello("full"), config).start()
-    sender._seq_known = True  # as after an earlier session; numbering may start without a learner
+    sender._batches.seq_known = True  # as after an earlier session; numbering may start without a learner
     stops = []
     stopping = []
     submit = PauseWhenFull(sender.submit, sender.room, lambda: stops.append(1), lambda: bool(stopping))
