@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.types import OBS_PREFIX, unpack_transitions
+from common.types import OBS_PREFIX
 from learner.algorithms import make_algorithm
 from learner.algorithms.csil import coherent_reward
 from learner.checkpoint import latest_checkpoint, load_checkpoint
-from learner.replay.durable import read_journal, read_spec
+from learner.replay.durable import read_spec, restore
 
 
 def auc(higher: np.ndarray, lower: np.ndarray) -> float:
@@ -48,10 +48,12 @@ def episode_means(reward: np.ndarray, episode: np.ndarray, succeeded: np.ndarray
 def replay_columns(run_dir: Path, spec) -> dict[str, np.ndarray]:
     """Every online transition in the run's durable replay, as columns."""
     parts: dict[str, list[np.ndarray]] = {}
-    for record in read_journal(run_dir / "replay"):
-        if record.arrays is not None:
-            for name, column in unpack_transitions(record.arrays, spec).items():
-                parts.setdefault(name, []).append(column)
+
+    def keep(_actor_id: str, columns: dict) -> None:
+        for name, column in columns.items():
+            parts.setdefault(name, []).append(column)
+
+    restore(run_dir / "replay", spec, keep)
     return {name: np.concatenate(columns) for name, columns in parts.items()}
 
 
