@@ -281,7 +281,8 @@ class ActorLoop:
         decided = outcome in ("task", "success", "failure")
         success = decided and self._recorder.current.steps > 0 and terminated and reward > 0
         source = "operator" if outcome in ("success", "failure", "reset", "estop") else outcome
-        summary = self._recorder.finish_episode(success, source, final)
+        end_reason = self.task.end_reason if outcome == "task" else outcome  # an operator's label, reset, estop, ...
+        summary = self._recorder.finish_episode(success, source, final, end_reason)
         if self._videos is not None:
             self._videos.end(summary, outcome)
         if summary.steps:  # an episode stopped before its first step is not one (the recorder did not send it)
@@ -362,7 +363,7 @@ class ActorLoop:
         self.status.recent_episodes = len(self._recent)
         self.status.recent_success_rate = sum(self._recent) / len(self._recent)
         log.info(
-            "episode %d: %s by %s after %d steps, return %.2f, %d intervention steps",
+            "episode %d: %s by %s (%s) after %d steps, return %.2f, %d intervention steps",
             self.status.episode, "success" if summary.success else "no success", summary.outcome_source,
-            summary.steps, summary.episode_return, summary.interventions,
+            summary.end_reason, summary.steps, summary.episode_return, summary.interventions,
         )  # fmt: skip

@@ -103,10 +103,11 @@ class Recorder:
             self._held = None
 
     def finish_episode(
-        self, success: bool, outcome_source: str, final: tuple[float, bool] | None = None
+        self, success: bool, outcome_source: str, final: tuple[float, bool] | None = None, end_reason: str = ""
     ) -> EpisodeSummary:
         """End the episode. `final` = (reward, terminated) overrides the last transition's (an operator
-        label); otherwise a last transition that did not terminate is marked truncated (the episode was cut)."""
+        label); otherwise a last transition that did not terminate is marked truncated (the episode was cut).
+        `end_reason` says what ended it (`EpisodeSummary.end_reason`; "": `outcome_source`)."""
         episode, last = self.current, self._held
         if last is not None:
             if final is not None:
@@ -126,6 +127,7 @@ class Recorder:
             policy_version=episode.policy_version,
             interventions=episode.interventions,
             rl_action_fraction=episode.second_proposals / episode.steps if episode.steps else 0.0,
+            end_reason=end_reason or outcome_source,
         )
         if episode.steps:  # stopped before its first step: nothing happened, and it must not count as a failure
             self._sink(summary)

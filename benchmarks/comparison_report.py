@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.one_demo_report import RunResult, configuration_label, latest_block
+from benchmarks.one_demo_report import RunResult, configuration_label, latest_block, pooled_ends
 
 # Two-sided 95 % quantiles of Student's t, by degrees of freedom (beyond 30: the Cornish-Fisher expansion).
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -92,6 +92,7 @@ def comparison_rows(results: list[RunResult]) -> list[dict]:
             "early_low_success_mean": _mean(early_low_success(r) for r in runs),
             "best_success_mean": _mean(r.best_success for r in runs),
             "operator_share_mean": _mean(r.operator_share for r in runs),
+            "final_ends": pooled_ends([r.final_ends for r in runs]),
             "second_proposal_by_quarter": " ".join(f"{q:.2f}" for q in second_proposal_by_quarter(runs)),
             "seeds_at_100": len(reached),
             "env_steps_to_100_median": _median(r.steps_to_100 for r in reached),
@@ -183,14 +184,16 @@ def markdown_start(rows: list[dict]) -> str:
     """Where each configuration starts, whether it dips, its best and final block, and a gate's RL share."""
     lines = [f"| task | algorithm | first block (the starting policy) | lowest block in the first "
              f"{EARLY_SHARE:.0%} of updates | best block | final | RL share of gated steps by quarter | "
-             "operator share of training steps |", "|---|---|---|---|---|---|---|---|"]
+             "operator share of training steps | how the final blocks' episodes ended |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         low = "–" if math.isnan(r["early_low_success_mean"]) else f"{r['early_low_success_mean']:.0%}"
         operator = r["operator_share_mean"]
         lines.append(f"| {r['task']} | {r['configuration']} | {r['start_success_mean']:.0%} | {low} | "
                      f"{r['best_success_mean']:.0%} | {r['final_success_mean']:.0%} | "
                      f"{r['second_proposal_by_quarter'] or '–'} | "
-                     f"{'–' if math.isnan(operator) or not operator else f'{operator:.1%}'} |")  # fmt: skip
+                     f"{'–' if math.isnan(operator) or not operator else f'{operator:.1%}'} | "
+                     f"{r['final_ends'] or '–'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

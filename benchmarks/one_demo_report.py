@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,9 @@ class RunResult:
     where episodes.csv has no `interventions` column (runs made before it existed)."""
     health: str = ""
     """What makes the run degenerate, from its train_metrics.csv ("; "-joined, benchmarks.run_health); "" = none."""
+    final_ends: str = ""
+    """How the last evaluation block's episodes ended, most common first ("success 12, wrong_side 8", see
+    `block_ends`); "" for runs whose episodes.csv has no `end` column (made before it existed)."""
 
     def one_line(self) -> str:
         reached = "never" if math.isnan(self.steps_to_100) else \
@@ -110,6 +113,23 @@ def block_second_proposal_share(rows: list[dict]) -> float:
     steps = np.array([int(r["steps"]) for r in rows], dtype=float)
     share = np.array([float(r["rl_action_fraction"]) for r in rows])
     return float((share * steps).sum() / steps.sum()) if steps.sum() else math.nan
+
+
+def block_ends(rows: list[dict]) -> str:
+    """How a block's episodes ended (episodes.csv's `end`: the task's word, or step_limit, operator, ...), most
+    common first: "success 12, wrong_side 8"; "" if any row lacks it."""
+    ends = Counter(r.get("end") or "" for r in rows)
+    return "" if not ends or "" in ends else ", ".join(f"{end} {count}" for end, count in ends.most_common())
+
+
+def pooled_ends(ends: list[str]) -> str:
+    """Several `block_ends` strings as shares of their episodes together: "success 60%, wrong_side 40%"."""
+    total: Counter = Counter()
+    for part in (part for text in ends for part in text.split(", ") if part):
+        end, count = part.rsplit(" ", 1)
+        total[end] += int(count)
+    episodes = sum(total.values())
+    return ", ".join(f"{end} {count / episodes:.0%}" for end, count in total.most_common()) if episodes else ""
 
 
 def training_operator_share(rows: list[dict]) -> float:
@@ -196,7 +216,7 @@ def read_run(run, run_dir: Path, demo: Path, wall_s: float, block_episodes: int 
         curve=curve, curve_updates=curve_updates,
         updates_to_100=block_updates[first] if first is not None else math.nan, **read_run_info(run_dir),
         second_proposal_curve=second_proposal_curve, operator_share=training_operator_share(rows),
-        health="; ".join(health_flags(train_csv)),
+        health="; ".join(health_flags(train_csv)), final_ends=block_ends(last),
     )  # fmt: skip
 
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PROTOCOL_VERSION = 5  # 2: Weights name their policy and program; 3: EpisodeSummary.rl_action_fraction;
+PROTOCOL_VERSION = 6  # 2: Weights name their policy and program; 3: EpisodeSummary.rl_action_fraction;
 # 4: Ack and Heartbeat carry the learner's newest policy version (an actor that missed one asks for it);
-# 5: a TransitionBatch carries one step record per transition (common.types.step_dtype), 3 frames instead of 14
-READABLE_BATCH_VERSIONS = (4, PROTOCOL_VERSION)
+# 5: a TransitionBatch carries one step record per transition (common.types.step_dtype), 3 frames instead of 14;
+# 6: EpisodeSummary.end_reason
+READABLE_BATCH_VERSIONS = (4, 5, PROTOCOL_VERSION)  # 6 changed no batch: a 5 batch reads as a 6 one
 """TransitionBatch versions a learner still reads: an actor upgraded with batches in its spool resends them as the
 old version encoded them (unpack_transitions reads their layout), where refusing them would stall it for good."""
 
@@ -81,6 +82,7 @@ class EpisodeSummary:
     policy_version: int
     interventions: int = 0
     rl_action_fraction: float = 0.0  # share of steps a gated program ran its second (Q2RL: RL) proposal
+    end_reason: str = ""  # what ended it: the task's own word ("success", "wrong_side", ...) or outcome_source
 
 
 @dataclass

@@ -30,15 +30,16 @@ class CurvePoint:
     rl_action_fraction: float = 0.0  # share of the episode's steps a gated program ran its RL proposal
     episode: int = -1  # the actor's episode counter (joins a row to the episode's transitions in replay)
     interventions: int = 0  # steps the operator (or a twin's scripted corrector) chose the action
+    end: str = ""  # what ended the episode (EpisodeSummary.end_reason; "" in files written before it existed)
 
 
 EPISODE_COLUMNS = ("wall_s", "env_steps", "actor_id", "evaluation", "success", "steps", "policy_version",
-                   "rl_action_fraction", "episode", "interventions")  # episodes.csv
+                   "rl_action_fraction", "episode", "interventions", "end")  # episodes.csv
 
 
 def _row(p: CurvePoint) -> list:
     return [f"{p.wall_s:.2f}", p.env_steps, p.actor_id, int(p.evaluation), int(p.success), p.steps,
-            p.policy_version, f"{p.rl_action_fraction:.4f}", p.episode, p.interventions]  # fmt: skip
+            p.policy_version, f"{p.rl_action_fraction:.4f}", p.episode, p.interventions, p.end]  # fmt: skip
 
 
 def _point(row: dict) -> CurvePoint:
@@ -46,7 +47,7 @@ def _point(row: dict) -> CurvePoint:
     return CurvePoint(float(row["wall_s"]), int(row["env_steps"]), row["actor_id"], row["evaluation"] == "1",
                       row["success"] == "1", int(row["steps"]), int(row["policy_version"]),
                       float(row.get("rl_action_fraction") or 0.0), int(row.get("episode") or -1),
-                      int(row.get("interventions") or 0))  # fmt: skip
+                      int(row.get("interventions") or 0), row.get("end") or "")  # fmt: skip
 
 
 class EpisodeStats:
@@ -95,7 +96,7 @@ class EpisodeStats:
             point = CurvePoint(
                 time.monotonic() - self._start, self.env_steps, actor_id, summary.evaluation,
                 summary.success, summary.steps, summary.policy_version, summary.rl_action_fraction, summary.episode,
-                summary.interventions,
+                summary.interventions, summary.end_reason,
             )  # fmt: skip
             self.points.append(point)
             if self._log is not None:

@@ -93,6 +93,10 @@ class Task(abc.ABC):
     """Reward and episode end for one task, kept out of the driver. Operator keys may override it."""
 
     max_steps: int = 100
+    end_reason: str = ""
+    """Why the episode ended, once `reward` returned terminated: "success" or the failure's name ("wrong_side",
+    "ball_left_arena", ...). The actor puts it in the episode's summary (episodes.csv's `end`), so a failing run
+    says how it fails; "" if the task does not say."""
 
     @abc.abstractmethod
     def reset(self, robot: Robot) -> Observation:

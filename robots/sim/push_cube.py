@@ -88,8 +88,10 @@ class PushCubeTask(Task):
             raise RuntimeError("PushCubeTask.reward() called before reset(robot)")
         scene = self._robot.scene_state()
         if cube_in_goal(scene, self.goal_radius):
+            self.end_reason = "success"
             return 1.0, True
         if not cube_on_table(scene, self._robot.limits):
+            self.end_reason = "cube_off_table"
             return 0.0, True
         return 0.0, False
 

@@ -136,7 +136,7 @@ class SlalomTask(Task):
         self.box_spacing = float(box_spacing)
         self.lateral_spread = float(lateral_spread)
         self.longitudinal_jitter = float(longitudinal_jitter)
-        self.last_outcome = "running"
+        self.end_reason = "running"
         self._robot: LeggedSim | None = None
         self._progress: SlalomProgress | None = None
 
@@ -154,16 +154,16 @@ class SlalomTask(Task):
         if self._robot is None:
             raise RuntimeError("SlalomTask needs reset(robot) first")
         self._progress = SlalomProgress.start(self._robot.scene_state(), self.n_boxes, self.stall_steps)
-        self.last_outcome = "running"
+        self.end_reason = "running"
 
     def reward(self, observation: Observation) -> tuple[float, bool]:
         # Privileged: the outcome is read from the simulator, not from the (possibly image) observation.
         if self._robot is None or self._progress is None:
             raise RuntimeError("SlalomTask.reward() called before reset(robot)")
-        self.last_outcome = self._progress.update(self._robot.scene_state())
-        if self.last_outcome == "success":
+        self.end_reason = self._progress.update(self._robot.scene_state())
+        if self.end_reason == "success":
             return 1.0, True
-        return 0.0, self.last_outcome != "running"
+        return 0.0, self.end_reason != "running"
 
 
 @EXPERTS.register("slalom")

@@ -91,7 +91,9 @@ class BallToGoalTask(Task):
             raise RuntimeError("BallToGoalTask.reward() called before reset(robot)")
         scene = self._robot.scene_state()
         if np.linalg.norm(scene.ball_xy - scene.goal_xy) <= self.goal_radius:
+            self.end_reason = "success"
             return 1.0, True
         if not inside_arena(scene.ball_xy) or not inside_arena(scene.robot_xy):
+            self.end_reason = "ball_left_arena" if not inside_arena(scene.ball_xy) else "robot_left_arena"
             return 0.0, True
         return 0.0, False

@@ -79,7 +79,8 @@ def test_the_learning_curve_survives_kill_9_and_resume_continues_it(tmp_path, po
 
     def finish(numbers: range) -> None:
         for n in numbers:
-            sender.submit(EpisodeSummary(n, 10 + n, 0.0, n % 2 == 0, False, "task", -1, interventions=n))
+            end = "success" if n % 2 == 0 else "wrong_side"
+            sender.submit(EpisodeSummary(n, 10 + n, 0.0, n % 2 == 0, False, "task", -1, n, end_reason=end))
 
     def rows_written(count: int) -> None:
         wait_until(lambda: len(curve_rows(run_dir)) >= count, 20, what=f"{count} episodes written")
@@ -96,8 +97,8 @@ def test_the_learning_curve_survives_kill_9_and_resume_continues_it(tmp_path, po
     assert sender.close(flush_timeout_s=10.0)
     assert learner.terminate() == 0, learner.text()[-2000:]
     rows = curve_rows(run_dir)
-    assert [(r["episode"], r["steps"], r["interventions"]) for r in rows] == [
-        (str(n), str(10 + n), str(n)) for n in range(5)]  # fmt: skip
+    assert [(r["episode"], r["steps"], r["interventions"], r["end"]) for r in rows] == [
+        (str(n), str(10 + n), str(n), "success" if n % 2 == 0 else "wrong_side") for n in range(5)]  # fmt: skip
     walls = [float(r["wall_s"]) for r in rows]
     assert walls == sorted(walls), "wall time goes on from the last episode"
 

@@ -71,7 +71,8 @@ def test_the_episode_ends_on_the_step_limit_with_truncation_not_termination(port
     terminated = np.concatenate([c["terminated"] for c in columns])
     truncated = np.concatenate([c["truncated"] for c in columns])
     steps = np.concatenate([c["step"] for c in columns])
-    assert [(s.steps, s.outcome_source, s.success) for s in summaries] == [(5, "step_limit", False)] * 3
+    assert [(s.steps, s.outcome_source, s.end_reason, s.success) for s in summaries] == [
+        (5, "step_limit", "step_limit", False)] * 3  # fmt: skip
     assert steps.tolist() == [0, 1, 2, 3, 4] * 3
     assert not terminated.any(), "a step-limit end is a truncation, not a termination"
     assert truncated.tolist() == [False, False, False, False, True] * 3

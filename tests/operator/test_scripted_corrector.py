@@ -49,7 +49,9 @@ def test_the_expert_it_drives_through_the_operator_finishes_episodes_the_policy_
     _, alone = run(None, episodes=3, max_steps=100)
     _, corrected = run(CorrectorConfig(after_steps=1, correct_steps=0), episodes=3, max_steps=100)
     assert not any(s.success for s in alone)
+    assert {s.end_reason for s in alone} == {"step_limit"}  # spinning in place ends nothing but the clock
     assert sum(s.success for s in corrected) >= 2, [(s.steps, s.outcome_source) for s in corrected]
+    assert all((s.end_reason == "success") == s.success for s in corrected)  # the twin's task says why it ended
 
 
 def test_evaluation_episodes_are_never_corrected():

@@ -238,11 +238,11 @@ def test_success_and_failure_detection_on_hand_built_states(arm):
     task, limits = arm.task, arm.limits
     goal = arm.scene_state().goal_xy
     arm.set_cube_pose(goal + [0.03, -0.02], yaw=0.3)
-    assert task.reward(arm.get_observation()) == (1.0, True)
+    assert task.reward(arm.get_observation()) == (1.0, True) and task.end_reason == "success"
     arm.set_cube_pose(goal - [task.goal_radius + 0.02, 0.0])
     assert task.reward(arm.get_observation()) == (0.0, False)
     arm.set_cube_pose((limits.workspace_high[0] + 0.2, 0.0))  # off the table area
-    assert task.reward(arm.get_observation()) == (0.0, True)
+    assert task.reward(arm.get_observation()) == (0.0, True) and task.end_reason == "cube_off_table"
 
 
 def test_lifted_or_fallen_cube_is_not_a_success():

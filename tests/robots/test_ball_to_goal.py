@@ -52,6 +52,7 @@ def test_ball_in_goal_is_success(limo):
     goal = limo.scene_state().goal_xy
     limo.set_object_position("ball", goal + np.array([0.0, GOAL_RADIUS * 0.8]))
     assert limo.task.reward(limo.get_observation()) == (1.0, True)
+    assert limo.task.end_reason == "success"
 
 
 def test_ball_just_outside_goal_is_not_success(limo):
@@ -64,6 +65,7 @@ def test_ball_just_outside_goal_is_not_success(limo):
 def test_ball_out_of_arena_terminates_without_reward(limo, offset):
     limo.set_object_position("ball", np.array(ARENA_CENTER) + np.array(offset))
     assert limo.task.reward(limo.get_observation()) == (0.0, True)
+    assert limo.task.end_reason == "ball_left_arena"
 
 
 def test_robot_out_of_arena_terminates_without_reward(limo):
@@ -73,7 +75,7 @@ def test_robot_out_of_arena_terminates_without_reward(limo):
         reward, terminated = limo.task.reward(limo.get_observation())
         if terminated:
             break
-    assert (reward, terminated) == (0.0, True)
+    assert (reward, terminated) == (0.0, True) and limo.task.end_reason == "robot_left_arena"
     assert limo.scene_state().robot_xy[0] < ARENA_CENTER[0] - ARENA_HALF_SIZE
 
 

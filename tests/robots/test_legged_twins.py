@@ -46,7 +46,7 @@ def walk(robot, xy_path):
     for xy in xy_path:
         robot.set_robot_pose(xy)
         robot.task.reward(robot.get_observation())
-        outcomes.append(robot.task.last_outcome)
+        outcomes.append(robot.task.end_reason)
     return outcomes
 
 
@@ -184,13 +184,13 @@ def test_task_reward_on_the_twin(legged):
 def test_task_reward_failure_on_the_twin(legged):
     legged.set_robot_pose((1.5, -0.6))
     assert legged.task.reward(legged.get_observation()) == (0.0, True)
-    assert legged.task.last_outcome == "wrong_side"
+    assert legged.task.end_reason == "wrong_side"
 
 
 def test_task_uses_pushed_box_positions(legged):
     legged.set_box_position(0, (1.4, 0.8))  # box 0 pushed to the left: passing at y = 0.6 is now its right side
     walk(legged, [(1.3, 0.6), (1.5, 0.6)])
-    assert legged.task.last_outcome == "wrong_side"
+    assert legged.task.end_reason == "wrong_side"
 
 
 def test_random_courses_stay_inside_the_corridor_and_are_seeded():

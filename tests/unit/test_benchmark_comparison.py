@@ -13,7 +13,8 @@ import pytest
 from benchmarks import one_demo
 from benchmarks.comparison_report import (comparison_rows, curve_band, early_low_success, second_proposal_by_quarter,
                                           start_success, t_interval, write_comparison)
-from benchmarks.one_demo_report import RunResult, block_second_proposal_share, read_run, training_operator_share
+from benchmarks.one_demo_report import (RunResult, block_ends, block_second_proposal_share, read_run,
+                                        training_operator_share)
 from learner.algorithms import ALGORITHMS
 
 pytestmark = pytest.mark.timeout(120)
@@ -119,6 +120,17 @@ def test_the_start_block_the_early_dip_and_a_gates_rl_share_by_quarter():
     assert row["q2rl"]["start_success_mean"] == 0.4
     assert row["q2rl"]["second_proposal_by_quarter"] == "0.10 0.40 nan 0.90"
     assert row["sac"]["second_proposal_by_quarter"] == ""
+
+
+def test_how_the_final_blocks_episodes_ended_is_counted_per_run_and_pooled_per_configuration(tmp_path):
+    ends = ("wrong_side", "success", "success", "success")
+    assert block_ends([{"end": end} for end in ends]) == "success 3, wrong_side 1"
+    assert block_ends([{"end": "success"}, {"steps": "9"}]) == "", "episodes files written before the column"
+    runs = [synthetic("sac", 0, 0.75), synthetic("sac", 1, 0.25)]
+    runs[0].final_ends, runs[1].final_ends = "success 3, wrong_side 1", "wrong_side 2, step_limit 1, success 1"
+    (row,) = comparison_rows(runs)
+    assert row["final_ends"] == "success 50%, wrong_side 38%, step_limit 12%"  # of the 8 episodes together
+    assert "| success 50%, wrong_side 38%, step_limit 12% |" in write_comparison(runs, tmp_path)[1]
 
 
 def test_a_blocks_rl_share_is_weighted_by_episode_steps():

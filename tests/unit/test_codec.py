@@ -35,7 +35,7 @@ EXAMPLES = [
         },
     ),
     Ack(12),
-    EpisodeSummary(3, 40, 1.0, True, False, "task", 9, 2),
+    EpisodeSummary(3, 40, 1.0, False, False, "task", 9, 2, 0.25, "wrong_side"),
     Heartbeat(123.5),
     WeightsRequest(4),
     Weights(8, "sac", "{}", "abcd", {"w": np.ones((4, 3), np.float32), "b": np.zeros(3, np.float64)}),
@@ -67,6 +67,20 @@ def test_each_array_travels_as_its_own_frame_without_copying():
     frames = encode(TransitionBatch(1, {"rows/image": image}))
     assert len(frames) == 2
     assert np.shares_memory(np.frombuffer(frames[1], dtype=np.uint8), image)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_batches_of_earlier_versions_still_decode_and_other_messages_of_them_do_not(version):
+    """A spool or durable journal written before an upgrade holds batches of its version; protocol 6 changed no
+    batch (it added EpisodeSummary.end_reason), so 5's read as they are; an Ack of 5 is a peer to refuse."""
+    def as_version(frames: list) -> list:
+        header = msgpack.unpackb(frames[0])
+        return [msgpack.packb({**header, "v": version}), *map(bytes, frames[1:])]
+
+    batch = EXAMPLES[2]
+    assert _equal(decode(as_version(encode(batch))), batch)
+    with pytest.raises(DecodeError, match="version"):
+        decode(as_version(encode(Ack(3))))
 
 
 def _header(kind="ack", v=PROTOCOL_VERSION, fields=None, arrays=None) -> bytes:
