@@ -93,7 +93,8 @@ class BallToGoalTask(Task):
         if np.linalg.norm(scene.ball_xy - scene.goal_xy) <= self.goal_radius:
             self.end_reason = "success"
             return 1.0, True
-        if not inside_arena(scene.ball_xy) or not inside_arena(scene.robot_xy):
-            self.end_reason = "ball_left_arena" if not inside_arena(scene.ball_xy) else "robot_left_arena"
+        ball_out = not inside_arena(scene.ball_xy)
+        if ball_out or not inside_arena(scene.robot_xy):
+            self.end_reason = "ball_left_arena" if ball_out else "robot_left_arena"
             return 0.0, True
         return 0.0, False
