@@ -63,6 +63,7 @@ from common.ports import free_port_pair
 from benchmarks.one_demo_report import (  # noqa: F401  (re-exported)
     RunResult,
     read_run,
+    run_layouts,
     write_plots,
     write_results,
     write_summary,
@@ -133,6 +134,7 @@ class Profile:
     final_eval: int = 0  # episodes of the last policy evaluated after training (its final success at the cap)
     eval_every_updates: int = 0  # the evaluator's block grid in learner updates (0: blocks back to back)
     algo_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # algorithm -> its config overrides
+    layouts: str = "held-out"  # the twins' episode layouts (learner --layouts; "shared": runs before 2026-12-08)
 
     def seeds_for(self, task: str) -> int:
         return self.task_seeds.get(task, self.seeds)
@@ -262,6 +264,7 @@ def command(run: RunSpec, demo: Path, run_dir: Path, minutes: float, images: boo
         "--utd", f"{profile.utd:g}", "--max-minutes", str(minutes),
         "--stop-at-success", "1.0" if profile.stop_at_success else "0",
         "--stop-window", str(EVAL_EPISODES), "--final-eval", str(profile.final_eval), "--final-policy", "latest",
+        "--layouts", profile.layouts,
         "--local-actor", robot, "--eval-actor",
         "--actor-arg=--time-scale", "--actor-arg=4", "--actor-arg=--seed", f"--actor-arg={run.seed}",
         f"--actor-arg=--eval-episodes={EVAL_EPISODES}",
@@ -382,6 +385,15 @@ def execute(run: RunSpec, out: Path, profile: Profile, parallel: int = 1,
     return result
 
 
+def check_layouts_match(runs: list[RunSpec], out: Path, layouts: str) -> None:
+    """Refuse a sweep whose runs already in `out` (finished, or to be resumed) used other layouts than it would:
+    one sweep's rows are scored on one kind of evaluation."""
+    for run in runs:
+        if (out / run.name / "config.json").exists() and (used := run_layouts(out / run.name)) != layouts:
+            raise SystemExit(f"{out / run.name} ran with --layouts {used}; continue this sweep with --layouts "
+                             f"{used}, or give it another --out")
+
+
 def ray_sweep(runs: list[RunSpec], out: Path, profile: Profile, args: argparse.Namespace) -> list[RunResult]:
     """--ray: runs finished in `out` re-read here (with --keep-finished), the rest trained as Ray tasks; the
     results in plan order (the summary lists configurations in the order it first meets them)."""
@@ -412,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", dest="configs", action="append", default=[], metavar="KEY=VALUE,...",
                         help="run the profile once per --config, with these overrides besides --set (repeatable; "
                              "'' is the profile as it is): ablations side by side in one report")
+    parser.add_argument("--layouts", choices=("held-out", "shared"), default="held-out",
+                        help="the twins' episode layouts (learner --layouts); shared reproduces runs made before "
+                             "2026-12-08, whose evaluators replayed the training actor's layouts")
     parser.add_argument("--out", default="runs/one_demo", help="results directory")
     parser.add_argument("--report-only", action="store_true", help="re-read the profile's runs already in --out")
     parser.add_argument("--keep-finished", action="store_true",
@@ -436,9 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     profile.minutes = args.minutes or profile.minutes
     profile.max_updates = profile.max_updates if args.max_updates is None else args.max_updates
     profile.final_eval = profile.final_eval if args.final_eval is None else args.final_eval
+    profile.layouts = args.layouts
     out = Path(args.out)
     runs = plan_configs(profile, tuple(args.overrides), args.configs)
     check_overrides(runs)
+    if not args.report_only:
+        check_layouts_match(runs, out, profile.layouts)
     cap = f"{profile.max_updates} updates (paced, UTD {profile.utd:g}) and " if profile.max_updates else ""
     at_a_time = "on Ray" if args.ray else f"{args.parallel} at a time"
     print(f"{len(runs)} runs, at most {cap}{profile.minutes:g} min each, {at_a_time}, results in {out}",

@@ -177,6 +177,21 @@ def read_run_info(run_dir: Path) -> dict:
             "load_end": info.get("load_end", [math.nan])[0], "parallel": int(info.get("parallel", 0))}  # fmt: skip
 
 
+def run_layouts(run_dir: Path) -> str:
+    """The twins' layout streams a run used (learner --layouts): "held-out", or "shared" for runs from before
+    the option (their evaluators replayed the training actor's layouts)."""
+    path = run_dir / "config.json"
+    config = json.loads(path.read_text()) if path.exists() else {}
+    return config.get("local", {}).get("layouts", "shared")
+
+
+def described_overrides(run, run_dir: Path) -> str:
+    """A run's overrides as its configuration is labelled and grouped by: shared layouts are named, so such
+    runs never pool with held-out ones (the network sizes every comparison run shares are left out)."""
+    overrides = [o for o in run.overrides if not o.startswith(("batch_size", "hidden_dims"))]
+    return " ".join(overrides + (["layouts=shared"] if run_layouts(run_dir) == "shared" else []))
+
+
 def demo_mean_length(demo: Path) -> float:
     _, columns = load_episodes(demo)
     lengths = [b - a for a, b in episode_bounds(columns["episode"])]
@@ -202,7 +217,7 @@ def read_run(run, run_dir: Path, demo: Path, wall_s: float, block_episodes: int 
     second_proposal_curve = [(int(u), f) for u, f in zip(block_updates, fractions) if not math.isnan(u + f)]
     return RunResult(
         task=run.task, algo=run.algo, seed=run.seed, variant=run.variant,
-        overrides=" ".join(o for o in run.overrides if not o.startswith(("batch_size", "hidden_dims"))),
+        overrides=described_overrides(run, run_dir),
         env_steps=env_steps, updates=read_updates(run_dir), wall_s=wall_s,
         steps_to_100=float(reached[0][0]) if reached else math.nan,
         train_steps_to_100=float(reached[0][1]) if reached else math.nan,

@@ -115,6 +115,10 @@ def _cli_value(value: object) -> str:
 @click.option("--video-every", default=10,
               help="With --eval-actor: render the first episode of every Nth evaluation block to RUN_DIR/videos "
                    "(0: none); the final evaluation's are always rendered. Simulated robots only.")
+@click.option("--layouts", type=click.Choice(["held-out", "shared"]), default="held-out",
+              help="Simulated robots' episode layouts: held-out gives each training actor its own stream (from "
+                   "--seed) and scores evaluations on layouts no training actor draws; shared gives every actor the "
+                   "same stream (runs before 2026-12-08).")
 @click.option("--keys", default="", metavar="DIR", help="CURVE keys from `learner keys DIR` (needed off loopback).")
 @click.option("--insecure", is_flag=True, help="No encryption even with --keys (loopback addresses only).")
 @click.option("--resume", default="", metavar="RUN_DIR", help="Continue RUN_DIR: replay, algorithm, optimizer, step.")
@@ -130,7 +134,7 @@ def _cli_value(value: object) -> str:
 @click.pass_context
 def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed, utd, learning_starts, publish_every,
          checkpoint_every, max_updates, max_minutes, metrics_port, local_actor, actor_args, eval_actor, stop_at_success,
-         stop_window, stop_confirm, final_eval, final_policy, video_every, keys, insecure, resume, no_fsync,
+         stop_window, stop_confirm, final_eval, final_policy, video_every, layouts, keys, insecure, resume, no_fsync,
          interventions_to_demo, reward, fleet, launcher, ray_address, max_restarts, actor_cpus, parent_pid,
          verbose) -> None:  # fmt: skip
     """Receive transitions from actors, train ALGO, and publish policy weights to them.
@@ -148,7 +152,7 @@ def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed
         from deploy.ray.run import RayRun, run_on_ray
 
         run = RayRun(list(fleet), list(actor_args), ray_address, resume or run_dir, port, bool(resume), max_restarts,
-                     actor_cpus)  # fmt: skip
+                     actor_cpus, seed, layouts)  # fmt: skip
         try:
             sys.exit(run_on_ray(ctx.obj["argv"], run, demo))
         except (UnknownNameError, ValueError) as exc:
@@ -160,7 +164,7 @@ def train(ctx, algo, overrides, demo, bind, port, run_dir, device, threads, seed
             device=device, threads=threads, seed=seed, max_minutes=max_minutes, metrics_port=metrics_port,
             train=TrainConfig(utd, learning_starts, publish_every, checkpoint_every, max_updates),
             local=LocalRunConfig(local_actor, list(actor_args), list(fleet), eval_actor, stop_at_success, stop_window,
-                                 stop_confirm, final_eval, final_policy, video_every),
+                                 stop_confirm, final_eval, final_policy, video_every, layouts),
             keys=keys, insecure=insecure, resume=bool(resume), replay_fsync=not no_fsync,
             interventions_to_demo=interventions_to_demo, reward=reward,
         )  # fmt: skip

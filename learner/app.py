@@ -26,7 +26,19 @@ from learner.algorithms import config_from_overrides, config_to_dict, make_algor
 from common.transport import SequenceTracker, load_learner_security, require_security
 from learner.best_policy import BEST_POLICY_FILE, BestPolicy
 from learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, saved_run_config
-from learner.launch import ActorHandle, ActorProcess, Launcher, LocalLauncher, fleet_processes, parse_fleet
+from learner.launch import (
+    EVAL_LAYOUT_SEED,
+    FINAL_LAYOUT_SEED,
+    ActorHandle,
+    ActorProcess,
+    Launcher,
+    LocalLauncher,
+    check_layouts,
+    fleet_processes,
+    parse_fleet,
+    with_layout_seed,
+    with_training_layouts,
+)
 from learner.progress import VIDEOS_DIR, EpisodeStats, latest_video, live_line, write_curve, write_train_metrics
 from learner.reward_shaping import apply_reward, check_reward, mean_episode_length
 from learner.replay.buffer import ReplayBuffer
@@ -54,6 +66,7 @@ class LocalRunConfig:
     final_eval_episodes: int = 20  # deterministic episodes run by a fresh actor after training
     final_policy: str = "best"  # the final evaluation runs the best-evaluated version ("best") or the last ("latest")
     video_every: int = 10  # the evaluator renders the first episode of every Nth evaluation block to video (0: none)
+    layouts: str = "held-out"  # twins' episode layouts: each actor its own, evaluators held out (learner/launch.py)
 
     def __post_init__(self) -> None:
         if self.final_policy not in ("best", "latest"):
@@ -61,6 +74,7 @@ class LocalRunConfig:
         if self.video_every < 0:
             raise ValueError(f"--video-every must be >= 0, got {self.video_every}")
         parse_fleet(self.fleet)  # a malformed ROBOT=N group fails here, before anything starts
+        check_layouts(self.layouts, self.actor_args)
         if self.eval_actor and not self.robot:
             raise ValueError("--eval-actor starts a second local actor: it needs --local-actor ROBOT")
         block = evaluation_block_size(self.actor_args)
@@ -270,16 +284,31 @@ class Learner:
         return summary
 
     def _start_local_actors(self) -> list[ActorHandle]:
+        return [self._start_actor(process) for process in self.local_processes()]
+
+    def local_processes(self) -> list[ActorProcess]:
         """The training actor, with `eval_actor` an evaluator that runs evaluation blocks beside it, and the
         fleet's training actors."""
         local = self.config.local
         processes = fleet_processes(local.fleet, local.actor_args)
         if local.robot:
             processes.insert(0, ActorProcess("train", local.robot, tuple(local.actor_args)))
-            if local.eval_actor:
-                args = (*local.actor_args, "--eval-only", *self._video_args(local.video_every))
-                processes.insert(1, ActorProcess("eval", local.robot, args))
-        return [self._start_actor(process) for process in processes]
+        if local.layouts == "held-out":
+            processes = with_training_layouts(processes, self.config.seed)
+        if local.robot and local.eval_actor:
+            args = (*local.actor_args, "--eval-only", *self._video_args(local.video_every))
+            processes.insert(1, self._held_out(ActorProcess("eval", local.robot, args), EVAL_LAYOUT_SEED))
+        return processes
+
+    def final_evaluator(self, episodes: int) -> ActorProcess:
+        """The fresh actor that evaluates the final policy for `episodes` episodes, on layouts of its own."""
+        # Every block's first episode on video, always: what the run's final policy does, to watch.
+        args = [*self.config.local.actor_args, "--eval-only", "--episodes", str(episodes), *self._video_args(1)]
+        return self._held_out(ActorProcess("final-eval", self.config.local.robot, tuple(args)), FINAL_LAYOUT_SEED)
+
+    def _held_out(self, evaluator: ActorProcess, seed: int) -> ActorProcess:
+        """An evaluator on layouts no training actor draws (unless the run shares one stream)."""
+        return with_layout_seed(evaluator, seed) if self.config.local.layouts == "held-out" else evaluator
 
     def _video_args(self, every: int) -> tuple[str, ...]:
         """An evaluator's arguments to render the first episode of every `every`th block into RUN_DIR/videos
@@ -383,9 +412,7 @@ class Learner:
         episodes = self.config.local.final_eval_episodes
         if not self.config.local.robot or episodes <= 0 or self.interrupted.is_set():
             return {}
-        # Every block's first episode on video, always: what the run's final policy does, to watch.
-        args = [*self.config.local.actor_args, "--eval-only", "--episodes", str(episodes), *self._video_args(1)]
-        evaluator = self._start_actor(ActorProcess("final-eval", self.config.local.robot, tuple(args)))
+        evaluator = self._start_actor(self.final_evaluator(episodes))
         self.stats.wait_for_episodes(episodes, "final-eval", timeout_s=60.0 + 30.0 * episodes)
         evaluator.stop()
         results = self.stats.episodes(actor_id="final-eval")[:episodes]

@@ -12,6 +12,13 @@ actor id, arguments), never where; a launcher starts it and hands back a handle 
 
 Either way the actors are the program a robot runs, and transitions and weights go over the acked,
 encrypted ZeroMQ link; nothing is shortcut.
+
+A simulated robot draws each episode's layout (start pose, object places, course) from its `seed` option.
+With `--layouts held-out` (the default) every actor of a run draws its own: training actor i of a run with
+`--seed S` the stream 1000*S + i, so seeds differ in the episodes they train on and a fleet does not repeat
+itself, and the evaluators fixed streams no training actor draws, the same in every run, so every algorithm
+and seed is scored on the same held-out layouts. `--layouts shared` gives every actor the twin's default
+stream (what runs did before 2026-12-08: evaluation blocks replayed the layouts training had run through).
 """
 
 from __future__ import annotations
@@ -21,11 +28,16 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Protocol
 
 log = logging.getLogger(__name__)
+
+LAYOUTS = ("held-out", "shared")
+EVAL_LAYOUT_SEED = 1_000_000_007  # the evaluator's blocks: the same held-out layouts in every run
+FINAL_LAYOUT_SEED = 1_000_000_009  # the final evaluation's: held out from training and from the blocks
+_ROBOT_OPTION_FLAGS = ("-o", "--robot-option")
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,40 @@ def fleet_processes(groups: Iterable[str], args: Iterable[str] = ()) -> list[Act
             index = seen[robot] = seen.get(robot, -1) + 1
             processes.append(ActorProcess(f"{robot}-{index}", robot, tuple(args)))
     return processes
+
+
+def training_layout_seed(run_seed: int, index: int) -> int:
+    """The layout stream of a run's training actor `index` (0 the first); distinct for up to 1,000 actors."""
+    return 1000 * run_seed + index
+
+
+def with_layout_seed(process: ActorProcess, seed: int) -> ActorProcess:
+    """`process` drawing its episode layouts from `seed` when its robot has layouts (a twin, the fake robot);
+    a real robot's world is what it is, so its arguments stay as they are."""
+    import robots  # noqa: F401  (registers every robot)
+    from robots.base import ROBOTS, option_names
+
+    if "seed" not in (option_names(ROBOTS.get(process.robot)) or ()):
+        return process
+    return replace(process, args=(*process.args, "-o", f"seed={seed}"))
+
+
+def with_training_layouts(processes: list[ActorProcess], run_seed: int) -> list[ActorProcess]:
+    """Training actors, each drawing its own layout stream (see the module docstring)."""
+    return [with_layout_seed(p, training_layout_seed(run_seed, i)) for i, p in enumerate(processes)]
+
+
+def check_layouts(layouts: str, actor_args: Iterable[str]) -> None:
+    """A ValueError for an unknown `layouts`, or for a `-o seed=` in the actors' arguments that would give
+    every actor the same stream while `held-out` layouts were asked for."""
+    if layouts not in LAYOUTS:
+        raise ValueError(f"--layouts is one of {', '.join(LAYOUTS)}, got {layouts!r}")
+    args = list(actor_args)
+    options = [b for a, b in zip(args, args[1:]) if a in _ROBOT_OPTION_FLAGS]
+    options += [a.partition("=")[2] for a in args if a.startswith("--robot-option=")]
+    if layouts == "held-out" and any(option.startswith("seed=") for option in options):
+        raise ValueError("with --layouts held-out each actor's layout seed comes from --seed and its role; drop the "
+                         "actors' -o seed=..., or pass --layouts shared to give every actor that one stream")
 
 
 class ActorHandle(Protocol):

@@ -28,7 +28,7 @@ from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
 from common.lifetime import accept_stop_signals
 from deploy.ray.cluster import connect
 from deploy.ray.launcher import Placement, RayActorHandle, RayLauncher
-from learner.launch import fleet_processes
+from learner.launch import check_layouts, fleet_processes, with_training_layouts
 
 log = logging.getLogger(__name__)
 NODE_DIR = os.environ.get("TANDEM_RAY_NODE_DIR", "/tmp/tandem-ray")  # actors' keys, spools and logs on each node
@@ -52,6 +52,8 @@ class RayRun:
     resume: bool = False
     max_restarts: int = 10
     actor_cpus: float = 1.0
+    seed: int = 0  # the learner's --seed: the fleet's layout streams derive from it (learner/launch.py)
+    layouts: str = "held-out"
 
 
 def learner_argv(argv: list[str]) -> list[str]:
@@ -97,7 +99,10 @@ def check_fleet_specs(robots: list[str], demo: str) -> None:
 def run_on_ray(argv: list[str], run: RayRun, demo: str = "") -> int:
     """Place the learner and the fleet, wait for the learner to finish (or Ctrl-C), stop everything."""
     args = learner_argv(argv)
+    check_layouts(run.layouts, run.actor_args)
     processes = fleet_processes(run.fleet, run.actor_args)
+    if run.layouts == "held-out":
+        processes = with_training_layouts(processes, run.seed)
     if not processes:
         raise ValueError("--launcher ray needs a fleet (--fleet ROBOT=N), or start the learner without it")
     check_fleet_specs([p.robot for p in processes], demo)

@@ -1,0 +1,94 @@
+"""Episode layouts of simulated robots (learner --layouts): each training actor of a run draws its own, and the
+evaluators score layouts no training actor draws."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from actor.app import make_robot
+from benchmarks import one_demo
+from benchmarks.one_demo_report import described_overrides, run_layouts
+from learner.app import Learner, LearnerConfig, LocalRunConfig
+from learner.launch import ActorProcess, check_layouts, with_layout_seed, with_training_layouts
+
+LAYOUTS_DRAWN = 8
+
+
+def robot_options(process: ActorProcess) -> dict[str, str]:
+    """The `-o KEY=VALUE` options of an actor command, as the actor parses them (the last one wins)."""
+    args = process.args
+    return dict(value.split("=", 1) for flag, value in zip(args, args[1:]) if flag == "-o")
+
+
+def start_positions(process: ActorProcess) -> set[tuple[float, ...]]:
+    """The start states of the first episodes the process's robot would run."""
+    robot = make_robot(process.robot, robot_options(process))
+    robot.connect()
+    try:
+        return {tuple(np.round(robot.reset()["state"], 6)) for _ in range(LAYOUTS_DRAWN)}
+    finally:
+        robot.disconnect()
+
+
+def run_processes(tmp_path, layouts: str, seed: int = 3) -> list[ActorProcess]:
+    local = LocalRunConfig("fake", ["--time-scale", "25"], fleet=["fake=2"], eval_actor=True, layouts=layouts,
+                           video_every=0)  # fmt: skip
+    learner = Learner(LearnerConfig(algo="sac", run_dir=str(tmp_path), seed=seed, device="cpu", local=local))
+    return [*learner.local_processes(), learner.final_evaluator(20)]
+
+
+def test_every_actor_of_a_run_draws_its_own_layouts_and_the_evaluators_draw_held_out_ones(tmp_path):
+    processes = run_processes(tmp_path, "held-out")
+    assert [p.actor_id for p in processes] == ["train", "eval", "fake-0", "fake-1", "final-eval"]
+    drawn = {p.actor_id: start_positions(p) for p in processes}
+    for first in drawn:
+        for second in drawn:
+            if first < second:
+                assert not drawn[first] & drawn[second], f"{first} and {second} start episodes alike"
+
+
+def test_evaluators_score_the_same_layouts_in_every_run_and_training_differs_by_seed(tmp_path):
+    one, other = run_processes(tmp_path / "a", "held-out", seed=0), run_processes(tmp_path / "b", "held-out", seed=1)
+    by_id = [{p.actor_id: start_positions(p) for p in run} for run in (one, other)]
+    assert by_id[0]["eval"] == by_id[1]["eval"] and by_id[0]["final-eval"] == by_id[1]["final-eval"]
+    assert not by_id[0]["train"] & by_id[1]["train"]
+
+
+def test_shared_layouts_replay_one_stream_in_every_actor(tmp_path):
+    processes = run_processes(tmp_path, "shared")
+    drawn = [start_positions(p) for p in processes]
+    assert all(d == drawn[0] for d in drawn)  # what runs before --layouts did: evaluation on training's layouts
+
+
+def test_a_real_robot_keeps_its_arguments():
+    go2 = ActorProcess("go2-0", "go2", ("--seed", "1"))
+    assert with_layout_seed(go2, 7) == go2
+    assert with_training_layouts([go2], 2) == [go2]
+
+
+@pytest.mark.parametrize("args", [["-o", "seed=5"], ["--robot-option", "seed=5"], ["--robot-option=seed=5"]])
+def test_a_seed_option_for_every_actor_is_refused_with_held_out_layouts(args):
+    with pytest.raises(ValueError, match="--layouts shared"):
+        LocalRunConfig("limo_sim", args)
+    LocalRunConfig("limo_sim", args, layouts="shared")
+    with pytest.raises(ValueError, match="--layouts is one of"):
+        check_layouts("fresh", [])
+
+
+def test_the_harness_passes_its_layouts_and_will_not_mix_them_in_one_sweep(tmp_path):
+    run = one_demo.RunSpec("ball_to_goal", "sac", 0, "original", ())
+    profile = one_demo.Profile(("ball_to_goal",), ("sac",), seeds=1, minutes=1)
+    args = one_demo.command(run, tmp_path / "demo.npz", tmp_path, 1, False, profile)
+    assert args[args.index("--layouts") + 1] == "held-out"
+    run_dir = tmp_path / run.name
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"local": {"robot": "limo_sim"}}))  # a run from before
+    assert run_layouts(run_dir) == "shared" and described_overrides(run, run_dir) == "layouts=shared"
+    with pytest.raises(SystemExit, match="--layouts shared"):
+        one_demo.check_layouts_match([run], tmp_path, "held-out")
+    one_demo.check_layouts_match([run], tmp_path, "shared")
+    (run_dir / "config.json").write_text(json.dumps({"local": {"layouts": "held-out"}}))
+    assert described_overrides(run, run_dir) == ""
