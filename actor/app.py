@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 from actor.demo import record_demo
@@ -20,7 +21,7 @@ from actor.weights import WeightClient
 from common import metrics
 from common.protocol import Hello
 from common.transport import parse_address
-from robots.base import ROBOTS, Robot, option_names
+from robots.base import ROBOTS, Robot
 
 log = logging.getLogger("actor")
 HANDSHAKE_WAIT_S = 3.0  # how long to wait for the learner's verdict before moving the robot anyway
@@ -63,12 +64,25 @@ def make_robot(name: str, options: dict[str, str]) -> Robot:
     import robots  # noqa: F401  (registers every robot)
 
     factory = ROBOTS.get(name)
-    known = option_names(factory)
+    known = _option_names(factory)
     unknown = sorted(set(options) - known) if known is not None else []
     if unknown:
         raise ValueError(f"robot {name} has no option {', '.join(map(repr, unknown))}; its options: "
                          f"{', '.join(sorted(known))}")
     return factory(**{key: _literal(value) for key, value in options.items()})
+
+
+def _option_names(factory) -> set[str] | None:
+    """The keyword options of a robot factory (a dataclass config's fields for `**options` drivers), or None
+    when they cannot be told."""
+    parameters = inspect.signature(factory).parameters.values()
+    names = {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        config = getattr(factory, "CONFIG", None)
+        if config is None:
+            return None
+        names |= {f.name for f in fields(config)}
+    return names
 
 
 def _literal(text: str) -> object:

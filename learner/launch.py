@@ -23,6 +23,7 @@ stream (what runs did before 2026-12-08: evaluation blocks replayed the layouts 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -81,13 +82,19 @@ def training_layout_seed(run_seed: int, index: int) -> int:
     return 1000 * run_seed + index
 
 
-def with_layout_seed(process: ActorProcess, seed: int) -> ActorProcess:
-    """`process` drawing its episode layouts from `seed` when its robot has layouts (a twin, the fake robot);
-    a real robot's world is what it is, so its arguments stay as they are."""
+@functools.cache
+def draws_layouts(robot: str) -> bool:
+    """Whether `robot` draws its episodes' layouts from a `seed` option: a simulated robot (a twin, the fake)
+    does; a real robot's world is what it is. Built, not connected, to read its spec."""
     import robots  # noqa: F401  (registers every robot)
-    from robots.base import ROBOTS, option_names
+    from robots.base import ROBOTS
 
-    if "seed" not in (option_names(ROBOTS.get(process.robot)) or ()):
+    return ROBOTS.get(robot)().spec.metadata.get("simulated") == "true"
+
+
+def with_layout_seed(process: ActorProcess, seed: int) -> ActorProcess:
+    """`process` drawing its episode layouts from `seed` when its robot draws layouts; else as it is."""
+    if not draws_layouts(process.robot):
         return process
     return replace(process, args=(*process.args, "-o", f"seed={seed}"))
 

@@ -8,8 +8,6 @@ Reward and episode end live in a `Task`, never in the driver.
 from __future__ import annotations
 
 import abc
-import inspect
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -115,16 +113,3 @@ class Task(abc.ABC):
 
 # name -> factory(**options) -> Robot. Drivers and twins register themselves here.
 ROBOTS: Registry = Registry("robot")
-
-
-def option_names(factory) -> set[str] | None:
-    """The keyword options of a robot factory (a dataclass config's fields for `**options` drivers), or None
-    when they cannot be told."""
-    parameters = inspect.signature(factory).parameters.values()
-    names = {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        config = getattr(factory, "CONFIG", None)
-        if config is None:
-            return None
-        names |= {f.name for f in fields(config)}
-    return names

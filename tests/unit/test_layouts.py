@@ -24,25 +24,26 @@ def robot_options(process: ActorProcess) -> dict[str, str]:
 
 
 def start_positions(process: ActorProcess) -> set[tuple[float, ...]]:
-    """The start states of the first episodes the process's robot would run."""
+    """The first observations of the first episodes the process's robot would run (their layouts)."""
     robot = make_robot(process.robot, robot_options(process))
     robot.connect()
     try:
-        return {tuple(np.round(robot.reset()["state"], 6)) for _ in range(LAYOUTS_DRAWN)}
+        return {tuple(np.round(robot.task.reset(robot)["state"], 6)) for _ in range(LAYOUTS_DRAWN)}
     finally:
         robot.disconnect()
 
 
-def run_processes(tmp_path, layouts: str, seed: int = 3) -> list[ActorProcess]:
-    local = LocalRunConfig("fake", ["--time-scale", "25"], fleet=["fake=2"], eval_actor=True, layouts=layouts,
+def run_processes(tmp_path, layouts: str, seed: int = 3, robot: str = "fake") -> list[ActorProcess]:
+    local = LocalRunConfig(robot, ["--time-scale", "25"], fleet=[f"{robot}=2"], eval_actor=True, layouts=layouts,
                            video_every=0)  # fmt: skip
     learner = Learner(LearnerConfig(algo="sac", run_dir=str(tmp_path), seed=seed, device="cpu", local=local))
     return [*learner.local_processes(), learner.final_evaluator(20)]
 
 
-def test_every_actor_of_a_run_draws_its_own_layouts_and_the_evaluators_draw_held_out_ones(tmp_path):
-    processes = run_processes(tmp_path, "held-out")
-    assert [p.actor_id for p in processes] == ["train", "eval", "fake-0", "fake-1", "final-eval"]
+@pytest.mark.parametrize("robot", ["fake", "limo_sim", "franka_sim"])  # a robot class, twin class, twin factory
+def test_every_actor_of_a_run_draws_its_own_layouts_and_the_evaluators_draw_held_out_ones(tmp_path, robot):
+    processes = run_processes(tmp_path, "held-out", robot=robot)
+    assert [p.actor_id for p in processes] == ["train", "eval", f"{robot}-0", f"{robot}-1", "final-eval"]
     drawn = {p.actor_id: start_positions(p) for p in processes}
     for first in drawn:
         for second in drawn:
