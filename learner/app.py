@@ -364,6 +364,7 @@ class Learner:
         reached = target and self.loop is not None and self.stages.online_started() and self.stop_rule.check(self.loop)
         if reached:
             log.info("policy %s reached %.0f%% evaluation success: stopping", reached.describe(), 100 * target)
+            self.best_policy.settle(reached)
             self.stop.set()
         for actor in local:
             if not actor.alive():
@@ -374,6 +375,7 @@ class Learner:
         # "interrupted": stopped by a signal before its stop rule or budget (a sweep must train it again).
         summary = {"wall_time_s": round(time.monotonic() - started, 1), "interrupted": self.interrupted.is_set()}
         if self.loop is not None and self.stages.online_started():
+            self.best_policy.settle()  # stopped by the budget: the best so far (a stop rule settled already)
             summary.update(self._publish_final_policy())
             summary.update(self._final_evaluation())
         if self.loop is not None:

@@ -102,6 +102,7 @@ class BestPolicy:
         self.best: Tally | None = None
         self.best_weights: Weights | None = None
         self._loaded: Tally | None = None  # the saved best a resumed run started from
+        self._settled = False  # the run has chosen its policy: later episodes are counted, the best stays
         self.spec: RobotSpec | None = None  # the run's robot spec, saved with the weights (set once it is known)
 
     def load_saved(self) -> None:
@@ -140,6 +141,22 @@ class BestPolicy:
             tally.outcomes.append(summary.success)
             self._choose_best(tally)
 
+    def settle(self, chosen: Tally | None = None) -> None:
+        """Fix the run's policy when training stops: `chosen` (the version the stop rule confirmed, its weights
+        still held) or else the best so far. Episodes that arrive afterwards (a block the evaluator had under
+        way, the final evaluation) are still counted but no longer choose: otherwise a version that scored 20/20
+        on one block of many, never confirmed, could replace the confirmed one (a run did, 2026-12-08)."""
+        with self._lock:
+            self._settled = True
+            weights = self._recent.get(chosen.version) if chosen is not None else None
+            if weights is None:
+                return
+            if self.best is None or self.best.version != chosen.version:
+                log.info("the run's policy: %s (best so far was %s)", chosen.describe(),
+                         self.best.describe() if self.best else "none")  # fmt: skip
+            self.best, self.best_weights = chosen, weights
+            self._save(chosen)
+
     def reached(self, target: float, min_episodes: int, exclude: set[int] | frozenset = frozenset()) -> Tally | None:
         """A version still held, not in `exclude`, whose success rate over at least `min_episodes` evaluation
         episodes is >= target.
@@ -164,6 +181,8 @@ class BestPolicy:
             return self._recent.get(version)
 
     def _choose_best(self, changed: Tally) -> None:
+        if self._settled:
+            return
         # Only versions whose weights we still hold can become the best.
         candidates = [t for t in self._tallies.values() if t.version in self._recent or t is self.best]
         top = max(candidates, key=lambda t: (t.lower_bound, t.version))

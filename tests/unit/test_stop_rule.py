@@ -11,7 +11,7 @@ from replay_world import SPEC, Row, to_columns
 from common.protocol import EpisodeSummary
 from learner.algorithms import make_algorithm
 from learner.app import Learner, LearnerConfig, LocalRunConfig
-from learner.best_policy import BestPolicy
+from learner.best_policy import BestPolicy, load_weights
 from learner.replay import ReplayBuffer
 from learner.stop_rule import StopRule
 from learner.train_loop import TrainConfig, TrainLoop
@@ -109,3 +109,28 @@ def test_the_learner_confirms_only_once_online_training_runs(tmp_path, algo, con
     assert not learner.stop.is_set()
     assert len(learner.server.published) == (2 if confirms else 1)
 
+
+
+def test_the_confirmed_version_stays_the_runs_policy_whatever_evaluation_arrives_after_the_stop(tmp_path):
+    """A run stopped on v1 confirmed as v2; then another version's block of 20/20 (it began before the hold)
+    and one failure of the confirmation version's next block arrived. The lower-bound ranking alone would now
+    pick that unconfirmed version (20/20 beats 20/21): the confirmed one must stay the run's policy."""
+    loop, best, published, rule = confirming_v1(tmp_path)
+    evaluate(best, 2, 20)
+    stopped = rule.check(loop)
+    best.settle(stopped)
+    evaluate(best, 2, 0, failures=1)
+    assert loop.step() and published[-1].version == 3
+    evaluate(best, 3, 20)
+    assert best.best.version == 2 and best.best_weights.version == 2
+    assert load_weights(tmp_path / "best.npz")[1].version == 2, "the file a user deploys is the confirmed policy"
+
+
+def test_without_a_confirmed_version_settling_keeps_the_best_so_far_against_the_final_evaluation(tmp_path):
+    loop, best, published = training(tmp_path)
+    loop.step()
+    evaluate(best, 1, 15, failures=5)
+    best.settle()
+    assert loop.step()
+    evaluate(best, 2, 20)  # e.g. the final evaluation's episodes, tallied under the version that republished it
+    assert best.best.version == 1
