@@ -147,10 +147,12 @@ class BestPolicy:
         way, the final evaluation) are still counted but no longer choose: otherwise a version that scored 20/20
         on one block of many, never confirmed, could replace the confirmed one (a run did, 2026-12-08)."""
         with self._lock:
-            self._settled = True
             weights = self._recent.get(chosen.version) if chosen is not None else None
             if weights is None:
+                # Nothing evaluated yet (no evaluator ran): the final evaluation's version may still become it.
+                self._settled = self._settled or self.best is not None
                 return
+            self._settled = True
             if self.best is None or self.best.version != chosen.version:
                 log.info("the run's policy: %s (best so far was %s)", chosen.describe(),
                          self.best.describe() if self.best else "none")  # fmt: skip

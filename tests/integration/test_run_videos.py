@@ -59,8 +59,9 @@ def test_the_evaluator_and_the_final_evaluation_render_and_the_training_actors_d
         return {process.actor_id: process.args for process in started}
 
     args = evaluator_args(video_every=3)
-    assert args["eval"][-5:] == ("--eval-only", "--render-videos", str((tmp_path / "videos").absolute()),
-                                 "--render-every", "3")  # fmt: skip
+    start = args["eval"].index("--eval-only")
+    assert args["eval"][start:start + 5] == ("--eval-only", "--render-videos", str((tmp_path / "videos").absolute()),
+                                             "--render-every", "3")  # fmt: skip
     assert not any("--render-videos" in args[actor] for actor in ("train", "limo_sim-0"))
     assert "--render-videos" not in evaluator_args(video_every=0)["eval"], "0 turns the evaluator's videos off"
     with pytest.raises(ValueError, match="--video-every"):

@@ -134,3 +134,11 @@ def test_without_a_confirmed_version_settling_keeps_the_best_so_far_against_the_
     assert loop.step()
     evaluate(best, 2, 20)  # e.g. the final evaluation's episodes, tallied under the version that republished it
     assert best.best.version == 1
+
+
+def test_a_run_that_evaluated_nothing_before_it_stopped_keeps_the_final_evaluations_version(tmp_path):
+    loop, best, published = training(tmp_path)
+    loop.step()
+    best.settle()  # no evaluator: nothing to settle on
+    evaluate(best, 1, 1)  # the final evaluation's one episode
+    assert best.best.version == 1 and (tmp_path / "best.npz").exists()
