@@ -98,13 +98,16 @@ def _parse_pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
                    "as ALOE's humans correct failures (actor/corrector.py; 0: never).")
 @click.option("--correct-for", default=20, metavar="STEPS",
               help="With --correct-after: steps of each correction before the policy drives again (0: to the end).")
+@click.option("--layout-seed", type=int, default=None,
+              help="Simulated robots: the seed of their episode layouts, as -o seed= (the learner gives each of its "
+                   "actors its own); a real robot ignores it.")
 @click.option("--parent-pid", default=0, hidden=True, help="Exit with this process (learner --local-actor).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, eval_episodes, eval_only,
          time_scale, pace_utd, pace_slack, no_eval_data, eval_every_updates, render_videos, render_every, record_video,
          batch_size, metrics_port, period_log, seed, explore_before_weights, record_demo, policy_file, keep_failures,
          keys, teleop_speed, no_console, keys_dir, insecure, spool_dir, spool_fsync, spool_max_mb, when_full,
-         correct_after, correct_for, parent_pid, verbose,
+         correct_after, correct_for, layout_seed, parent_pid, verbose,
          check=False, check_observations=20, move=False) -> None:  # fmt: skip
     """Run the control loop on ROBOT, streaming transitions to the learner and acting with its weights.
 
@@ -150,7 +153,7 @@ def main(robot, learner_address, actor_id, robot_options, episodes, eval_every, 
             pace_utd=pace_utd, pace_slack=pace_slack, eval_data=not no_eval_data,
             eval_every_updates=eval_every_updates, render_videos=render_videos, render_every=render_every,
             record_video=record_video, explore_before_weights=explore_before_weights,
-            correct_after=correct_after, correct_for=correct_for,
+            correct_after=correct_after, correct_for=correct_for, layout_seed=layout_seed,
         )
         code = run_actor(options, install_signals=lambda stop: _on_signals(stop))
     except (UnknownNameError, ValueError) as exc:

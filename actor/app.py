@@ -21,7 +21,7 @@ from actor.weights import WeightClient
 from common import metrics
 from common.protocol import Hello
 from common.transport import parse_address
-from robots.base import ROBOTS, Robot
+from robots.base import ROBOTS, Robot, is_simulated
 
 log = logging.getLogger("actor")
 HANDSHAKE_WAIT_S = 3.0  # how long to wait for the learner's verdict before moving the robot anyway
@@ -55,6 +55,7 @@ class ActorOptions:
     explore_before_weights: bool = False  # real robots: random actions before the first weights (default: hold still)
     correct_after: int = 0  # twins: a scripted corrector takes over after this many policy steps (0: none)
     correct_for: int = 20  # steps each correction lasts before the policy drives again (0: to the episode's end)
+    layout_seed: int | None = None  # simulated robots: their episode layouts' seed (learner/launch.py); real: ignored
 
 
 def make_robot(name: str, options: dict[str, str]) -> Robot:
@@ -70,6 +71,16 @@ def make_robot(name: str, options: dict[str, str]) -> Robot:
         raise ValueError(f"robot {name} has no option {', '.join(map(repr, unknown))}; its options: "
                          f"{', '.join(sorted(known))}")
     return factory(**{key: _literal(value) for key, value in options.items()})
+
+
+def with_layout_seed(name: str, options: dict[str, str], layout_seed: int | None) -> dict[str, str]:
+    """`options` with `seed` set to `layout_seed` when robot `name` is simulated (an explicit -o seed= wins);
+    a real robot's world is what it is, so its options stay as they are."""
+    import robots  # noqa: F401  (registers every robot)
+
+    if layout_seed is None or "seed" in options or not is_simulated(name):
+        return options
+    return {**options, "seed": str(layout_seed)}
 
 
 def _option_names(factory) -> set[str] | None:
@@ -102,7 +113,7 @@ def run_actor(options: ActorOptions, install_signals: Callable[[Callable[[], Non
 
     The robot is connected first, so one that does not answer raises its RobotError (what was tried, what to
     check) before anything else starts; the CLI prints it as one line and exits with EXIT_ROBOT."""
-    robot = make_robot(options.robot, options.robot_options)
+    robot = make_robot(options.robot, with_layout_seed(options.robot, options.robot_options, options.layout_seed))
     spec = robot.spec
     if options.loop.time_scale != 1.0 and spec.metadata.get("simulated") != "true":
         raise ValueError("--time-scale other than 1 is only for simulated robots")

@@ -13,7 +13,8 @@ actor id, arguments), never where; a launcher starts it and hands back a handle 
 Either way the actors are the program a robot runs, and transitions and weights go over the acked,
 encrypted ZeroMQ link; nothing is shortcut.
 
-A simulated robot draws each episode's layout (start pose, object places, course) from its `seed` option.
+A simulated robot draws each episode's layout (start pose, object places, course) from its `seed` option,
+which an actor sets from its `--layout-seed`.
 With `--layouts held-out` (the default) every actor of a run draws its own: training actor i of a run with
 `--seed S` the stream 1000*S + i, so seeds differ in the episodes they train on and a fleet does not repeat
 itself, and the evaluators fixed streams no training actor draws, the same in every run, so every algorithm
@@ -23,7 +24,6 @@ stream (what runs did before 2026-12-08: evaluation blocks replayed the layouts 
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
@@ -82,21 +82,9 @@ def training_layout_seed(run_seed: int, index: int) -> int:
     return 1000 * run_seed + index
 
 
-@functools.cache
-def draws_layouts(robot: str) -> bool:
-    """Whether `robot` draws its episodes' layouts from a `seed` option: a simulated robot (a twin, the fake)
-    does; a real robot's world is what it is. Built, not connected, to read its spec."""
-    import robots  # noqa: F401  (registers every robot)
-    from robots.base import ROBOTS
-
-    return ROBOTS.get(robot)().spec.metadata.get("simulated") == "true"
-
-
 def with_layout_seed(process: ActorProcess, seed: int) -> ActorProcess:
-    """`process` drawing its episode layouts from `seed` when its robot draws layouts; else as it is."""
-    if not draws_layouts(process.robot):
-        return process
-    return replace(process, args=(*process.args, "-o", f"seed={seed}"))
+    """`process` drawing its episode layouts from `seed` (`actor --layout-seed`: a real robot ignores it)."""
+    return replace(process, args=(*process.args, "--layout-seed", str(seed)))
 
 
 def with_training_layouts(processes: list[ActorProcess], run_seed: int) -> list[ActorProcess]:

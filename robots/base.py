@@ -113,3 +113,8 @@ class Task(abc.ABC):
 
 # name -> factory(**options) -> Robot. Drivers and twins register themselves here.
 ROBOTS: Registry = Registry("robot")
+
+
+def is_simulated(name: str) -> bool:
+    """Whether the registered robot `name` is simulated (a twin, the fake): built, not connected, for its spec."""
+    return ROBOTS.get(name)().spec.metadata.get("simulated") == "true"

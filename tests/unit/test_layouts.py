@@ -8,24 +8,26 @@ import json
 import numpy as np
 import pytest
 
-from actor.app import make_robot
+from actor.app import make_robot, with_layout_seed
 from benchmarks import one_demo
 from benchmarks.one_demo_report import described_overrides, run_layouts
 from learner.app import Learner, LearnerConfig, LocalRunConfig
-from learner.launch import ActorProcess, check_layouts, with_layout_seed, with_training_layouts
+from learner.launch import ActorProcess, check_layouts
 
 LAYOUTS_DRAWN = 8
 
 
-def robot_options(process: ActorProcess) -> dict[str, str]:
-    """The `-o KEY=VALUE` options of an actor command, as the actor parses them (the last one wins)."""
+def built_robot(process: ActorProcess):
+    """The robot the actor command builds: its `-o KEY=VALUE` options (the last one wins) and `--layout-seed`."""
     args = process.args
-    return dict(value.split("=", 1) for flag, value in zip(args, args[1:]) if flag == "-o")
+    options = dict(value.split("=", 1) for flag, value in zip(args, args[1:]) if flag == "-o")
+    seed = int(args[args.index("--layout-seed") + 1]) if "--layout-seed" in args else None
+    return make_robot(process.robot, with_layout_seed(process.robot, options, seed))
 
 
 def start_positions(process: ActorProcess) -> set[tuple[float, ...]]:
     """The first observations of the first episodes the process's robot would run (their layouts)."""
-    robot = make_robot(process.robot, robot_options(process))
+    robot = built_robot(process)
     robot.connect()
     try:
         return {tuple(np.round(robot.task.reset(robot)["state"], 6)) for _ in range(LAYOUTS_DRAWN)}
@@ -64,10 +66,11 @@ def test_shared_layouts_replay_one_stream_in_every_actor(tmp_path):
     assert all(d == drawn[0] for d in drawn)  # what runs before --layouts did: evaluation on training's layouts
 
 
-def test_a_real_robot_keeps_its_arguments():
-    go2 = ActorProcess("go2-0", "go2", ("--seed", "1"))
-    assert with_layout_seed(go2, 7) == go2
-    assert with_training_layouts([go2], 2) == [go2]
+def test_a_real_robot_ignores_the_layout_seed_and_an_explicit_seed_option_wins():
+    assert with_layout_seed("go2", {"network_interface": "eth0"}, 7) == {"network_interface": "eth0"}
+    assert with_layout_seed("limo_sim", {}, 7) == {"seed": "7"}
+    assert with_layout_seed("limo_sim", {"seed": "3"}, 7) == {"seed": "3"}
+    assert with_layout_seed("limo_sim", {}, None) == {}
 
 
 @pytest.mark.parametrize("args", [["-o", "seed=5"], ["--robot-option", "seed=5"], ["--robot-option=seed=5"]])
